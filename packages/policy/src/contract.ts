@@ -1,0 +1,109 @@
+// The module contract (SPEC §3). A module is a pure, deterministic function of
+// the policy: same policy, same Emission. Writing files, running tools and
+// probing a live system happen elsewhere (tools/, e2e/, the image self-test).
+import type { Policy } from './policy.js';
+
+export interface GeneratedFile {
+  /** Absolute path in the image, e.g. /etc/sysctl.d/50-leakless-pmtud.conf */
+  readonly path: string;
+  readonly content: string;
+  /** Explicit permission bits, e.g. 0o644. */
+  readonly mode: number;
+  readonly uid?: number;
+  readonly gid?: number;
+  /** The policy clause the file comes from (a path into the policy or a SPEC clause). */
+  readonly clause: string;
+}
+
+/** A system user the image must create with this exact uid/gid before packages install. */
+export interface SystemUser {
+  readonly name: string;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/** Read access to a tree of files: the in-memory emission, an emitted directory, or a built rootfs. */
+export interface TreeReader {
+  read(path: string): string | undefined;
+  mode(path: string): number | undefined;
+  paths(): readonly string[];
+}
+
+/** Runs a host tool for a static check; injected so assertions stay testable. */
+export type ToolRunner = (
+  cmd: string,
+  args: readonly string[],
+  opts?: { input?: string },
+) => Promise<{ exitCode: number; stdout: string; stderr: string }>;
+
+export interface StaticContext {
+  readonly tree: TreeReader;
+  readonly policy: Policy;
+  readonly run: ToolRunner;
+}
+
+export interface CheckResult {
+  readonly ok: boolean;
+  /** One line: what was found (on failure, what is wrong). */
+  readonly detail: string;
+}
+
+/** Evaluated on the emitted tree (and the built rootfs) at build time. */
+export interface StaticAssertion {
+  readonly id: string;
+  readonly statement: string;
+  /** Host tools the check needs (e.g. nft); a missing tool is a failure, not a pass. */
+  readonly tools?: readonly string[];
+  check(ctx: StaticContext): CheckResult | Promise<CheckResult>;
+}
+
+/**
+ * Evaluated on a running system: in a module's tests, in the lab and in the
+ * booted image (leakless-selftest). Plain data, so the image can carry it as
+ * JSON and a small evaluator (runtime.ts) can check it without the modules.
+ */
+export type RuntimeCheck =
+  | { readonly kind: 'sysctl'; readonly key: string; readonly expected: string }
+  | { readonly kind: 'file'; readonly path: string; readonly sha256: string; readonly mode: number }
+  | { readonly kind: 'user'; readonly name: string; readonly uid: number; readonly gid: number }
+  | { readonly kind: 'module-blocked'; readonly module: string }
+  | { readonly kind: 'nft-table'; readonly family: string; readonly table: string; readonly sha256OfRules: string }
+  | { readonly kind: 'listening'; readonly protocol: 'tcp' | 'udp'; readonly address: string; readonly port: number }
+  | { readonly kind: 'unit-active'; readonly unit: string };
+
+export interface RuntimeAssertion {
+  readonly id: string;
+  readonly statement: string;
+  readonly check: RuntimeCheck;
+  /** Where it can be evaluated: netns = in a fresh network namespace (lab, tests); system = booted image only. */
+  readonly scope: 'netns' | 'system';
+}
+
+export interface Emission {
+  readonly module: string;
+  readonly files: readonly GeneratedFile[];
+  readonly packages: readonly string[];
+  readonly users: readonly SystemUser[];
+  /** systemd units to enable in the image. */
+  readonly units: readonly string[];
+  readonly staticAssertions: readonly StaticAssertion[];
+  readonly runtimeAssertions: readonly RuntimeAssertion[];
+}
+
+export interface LeaklessModule {
+  readonly name: string;
+  emit(policy: Policy): Emission;
+}
+
+/** Fill in the empty parts of an emission so modules only state what they have. */
+export function emission(module: string, parts: Partial<Omit<Emission, 'module'>>): Emission {
+  return {
+    module,
+    files: parts.files ?? [],
+    packages: parts.packages ?? [],
+    users: parts.users ?? [],
+    units: parts.units ?? [],
+    staticAssertions: parts.staticAssertions ?? [],
+    runtimeAssertions: parts.runtimeAssertions ?? [],
+  };
+}

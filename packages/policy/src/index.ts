@@ -1,0 +1,36 @@
+// @leakless/policy: the policy model, its validation and derived views, the
+// module contract and the emit helpers every module shares.
+export { policySchema } from './schema.js';
+export type { PolicyInput, PolicyDocument, User, UserRole, Listener, Namespace } from './schema.js';
+export { parsePolicy, formatIssue, formatPath } from './validate.js';
+export type { PolicyResult } from './validate.js';
+export type { PolicyIssue } from './rules.js';
+export { derivePolicy } from './policy.js';
+export type { Policy, TorListener, TorListenerKind, ResolvedNamespace } from './policy.js';
+export { readPolicyFile } from './load.js';
+export { policyJsonSchema } from './json-schema.js';
+export { emission } from './contract.js';
+export type {
+  Emission,
+  GeneratedFile,
+  LeaklessModule,
+  RuntimeAssertion,
+  RuntimeCheck,
+  StaticAssertion,
+  StaticContext,
+  CheckResult,
+  SystemUser,
+  ToolRunner,
+  TreeReader,
+} from './contract.js';
+export { buildTree, memoryTree, sha256, byteOrder } from './tree.js';
+export type { Tree, TreeFile } from './tree.js';
+export { compileTemplate, loadTemplate } from './render.js';
+export type { Template } from './render.js';
+export { tarballOf } from './tar.js';
+export { writeOutputs } from './output.js';
+export { assemble, checkStatic } from './assemble.js';
+export type { Assembly, StaticResult } from './assemble.js';
+export { evaluateRuntime, normalizeNftListing } from './runtime.js';
+export type { Exec, RuntimeResult } from './runtime.js';
+export { addressIn, cidrWithin, parseCidr4, formatCidr4, nthAddress } from './net.js';

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian tools a suite needs, only those missing, never with
+# Recommends (debos' Recommends pull systemd-resolved, which replaces
+# /etc/resolv.conf with a dangling link and breaks DNS on these machines).
+#   tools/install-deps.sh test   lab: nftables, tor, tcpdump, iproute2 …
+#   tools/install-deps.sh e2e    image: mmdebstrap, debos, squashfs, xorriso, grub, qemu, ovmf
+set -euo pipefail
+group=${1:?usage: install-deps.sh test|e2e}
+[ "$(id -u)" = 0 ] || { echo "install-deps: must run as root" >&2; exit 2; }
+
+test_pkgs="nftables tor iproute2 tcpdump procps kmod util-linux python3 iputils-ping dnsmasq-base"
+e2e_pkgs="$test_pkgs mmdebstrap debos squashfs-tools xorriso grub-pc-bin grub-efi-amd64-bin grub-common mtools dosfstools qemu-system-x86 ovmf systemd-container"
+case "$group" in
+  test) pkgs=$test_pkgs ;;
+  e2e) pkgs=$e2e_pkgs ;;
+  *) echo "install-deps: unknown group $group" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+// Runs a suite and prints the closing line CI reads: "N passed, N failed".
+//   node tools/run-suite.mjs test   unit tests, static assertions, drift, the lab
+//   node tools/run-suite.mjs e2e    the ISO build, QEMU boots
+// Installs the Debian tools the suite needs first when running as root.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+
+const mode = process.argv[2];
+if (mode !== 'test' && mode !== 'e2e') {
+  console.error('usage: run-suite.mjs test|e2e');
+  process.exit(2);
+}
+const run = (cmd, args, opts = {}) => spawnSync(cmd, args, { stdio: 'inherit', ...opts }).status ?? 1;
+
+if (process.getuid?.() === 0) {
+  if (run('bash', ['tools/install-deps.sh', mode]) !== 0) {
+    console.error('run-suite: installing the Debian tools failed');
+    console.log('0 passed, 1 failed');
+    process.exit(1);
+  }
+} else {
+  console.error('run-suite: not root: Debian tools are not installed and root-only tests will skip (CI=true makes them fail)');
+}
+
+if (run('npx', ['tsc', '-b', 'tsconfig.build.json']) !== 0) {
+  console.log('0 passed, 1 failed');
+  process.exit(1);
+}
+
+const report = `.vitest-${mode}.json`;
+rmSync(report, { force: true });
+const projectArgs = mode === 'e2e' ? ['--project', 'iso'] : ['--project', '!iso'];
+const status = run('npx', ['vitest', 'run', ...projectArgs, '--reporter=default', '--reporter=json', `--outputFile=${report}`]);
+if (!existsSync(report)) {
+  console.log('0 passed, 1 failed');
+  process.exit(1);
+}
+const r = JSON.parse(readFileSync(report, 'utf8'));
+// A suite file that failed to load has no test results but must count.
+const brokenFiles = r.testResults.filter((f) => f.status === 'failed' && f.assertionResults.length === 0).length;
+const failed = r.numFailedTests + brokenFiles;
+const skipped = r.numPendingTests + r.numTodoTests;
+console.log(`${r.numPassedTests} passed, ${failed} failed, ${skipped} skipped`);
+process.exit(status === 0 && failed === 0 ? 0 : 1);

@@ -1,0 +1,9 @@
+import { defineConfig } from 'vitest/config';
+
+// One project per workspace package; the ISO/QEMU suite is its own project so
+// `npm test` can leave it to `npm run e2e`.
+export default defineConfig({
+  test: {
+    projects: ['packages/*', 'tools/*', 'e2e', 'e2e/iso'],
+  },
+});
