@@ -4,6 +4,6 @@ import { defineConfig } from 'vitest/config';
 // `npm test` can leave it to `npm run e2e`.
 export default defineConfig({
   test: {
-    projects: ['packages/*', 'tools/*', 'e2e', 'e2e/iso'],
+    projects: ['packages/*/vitest.config.ts', 'tools/*/vitest.config.ts', 'e2e/vitest.config.ts', 'e2e/iso/vitest.config.ts'],
   },
 });

@@ -1,5 +1,6 @@
 import { defineProject } from 'vitest/config';
+import { sourceConditions } from '../vitest.shared.ts';
 export default defineProject({
-  resolve: { conditions: ['source'] },
+  ...sourceConditions,
   test: { name: 'lab', include: ['src/**/*.test.ts'], testTimeout: 120_000, hookTimeout: 120_000, fileParallelism: false },
 });

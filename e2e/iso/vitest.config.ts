@@ -1,5 +1,6 @@
 import { defineProject } from 'vitest/config';
+import { sourceConditions } from '../../vitest.shared.ts';
 export default defineProject({
-  resolve: { conditions: ['source'] },
+  ...sourceConditions,
   test: { name: 'iso', include: ['**/*.test.ts'], testTimeout: 1_800_000, hookTimeout: 1_800_000, fileParallelism: false },
 });

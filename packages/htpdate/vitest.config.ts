@@ -1,5 +1,6 @@
 import { defineProject } from 'vitest/config';
+import { sourceConditions } from '../../vitest.shared.ts';
 export default defineProject({
-  resolve: { conditions: ['source'] },
+  ...sourceConditions,
   test: { name: 'htpdate', include: ['src/**/*.test.ts'] },
 });

@@ -1,0 +1,140 @@
+import { describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { buildTree, evaluateRuntime, memoryTree, type Exec, type StaticContext } from '@leakless/policy';
+import { defaultPolicy } from '@leakless/policy/testing';
+import { emit, parseSysctlConf, isPerNetns, MODPROBE_FILE } from './index.js';
+
+const policy = defaultPolicy();
+const out = emit(policy);
+
+function ctxFor(files: typeof out.files): StaticContext {
+  return { tree: memoryTree(buildTree([{ ...out, files }])), policy, run: async () => ({ exitCode: 127, stdout: '', stderr: 'no tools' }) };
+}
+
+describe('sysctl emit', () => {
+  it('writes the sysctl.d files and the modprobe blocklist, 0644, each with a clause', () => {
+    expect(out.files.map((f) => f.path)).toEqual([
+      '/etc/sysctl.d/50-leakless-pmtud.conf',
+      '/etc/sysctl.d/50-leakless-ipv6.conf',
+      '/etc/sysctl.d/50-leakless-net-hardening.conf',
+      '/etc/sysctl.d/50-leakless-kernel-hardening.conf',
+      MODPROBE_FILE,
+    ]);
+    for (const f of out.files) {
+      expect(f.mode).toBe(0o644);
+      expect(f.clause).not.toBe('');
+      expect(f.content).toMatch(/^# .*\n# leakless: generated from the policy \(.+\); do not edit/);
+    }
+  });
+
+  it('sets PLPMTUD and turns IPv6 off (all/default, lo kept)', () => {
+    const all = new Map(out.files.filter((f) => f.path.startsWith('/etc/sysctl.d/')).flatMap((f) => [...parseSysctlConf(f.content).entries]));
+    expect(all.get('net.ipv4.tcp_mtu_probing')).toBe('1');
+    expect(all.get('net.ipv6.conf.all.disable_ipv6')).toBe('1');
+    expect(all.get('net.ipv6.conf.default.disable_ipv6')).toBe('1');
+    expect(all.get('net.ipv6.conf.lo.disable_ipv6')).toBe('0');
+    expect(all.get('net.ipv4.tcp_timestamps')).toBe('0');
+    expect(all.get('kernel.yama.ptrace_scope')).toBe('2');
+  });
+
+  it('puts a comment on the threat above every key', () => {
+    for (const f of out.files.filter((x) => x.path.startsWith('/etc/sysctl.d/'))) {
+      const lines = f.content.split('\n');
+      lines.forEach((l, i) => {
+        if (/^[a-z].* = /.test(l)) expect(lines[i - 1], `${f.path}: ${l}`).toMatch(/^# \S/);
+      });
+    }
+  });
+
+  it('passes its static assertions on its own output', async () => {
+    for (const a of out.staticAssertions) expect(await a.check(ctxFor(out.files)), a.id).toMatchObject({ ok: true });
+  });
+
+  it('static assertions catch a tampered tree', async () => {
+    const tampered = out.files.map((f) => (f.path.endsWith('pmtud.conf') ? { ...f, content: f.content.replace('tcp_mtu_probing = 1', 'tcp_mtu_probing = 0') } : f));
+    const results = await Promise.all(out.staticAssertions.map(async (a) => [a.id, (await a.check(ctxFor(tampered))).ok] as const));
+    expect(Object.fromEntries(results)).toMatchObject({ 'sysctl.pmtud': false, 'sysctl.values': false });
+    const noModprobe = out.files.map((f) => (f.path === MODPROBE_FILE ? { ...f, content: f.content.replace('install sctp /bin/false\n', '') } : f));
+    const mod = out.staticAssertions.find((a) => a.id === 'sysctl.modules-blocked')!;
+    expect((await mod.check(ctxFor(noModprobe))).ok).toBe(false);
+  });
+
+  it('has one runtime assertion per key, net.* ones scoped to a network namespace', () => {
+    const keys = out.runtimeAssertions.filter((a) => a.check.kind === 'sysctl');
+    expect(keys.length).toBeGreaterThan(40);
+    for (const a of keys) expect(a.scope).toBe(isPerNetns((a.check as { key: string }).key) ? 'netns' : 'system');
+  });
+});
+
+// The runtime assertions evaluated for real: the emitted net.* keys applied
+// with `sysctl -p` inside a fresh network namespace, then read back.
+const isRoot = process.getuid?.() === 0;
+const why = 'needs root to create a network namespace';
+if (!isRoot) {
+  if (process.env.CI === 'true') throw new Error(`sysctl runtime test: ${why} (CI=true)`);
+  console.warn(`SKIPPED sysctl runtime test: ${why}`);
+}
+
+describe.skipIf(!isRoot)('sysctl runtime assertions in a fresh network namespace', () => {
+  const netnsAssertions = out.runtimeAssertions.filter((a) => a.scope === 'netns');
+  const inNetns = (ns: string): Exec => async (cmd, args) => {
+    const r = await execa('ip', ['netns', 'exec', ns, cmd, ...args], { reject: false });
+    return { exitCode: r.exitCode ?? 127, stdout: r.stdout, stderr: r.stderr };
+  };
+
+  async function withNetns<T>(fn: (ns: string, dir: string) => Promise<T>): Promise<T> {
+    const ns = `lk-sysctl-${randomBytes(3).toString('hex')}`;
+    const dir = mkdtempSync(join(tmpdir(), 'lk-sysctl-'));
+    await execa('ip', ['netns', 'add', ns]);
+    try {
+      return await fn(ns, dir);
+    } finally {
+      await execa('ip', ['netns', 'del', ns], { reject: false });
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** The emitted files with only the per-namespace keys (kernel.* would change this host). */
+  function netnsOnly(files: typeof out.files, dir: string): string[] {
+    return files
+      .filter((f) => f.path.startsWith('/etc/sysctl.d/'))
+      .map((f, i) => {
+        const text = f.content.split('\n').filter((l) => !/^[a-z]/.test(l) || isPerNetns(l.split(' ')[0]!)).join('\n');
+        const p = join(dir, `${i}.conf`);
+        writeFileSync(p, text);
+        return p;
+      });
+  }
+
+  it('a fresh namespace does not already satisfy them (the check can fail)', async () => {
+    await withNetns(async (ns) => {
+      const results = await evaluateRuntime(netnsAssertions, inNetns(ns));
+      expect(results.filter((r) => !r.ok).map((r) => r.id)).toContain('sysctl.value.net.ipv4.tcp_mtu_probing');
+    });
+  });
+
+  it('every emitted net.* key is in force after sysctl -p', async () => {
+    await withNetns(async (ns, dir) => {
+      for (const f of netnsOnly(out.files, dir)) {
+        const r = await execa('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-p', f], { reject: false });
+        expect(r.exitCode, `${f}: ${r.stderr}`).toBe(0);
+      }
+      const results = await evaluateRuntime(netnsAssertions, inNetns(ns));
+      expect(results.filter((r) => !r.ok)).toEqual([]);
+      expect(results.length).toBe(netnsAssertions.length);
+    });
+  });
+
+  it('anti-test: a value changed after emit is reported', async () => {
+    await withNetns(async (ns, dir) => {
+      const planted = out.files.map((f) => ({ ...f, content: f.content.replace('net.ipv4.tcp_timestamps = 0', 'net.ipv4.tcp_timestamps = 1') }));
+      for (const f of netnsOnly(planted, dir)) await execa('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-p', f]);
+      const failed = (await evaluateRuntime(netnsAssertions, inNetns(ns))).filter((r) => !r.ok);
+      expect(failed.map((r) => r.id)).toEqual(['sysctl.value.net.ipv4.tcp_timestamps']);
+    });
+  });
+});
