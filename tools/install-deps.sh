@@ -8,7 +8,7 @@ set -euo pipefail
 group=${1:?usage: install-deps.sh test|e2e}
 [ "$(id -u)" = 0 ] || { echo "install-deps: must run as root" >&2; exit 2; }
 
-test_pkgs="nftables tor iproute2 tcpdump procps kmod util-linux python3 iputils-ping dnsmasq-base"
+test_pkgs="nftables tor iproute2 tcpdump procps kmod util-linux python3 iputils-ping dnsmasq-base openssl dbus-daemon systemd"
 e2e_pkgs="$test_pkgs mmdebstrap debos squashfs-tools xorriso grub-pc-bin grub-efi-amd64-bin grub-common mtools dosfstools qemu-system-x86 ovmf systemd-container"
 case "$group" in
   test) pkgs=$test_pkgs ;;

@@ -1,1 +1,169 @@
-export {};
+// @leakless/netns: per-application network namespaces from the policy — a
+// tor-only namespace that reaches one SocksPort and nothing else, a clearnet
+// namespace routed out through the host that reaches no local service — with
+// the systemd unit and script that create them and the launcher that runs an
+// application inside one as the desktop user.
+import { emission, loadTemplate, sha256, type Emission, type GeneratedFile, type Policy, type ResolvedNamespace, type RuntimeAssertion } from '@leakless/policy';
+import {
+  ETC_NETNS,
+  FIREWALL_UNIT,
+  GENERIC_HOSTNAME,
+  KEPT_ENVIRONMENT,
+  LAUNCHER,
+  NS_TABLE,
+  SETUP_SCRIPT,
+  UDEV_RULES,
+  UNIT,
+  UNIT_PATH,
+  expectedAddresses,
+  expectedRoutes,
+  planNamespaces,
+  type NamespacePlan,
+  type NftChain,
+} from './layout.js';
+import { staticAssertions } from './assertions.js';
+
+export * from './layout.js';
+export { staticAssertions } from './assertions.js';
+
+export const name = 'netns';
+const CLAUSE = 'netns.namespaces';
+const FORWARDING_CLAUSE = 'netns.namespaces kind clearnet';
+
+const renderNft = loadTemplate<{ name: string; kind: string; clause: string; unit: string; table: string; chains: readonly NftChain[] }>(
+  import.meta.url,
+  'netns.nft.ejs',
+  ['name', 'kind', 'clause', 'unit', 'table', 'chains'],
+);
+const renderSetup = loadTemplate<{ clause: string; unit: string; firewallUnit: string; plans: readonly NamespacePlan[]; forwarding: boolean; forwardingClause: string; etcNetns: string }>(
+  import.meta.url,
+  'netns-setup.sh.ejs',
+  ['clause', 'unit', 'firewallUnit', 'plans', 'forwarding', 'forwardingClause', 'etcNetns'],
+);
+const renderLauncher = loadTemplate<{
+  self: string;
+  clause: string;
+  unit: string;
+  user: Policy['desktopUser'];
+  hostname: string;
+  names: readonly string[];
+  namespaces: readonly ResolvedNamespace[];
+  keep: readonly string[];
+}>(import.meta.url, 'leakless-netns-exec.sh.ejs', ['self', 'clause', 'unit', 'user', 'hostname', 'names', 'namespaces', 'keep']);
+const renderUnit = loadTemplate<{ clause: string; names: readonly string[]; firewallUnit: string; script: string }>(import.meta.url, 'leakless-netns.service.ejs', [
+  'clause',
+  'names',
+  'firewallUnit',
+  'script',
+]);
+const renderTorOnlyResolv = loadTemplate<{ name: string; clause: string }>(import.meta.url, 'resolv-tor-only.conf.ejs', ['name', 'clause']);
+const renderUdev = loadTemplate<{ clause: string; namespaces: readonly ResolvedNamespace[] }>(import.meta.url, 'udev-nm-unmanaged.rules.ejs', ['clause', 'namespaces']);
+
+/** nft comments are quoted strings of at most 128 bytes; a clause that does not fit is a bug here, not in the policy. */
+function checkComments(plans: readonly NamespacePlan[]): void {
+  for (const p of plans)
+    for (const c of p.chains)
+      for (const r of c.rules)
+        if (!/^[\x20-\x21\x23-\x7e]{1,128}$/.test(r.clause)) throw new Error(`internal: nft comment ${JSON.stringify(r.clause)} is not printable ASCII of at most 128 bytes`);
+}
+
+export function renderFiles(policy: Policy, plans: readonly NamespacePlan[]): GeneratedFile[] {
+  checkComments(plans);
+  const names = plans.map((p) => p.ns.name);
+  const files: GeneratedFile[] = [];
+  if (plans.length === 0) return files;
+  files.push({
+    path: SETUP_SCRIPT,
+    content: renderSetup({
+      clause: CLAUSE,
+      unit: UNIT,
+      firewallUnit: FIREWALL_UNIT,
+      plans,
+      forwarding: plans.some((p) => p.ns.kind === 'clearnet'),
+      forwardingClause: FORWARDING_CLAUSE,
+      etcNetns: ETC_NETNS,
+    }),
+    mode: 0o755,
+    clause: CLAUSE,
+  });
+  files.push({ path: UNIT_PATH, content: renderUnit({ clause: CLAUSE, names, firewallUnit: FIREWALL_UNIT, script: SETUP_SCRIPT }), mode: 0o644, clause: CLAUSE });
+  files.push({
+    path: LAUNCHER,
+    content: renderLauncher({
+      self: 'leakless-netns-exec',
+      clause: `${CLAUSE}, loopback.desktopUser`,
+      unit: UNIT,
+      user: policy.desktopUser,
+      hostname: GENERIC_HOSTNAME,
+      names,
+      namespaces: plans.map((p) => p.ns),
+      keep: KEPT_ENVIRONMENT,
+    }),
+    mode: 0o755,
+    clause: `${CLAUSE}, loopback.desktopUser`,
+  });
+  files.push({ path: UDEV_RULES, content: renderUdev({ clause: CLAUSE, namespaces: plans.map((p) => p.ns) }), mode: 0o644, clause: CLAUSE });
+  for (const p of plans) {
+    files.push({
+      path: p.nftPath,
+      content: renderNft({ name: p.ns.name, kind: p.ns.kind, clause: p.ns.clause, unit: UNIT, table: NS_TABLE, chains: p.chains }),
+      mode: 0o644,
+      clause: p.ns.clause,
+    });
+    if (p.resolvConf.kind === 'file')
+      files.push({ path: p.resolvConf.path, content: renderTorOnlyResolv({ name: p.ns.name, clause: p.ns.clause }), mode: 0o644, clause: p.ns.clause });
+  }
+  return files;
+}
+
+export function runtimeAssertions(plans: readonly NamespacePlan[], files: readonly GeneratedFile[]): RuntimeAssertion[] {
+  if (plans.length === 0) return [];
+  const out: RuntimeAssertion[] = [
+    { id: 'netns.unit-active', statement: `${UNIT} is active (the namespaces exist)`, check: { kind: 'unit-active', unit: UNIT }, scope: 'system' },
+  ];
+  for (const p of plans) {
+    const n = p.ns.name;
+    // scope system: the namespaces exist only once the unit has run (the lab runs the same script).
+    for (const s of p.nsSysctls)
+      out.push({ id: `netns.${n}.sysctl.${s.key}`, statement: `inside ${n}: ${s.key} = ${s.value}`, check: { kind: 'sysctl', key: s.key, expected: s.value }, scope: 'system', netns: n });
+    for (const s of p.hostSysctls)
+      out.push({ id: `netns.${n}.host-sysctl.${s.key}`, statement: `host side of ${n}: ${s.key} = ${s.value}`, check: { kind: 'sysctl', key: s.key, expected: s.value }, scope: 'system' });
+    out.push({
+      id: `netns.${n}.addresses`,
+      statement: `inside ${n} a process sees only loopback and its end of the /30, no routable address`,
+      check: { kind: 'ip-addresses', expected: expectedAddresses(p) },
+      scope: 'system',
+      netns: n,
+    });
+    out.push({
+      id: `netns.${n}.routes`,
+      statement: p.defaultVia ? `${n} routes only through the host side of its veth` : `${n} has no route beyond its /30 (tor-only)`,
+      check: { kind: 'ip-routes', expected: expectedRoutes(p) },
+      scope: 'system',
+      netns: n,
+    });
+    if (p.resolvConf.kind === 'file') {
+      const f = files.find((x) => x.path === p.resolvConf.path)!;
+      out.push({
+        id: `netns.${n}.resolv-conf`,
+        statement: `${p.resolvConf.path} is the emitted one (no reachable resolver in ${n})`,
+        check: { kind: 'file', path: f.path, sha256: sha256(f.content), mode: f.mode },
+        scope: 'system',
+      });
+    }
+  }
+  return out;
+}
+
+export function emit(policy: Policy): Emission {
+  const plans = planNamespaces(policy);
+  const files = renderFiles(policy, plans);
+  return emission(name, {
+    files,
+    // ip, nft, sysctl, unshare + setpriv, hostname (Essential)
+    packages: plans.length ? ['iproute2', 'nftables', 'procps', 'util-linux'] : [],
+    units: plans.length ? [UNIT] : [],
+    staticAssertions: staticAssertions(policy, plans),
+    runtimeAssertions: runtimeAssertions(plans, files),
+  });
+}

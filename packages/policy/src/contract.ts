@@ -69,7 +69,11 @@ export type RuntimeCheck =
   | { readonly kind: 'module-blocked'; readonly module: string }
   | { readonly kind: 'nft-table'; readonly family: string; readonly table: string; readonly sha256OfRules: string }
   | { readonly kind: 'listening'; readonly protocol: 'tcp' | 'udp'; readonly address: string; readonly port: number }
-  | { readonly kind: 'unit-active'; readonly unit: string };
+  | { readonly kind: 'unit-active'; readonly unit: string }
+  /** Every address on every interface (`ip -j addr`), as "IFNAME ADDRESS/PREFIX", equals this set: nothing routable appears unnoticed. */
+  | { readonly kind: 'ip-addresses'; readonly expected: readonly string[] }
+  /** Every unicast route of every table, v4 and v6 (`ip -j route show table all`), as "TABLE DST [via GW] dev DEV", equals this set. */
+  | { readonly kind: 'ip-routes'; readonly expected: readonly string[] };
 
 export interface RuntimeAssertion {
   readonly id: string;
@@ -77,6 +81,8 @@ export interface RuntimeAssertion {
   readonly check: RuntimeCheck;
   /** Where it can be evaluated: netns = in a fresh network namespace (lab, tests); system = booted image only. */
   readonly scope: 'netns' | 'system';
+  /** Evaluate inside this named network namespace (`ip netns exec NAME …`), e.g. one the netns module creates. */
+  readonly netns?: string;
 }
 
 export interface Emission {

@@ -55,6 +55,24 @@ export interface Policy {
   readonly namespaces: readonly ResolvedNamespace[];
   /** Loopback TCP ports tor listens on that the desktop user is not a client of (Tails' blocklist). */
   readonly desktopDeniedTcpPorts: readonly number[];
+  /**
+   * tor.reachablePorts, sorted and unique; undefined = tor may connect out to
+   * any TCP port. torrc's ReachableAddresses and the firewall's exception for
+   * the tor-daemon user are both generated from this one view.
+   */
+  readonly torReachablePorts: readonly number[] | undefined;
+  /** The systemd unit that runs the system tor (Debian's tor@default). */
+  readonly torUnit: string;
+  /** The systemd unit of the pre-Tor time check (the htpdate module ships it); undefined when the check is disabled. */
+  readonly preTorCheckUnit: string | undefined;
+  /**
+   * The DHCP-supplied DNS servers live in this file, never in /etc/resolv.conf
+   * (Tails' resolv-over-clearnet). Only `units` see it, bind-mounted read-only
+   * over /etc/resolv.conf (tor: bridge and proxy names; the pre-Tor check).
+   * Each clearnet namespace sees it too: the netns module links
+   * /etc/netns/NAME/resolv.conf to it, which `ip netns exec` mounts.
+   */
+  readonly clearnetResolver: { readonly file: string; readonly units: readonly string[] };
   userByName(name: string): User;
 }
 
@@ -122,6 +140,9 @@ export function derivePolicy(doc: PolicyDocument): Policy {
     .map((l) => l.port)
     .sort((a, b) => a - b);
 
+  const torUnit = 'tor@default.service';
+  const preTorCheckUnit = doc.time.preTorCheck.enabled ? 'leakless-pretor-time.service' : undefined;
+
   return Object.freeze({
     document: doc,
     name: doc.name,
@@ -141,6 +162,10 @@ export function derivePolicy(doc: PolicyDocument): Policy {
     internalRange: doc.netns.internalRange,
     namespaces,
     desktopDeniedTcpPorts,
+    torReachablePorts: doc.tor.reachablePorts === undefined ? undefined : [...new Set(doc.tor.reachablePorts)].sort((a, b) => a - b),
+    torUnit,
+    preTorCheckUnit,
+    clearnetResolver: { file: '/etc/resolv-over-clearnet.conf', units: [torUnit, ...(preTorCheckUnit ? [preTorCheckUnit] : [])] },
     userByName: byName,
   });
 }

@@ -177,6 +177,21 @@ const htpdate: Rule = {
   },
 };
 
+const timeTools: Rule = {
+  id: 'time.tools',
+  check(doc, report) {
+    // The tools write the URL byte for byte into the request line and Host
+    // header: printable ASCII only, and a real port.
+    const url = doc.time.preTorCheck.url;
+    if (!/^http:\/\/[a-z0-9.-]+(:\d{1,5})?\/[\x21-\x7e]*$/.test(url)) report('time.preTorCheck.url', 'must be printable ASCII without spaces');
+    const port = /^http:\/\/[^/:]+:(\d+)\//.exec(url)?.[1];
+    if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) report('time.preTorCheck.url', `port ${port} is not 1-65535`);
+    // htpdate's network half drops to this user; root would keep every privilege while parsing TLS
+    const u = doc.users.find((x) => x.name === doc.time.htpdate.user);
+    if (u && u.uid === 0) report('time.htpdate.user', 'must not be root: the fetching half runs unprivileged');
+  },
+};
+
 const loopbackAllowlist: Rule = {
   id: 'loopback.allowlist',
   check(doc, report) {
@@ -184,6 +199,18 @@ const loopbackAllowlist: Rule = {
     // never opened to the desktop user through the generic port list.
     doc.loopback.allowedTcpPorts.forEach((p, i) => {
       if (p === doc.tor.controlPort.port) report(`loopback.allowedTcpPorts[${i}]`, `${p} is the ControlPort`);
+    });
+  },
+};
+
+const reachablePorts: Rule = {
+  id: 'tor.reachable-ports',
+  check(doc, report) {
+    // A duplicate is harmless to tor but means the author meant another port.
+    const seen = new Set<number>();
+    (doc.tor.reachablePorts ?? []).forEach((p, i) => {
+      if (seen.has(p)) report(`tor.reachablePorts[${i}]`, `${p} is already listed`);
+      seen.add(p);
     });
   },
 };
@@ -198,7 +225,9 @@ export const rules: readonly Rule[] = [
   lanRanges,
   namespaces,
   htpdate,
+  timeTools,
   loopbackAllowlist,
+  reachablePorts,
 ];
 
 export function runRules(doc: PolicyDocument): PolicyIssue[] {

@@ -63,7 +63,59 @@ async function observe(check: RuntimeCheck, exec: Exec): Promise<{ ok: boolean; 
       const r = await exec('systemctl', ['is-active', check.unit]);
       return { ok: r.stdout.trim() === 'active', detail: `${check.unit}: ${r.stdout.trim() || r.stderr.trim()}` };
     }
+    case 'ip-addresses': {
+      const r = await exec('ip', ['-j', 'addr', 'show']);
+      if (r.exitCode !== 0) return { ok: false, detail: `ip addr failed: ${r.stderr.trim()}` };
+      return compareSets('addresses', ipAddresses(r.stdout), check.expected);
+    }
+    case 'ip-routes': {
+      const v4 = await exec('ip', ['-j', '-4', 'route', 'show', 'table', 'all']);
+      if (v4.exitCode !== 0) return { ok: false, detail: `ip -4 route failed: ${v4.stderr.trim()}` };
+      const v6 = await exec('ip', ['-j', '-6', 'route', 'show', 'table', 'all']);
+      // A kernel without IPv6 has no IPv6 routes; any other failure is "could not tell".
+      const v6Absent = v6.exitCode !== 0 && /not supported/i.test(v6.stderr);
+      if (v6.exitCode !== 0 && !v6Absent) return { ok: false, detail: `ip -6 route failed: ${v6.stderr.trim()}` };
+      return compareSets('routes', [...ipRoutes(v4.stdout), ...(v6Absent ? [] : ipRoutes(v6.stdout))], check.expected);
+    }
   }
+}
+
+function compareSets(what: string, got: readonly string[], expected: readonly string[]): { ok: boolean; detail: string } {
+  const want = new Set(expected);
+  const have = new Set(got);
+  const extra = [...have].filter((x) => !want.has(x)).sort();
+  const missing = [...want].filter((x) => !have.has(x)).sort();
+  const ok = extra.length === 0 && missing.length === 0;
+  return { ok, detail: ok ? `${what}: ${[...have].sort().join(', ')}` : `${what}: unexpected [${extra.join(', ')}], missing [${missing.join(', ')}]` };
+}
+
+function parseJsonArray(stdout: string): Record<string, unknown>[] {
+  const v: unknown = JSON.parse(stdout.trim() === '' ? '[]' : stdout);
+  if (!Array.isArray(v)) throw new Error('ip -j did not print a JSON array');
+  return v as Record<string, unknown>[];
+}
+
+/** `ip -j addr show` → "IFNAME ADDRESS/PREFIX" for every address of every family. */
+export function ipAddresses(stdout: string): string[] {
+  return parseJsonArray(stdout).flatMap((link) =>
+    ((link.addr_info as { local?: string; prefixlen?: number }[] | undefined) ?? []).map((a) => `${String(link.ifname)} ${a.local}/${a.prefixlen}`),
+  );
+}
+
+/**
+ * `ip -j route show table all` → "TABLE DST [via GW] dev DEV" for every route
+ * that can send a packet somewhere; the kernel's local/broadcast/multicast
+ * bookkeeping entries (one per local address) are left out.
+ */
+export function ipRoutes(stdout: string): string[] {
+  return parseJsonArray(stdout)
+    .filter((r) => !['local', 'broadcast', 'multicast', 'anycast'].includes(String(r.type ?? 'unicast')))
+    .map((r) => {
+      const type = r.type === undefined || r.type === 'unicast' ? '' : `${String(r.type)} `;
+      const via = r.gateway === undefined ? '' : ` via ${String(r.gateway)}`;
+      const dev = r.dev === undefined ? '' : ` dev ${String(r.dev)}`;
+      return `${String(r.table ?? 'main')} ${type}${String(r.dst)}${via}${dev}`;
+    });
 }
 
 /** Counters change while the system runs; compare the listing without them. */
@@ -79,8 +131,10 @@ export async function evaluateRuntime(assertions: readonly RuntimeAssertion[], e
   const out: RuntimeResult[] = [];
   for (const a of assertions) {
     let r: { ok: boolean; detail: string };
+    // A namespace-scoped assertion runs every observation inside that namespace.
+    const ex: Exec = a.netns === undefined ? exec : (cmd, args) => exec('ip', ['netns', 'exec', a.netns!, cmd, ...args]);
     try {
-      r = await observe(a.check, exec);
+      r = await observe(a.check, ex);
     } catch (e) {
       r = { ok: false, detail: `could not tell: ${(e as Error).message}` };
     }

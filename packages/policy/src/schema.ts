@@ -77,6 +77,13 @@ export const torSettings = z.strictObject({
   dnsPort: listener,
   transPort: listener,
   automapRange: ipv4Cidr.describe('VirtualAddrNetworkIPv4; the firewall redirects it to the TransPort'),
+  reachablePorts: z
+    .array(port)
+    .min(1, 'must list at least one port (omit the field to let tor connect to any port)')
+    .optional()
+    .describe(
+      'TCP ports tor may connect out to (relay ORPorts/DirPorts, bridges); absent = any. Emits ReachableAddresses in torrc and narrows the firewall exception of the tor-daemon user to exactly these ports (Whonix host-firewall note)',
+    ),
 });
 
 export const blockedService = z.strictObject({ protocol: z.enum(['tcp', 'udp']), port });
@@ -123,6 +130,13 @@ export const timeSettings = z.strictObject({
     socksPort: netnsName.describe('name of the SocksPort htpdate uses'),
     perPoolFailureRatio: z.number().min(0).max(1),
     minimumOffsetSeconds: z.number().min(0),
+    requestTimeoutSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(600)
+      .default(30)
+      .describe('per-host HTTPS timeout through Tor (Tails https-get-expired: 30 s)'),
     pools: z.array(z.array(hostName).min(1, 'a pool needs at least one host')).min(1, 'must list at least one pool'),
   }),
 });

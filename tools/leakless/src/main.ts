@@ -20,6 +20,9 @@ import { allModules } from './modules.js';
 import { diskTree } from './disk-tree.js';
 import { table } from './table.js';
 import { toolRunner } from './run-tool.js';
+import { isoCommand, ISO_HELP } from './iso.js';
+import { bootCommand, BOOT_HELP } from './boot.js';
+import { benchCommand, BENCH_HELP } from './bench.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -33,6 +36,9 @@ const HELP: Record<string, string> = {
 commands:
   emit    validate the policy and write chroot-includes/ and its tarball
   check   evaluate every static assertion on an emitted tree
+  iso     build and verify dist/leakless-amd64.iso (root; debos, reproducible)
+  boot    boot the ISO in QEMU (BIOS and UEFI, no network) and run its self-test
+  bench   measure build stages, rebuild, ISO size, boot times, reproducibility
   help    show help for a command (leakless help emit)
 
 exit codes: 0 ok, 1 verification failed, 2 bad input`,
@@ -47,6 +53,9 @@ explicit modes). Both are replaced atomically; bad input writes nothing.
   --tar FILE      tarball; default dist/chroot-includes.tar
   --module NAME   emit only this module (repeatable); default all
   --json          print a machine-readable summary`,
+  iso: ISO_HELP,
+  boot: BOOT_HELP,
+  bench: BENCH_HELP,
   check: `usage: leakless check [--config FILE] [--tree DIR] [--module NAME]... [--json]
 
 Evaluates every static assertion of every module on the tree on disk, plus
@@ -84,6 +93,12 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
         return await emitCommand(parseArgs(rest, { config: 'string', out: 'string', tar: 'string', module: 'list', json: 'boolean' }), io);
       case 'check':
         return await checkCommand(parseArgs(rest, { config: 'string', tree: 'string', module: 'list', json: 'boolean' }), io);
+      case 'iso':
+        return await isoCommand(rest, io);
+      case 'boot':
+        return await bootCommand(rest, io);
+      case 'bench':
+        return await benchCommand(rest, io);
       default:
         throw new UsageError(`unknown command "${command}" (leakless --help)`);
     }

@@ -36,16 +36,19 @@ cleanup() {
 trap cleanup EXIT
 [ -n "${KEEP:-}" ] && trap 'cp "$work/nm.log" /tmp/lk-nmrec-last.log 2>/dev/null; cleanup' EXIT
 
-# 1. NetworkManager 1.42 from Debian, unpacked, plus the libraries it links that this host lacks.
-mkdir -p "$work/debs" "$work/root"
-want=(network-manager)
-for p in libnm0 libmm-glib0 libndp0 libnewt0.52 libteamdctl0 libbluetooth3 libcurl3-gnutls libjansson4 libpsl5 libglib2.0-0 libreadline8; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || want+=("$p")
-done
-(cd "$work/debs" && apt-get download -qq "${want[@]}" 2>/dev/null)
+# 1. NetworkManager from Debian and whatever it needs that this host lacks,
+#    downloaded by apt into our directory (never installed) and unpacked.
+mkdir -p "$work/debs/partial" "$work/root"
+download() {
+  apt-get install -qq --download-only --no-install-recommends \
+    -o Dir::Cache::archives="$work/debs" -o Debug::NoLocking=1 network-manager >/dev/null 2>"$work/apt.log"
+}
+download || { apt-get update -qq >/dev/null 2>&1 && download; } || { echo "record.sh: apt could not download network-manager:" >&2; tail -n 5 "$work/apt.log" >&2; exit 1; }
 for f in "$work"/debs/*.deb; do dpkg -x "$f" "$work/root"; done
 nmver=$(dpkg-deb -f "$work"/debs/network-manager_*.deb Version)
 curlver=$(dpkg-query -W -f='${Version}' libcurl3-gnutls 2>/dev/null || dpkg-deb -f "$work"/debs/libcurl3-gnutls_*.deb Version)
+ldd_missing=$(LD_LIBRARY_PATH="$work/root/usr/lib/x86_64-linux-gnu" ldd "$work/root/usr/sbin/NetworkManager" | grep 'not found' || true)
+[ -z "$ldd_missing" ] || { echo "record.sh: NetworkManager still misses libraries: $ldd_missing" >&2; exit 1; }
 
 # 2. The pair of namespaces: NM's side and the recorder's side.
 ip netns add "$nmns"

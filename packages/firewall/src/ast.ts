@@ -1,0 +1,145 @@
+// A small typed model of the one nftables table leakless loads. The compiler
+// (ruleset.ts) builds it from the policy, the renderer (render.ts) is the only
+// place that turns it into nft syntax, and every structural check (checks.ts),
+// the packet evaluator (evaluate.ts) and the lab's planted leaks work on this
+// model, never on text: a reviewer can trust that what was checked is what is
+// loaded because the file is rendered from the very object that was checked.
+//
+// The model is deliberately smaller than nft: one match object per rule whose
+// fields are ANDed, one verdict, and every rule has a counter and a comment
+// naming the policy clause it implements (SPEC §2.5).
+
+export type Family = 'ipv4' | 'ipv6';
+export type CtState = 'invalid' | 'established' | 'related' | 'new';
+export type L4Protocol = 'tcp' | 'udp' | 'icmp';
+
+/** IPv4 addresses or CIDRs; with negate, the rule matches anything outside them. */
+export interface AddrMatch {
+  readonly addrs: readonly string[];
+  readonly negate?: boolean;
+}
+
+export interface PortMatch {
+  readonly ports: readonly number[];
+  readonly negate?: boolean;
+}
+
+/** An interface by name. */
+export interface IfMatch {
+  readonly name: string;
+  readonly negate?: boolean;
+}
+
+/**
+ * All fields are ANDed; an absent field matches everything. Address and port
+ * fields are IPv4 only: IPv6 is refused before any rule that could accept it.
+ */
+export interface Match {
+  /** Only needed when no address field already implies the family. */
+  readonly nfproto?: Family;
+  /** `iif`/`oif` compare interface indexes: only for lo, which exists in every namespace before any rule loads. */
+  readonly iif?: IfMatch;
+  readonly oif?: IfMatch;
+  /** `iifname`/`oifname` compare names: for veths that are created after the ruleset loads. */
+  readonly iifname?: IfMatch;
+  readonly oifname?: IfMatch;
+  readonly saddr?: AddrMatch;
+  readonly daddr?: AddrMatch;
+  readonly protocol?: L4Protocol;
+  /** Needs protocol tcp or udp. */
+  readonly dport?: PortMatch;
+  /** TCP SYN without ACK/RST/FIN: a connection-opening packet (Tails' --syn). Needs protocol tcp. */
+  readonly tcpSyn?: boolean;
+  /** Numeric uid of the sending socket: names would be resolved on the loading host (build-toolchain §7.2). */
+  readonly skuid?: number;
+  readonly ctState?: readonly CtState[];
+}
+
+export type Verdict =
+  | { readonly kind: 'accept' }
+  | { readonly kind: 'drop' }
+  /** icmp port-unreachable to the sender: applications fail fast instead of hanging (Tails 2024-03, 0a927285396). */
+  | { readonly kind: 'reject' }
+  | { readonly kind: 'dnat'; readonly address: string; readonly port: number }
+  | { readonly kind: 'masquerade' };
+
+export interface Rule {
+  readonly match: Match;
+  readonly verdict: Verdict;
+  /** Log with the sender's uid before the verdict (every refusal of a local socket is logged). */
+  readonly log?: boolean;
+  /** The policy clause (or SPEC clause) this rule implements; rendered as the nft comment. */
+  readonly clause: string;
+}
+
+export type HookName = 'input' | 'output' | 'forward' | 'postrouting';
+
+export interface BaseChainSpec {
+  readonly type: 'filter' | 'nat';
+  readonly hook: HookName;
+  /** nft priority; nat output must be numeric (named dstnat only exists for prerouting, build-toolchain §7.2). */
+  readonly priority: 'filter' | 'srcnat' | number;
+  readonly policy: 'accept' | 'drop';
+}
+
+export interface Chain {
+  readonly name: string;
+  readonly base: BaseChainSpec;
+  readonly rules: readonly Rule[];
+}
+
+export interface Table {
+  readonly family: 'inet';
+  readonly name: string;
+  readonly chains: readonly Chain[];
+}
+
+export const LOG_PREFIX = 'leakless reject: ';
+
+// Immutable edits, used by the lab to plant leaks and by tests to prove each
+// structural check can fail.
+
+export function chainOf(table: Table, name: string): Chain {
+  const c = table.chains.find((x) => x.name === name);
+  if (!c) throw new Error(`table ${table.name} has no chain ${name}`);
+  return c;
+}
+
+export function withChain(table: Table, name: string, edit: (rules: readonly Rule[]) => readonly Rule[]): Table {
+  chainOf(table, name);
+  return { ...table, chains: table.chains.map((c) => (c.name === name ? { ...c, rules: edit(c.rules) } : c)) };
+}
+
+export function withChainPolicy(table: Table, name: string, policy: 'accept' | 'drop'): Table {
+  chainOf(table, name);
+  return { ...table, chains: table.chains.map((c) => (c.name === name ? { ...c, base: { ...c.base, policy } } : c)) };
+}
+
+/** Replace every rule the predicate selects (in every chain); throws if none was selected, so an edit cannot silently miss. */
+export function mapRules(table: Table, pick: (r: Rule, chain: Chain) => boolean, edit: (r: Rule) => Rule | readonly Rule[]): Table {
+  let hits = 0;
+  const chains = table.chains.map((c) => ({
+    ...c,
+    rules: c.rules.flatMap((r) => {
+      if (!pick(r, c)) return [r];
+      hits++;
+      const out = edit(r);
+      return Array.isArray(out) ? out : [out as Rule];
+    }),
+  }));
+  if (hits === 0) throw new Error('mapRules: no rule matched');
+  return { ...table, chains };
+}
+
+/** Insert rules before the first rule the predicate selects in a chain. */
+export function insertBefore(table: Table, chain: string, pick: (r: Rule) => boolean, rules: readonly Rule[]): Table {
+  return withChain(table, chain, (rs) => {
+    const i = rs.findIndex(pick);
+    if (i < 0) throw new Error(`insertBefore: no rule matched in ${chain}`);
+    return [...rs.slice(0, i), ...rules, ...rs.slice(i)];
+  });
+}
+
+export function ruleCount(table: Table): number {
+  return table.chains.reduce((n, c) => n + c.rules.length, 0);
+}

@@ -1,0 +1,157 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildTree, memoryTree, normalizeNftListing, checkStatic, type PolicyDocument, type ToolRunner, type TreeReader } from '@leakless/policy';
+import { emit, lockdownFile, rulesetFile, listingSha256, ruleset, lockdownRuleset, renderRule, renderTable, RULESET_PATH, LOCKDOWN_PATH, UNIT_NAME, dropInPath } from './index.js';
+import { policyOf } from './testing/policies.js';
+import { loadAndList, nftUnavailable, run } from './testing/tools.js';
+
+const policy = policyOf();
+const emission = emit(policy);
+const tree = memoryTree(buildTree([emission]));
+const runner: ToolRunner = async (cmd, args, opts) => run(cmd, args, opts?.input ?? '');
+const noNft = nftUnavailable();
+
+function withFile(t: TreeReader, path: string, content: string): TreeReader {
+  return { ...t, read: (p) => (p === path ? content : t.read(p)) };
+}
+
+async function staticResults(t: TreeReader) {
+  return checkStatic({ policy, emissions: [emission], tree: buildTree([emission]) }, t, runner);
+}
+
+describe('emit', () => {
+  it('emits the ruleset, the lockdown, the unit, the network-service drop-ins and the nftables.service mask', () => {
+    expect(emission.files.map((f) => f.path).sort()).toEqual(
+      [
+        RULESET_PATH,
+        LOCKDOWN_PATH,
+        `/etc/systemd/system/${UNIT_NAME}`,
+        dropInPath('NetworkManager.service'),
+        dropInPath('networking.service'),
+        dropInPath('systemd-networkd.service'),
+        '/etc/systemd/system/nftables.service',
+      ].sort(),
+    );
+    expect(emission.packages).toEqual(['nftables']);
+    expect(emission.units).toEqual([UNIT_NAME]);
+    expect(emission.files.every((f) => f.clause.length > 0)).toBe(true);
+  });
+
+  it('is deterministic', () => {
+    expect(JSON.stringify(emit(policyOf()).files)).toBe(JSON.stringify(emission.files));
+  });
+
+  it('refuses text that would break out of an nft string', () => {
+    expect(() => renderRule({ match: {}, verdict: { kind: 'accept' }, clause: 'x" accept; #' })).toThrow(/cannot hold/);
+    expect(() => renderRule({ match: { oifname: { name: 'a"b' } }, verdict: { kind: 'accept' }, clause: 'lan.x' })).toThrow(/cannot hold/);
+  });
+});
+
+describe.skipIf(noNft !== undefined)('static assertions on the emitted tree (real nft)', () => {
+  it('all pass on the emitted tree', async () => {
+    const results = await staticResults(tree);
+    expect(results.filter((r) => !r.ok)).toEqual([]);
+    expect(results.length).toBeGreaterThanOrEqual(16);
+  });
+
+  it('nft-check fails on a ruleset nft rejects, and file-is-ast on an edited file', async () => {
+    const broken = withFile(tree, RULESET_PATH, rulesetFile(policy).replace('meta skuid 1000', 'meta skuid amnesia-no-such-user'));
+    const r = await staticResults(broken);
+    expect(r.find((x) => x.id === 'firewall.nft-check')).toMatchObject({ ok: false });
+    expect(r.find((x) => x.id === 'firewall.file-is-ast')).toMatchObject({ ok: false });
+  });
+
+  it('nft-check fails when the tool is missing (a missing tool is never a pass)', async () => {
+    const missing: ToolRunner = async () => ({ exitCode: 127, stdout: '', stderr: 'unshare: not found' });
+    const r = await checkStatic({ policy, emissions: [emission], tree: buildTree([emission]) }, tree, missing);
+    expect(r.find((x) => x.id === 'firewall.nft-check')).toMatchObject({ ok: false });
+  });
+
+  it.each([
+    ['a stop command that flushes', (u: string) => u.replace('ExecStop=\n', 'ExecStop=/usr/sbin/nft flush ruleset\n')],
+    ['no lockdown first', (u: string) => u.replace(/^ExecStartPre=.*\n/m, '')],
+    ['ordered after the network', (u: string) => u.replace('Before=network-pre.target', 'After=network-pre.target')],
+    ['stopped at shutdown', (u: string) => u.replace('[Service]', 'Conflicts=shutdown.target\n\n[Service]')],
+  ])('unit check fails with %s', async (_, edit) => {
+    const path = `/etc/systemd/system/${UNIT_NAME}`;
+    const r = await staticResults(withFile(tree, path, edit(tree.read(path)!)));
+    expect(r.find((x) => x.id === 'firewall.unit-fail-closed')).toMatchObject({ ok: false });
+  });
+
+  it('unit check fails when NetworkManager does not Require the firewall, or nftables.service is not masked', async () => {
+    const nm = dropInPath('NetworkManager.service');
+    let r = await staticResults(withFile(tree, nm, tree.read(nm)!.replace(/^Requires=.*\n/m, '')));
+    expect(r.find((x) => x.id === 'firewall.unit-fail-closed')).toMatchObject({ ok: false });
+    r = await staticResults(withFile(tree, '/etc/systemd/system/nftables.service', '[Service]\nExecStart=/bin/true\n'));
+    expect(r.find((x) => x.id === 'firewall.unit-fail-closed')).toMatchObject({ ok: false });
+  });
+});
+
+const noAnalyze = (() => {
+  if (run('systemd-analyze', ['--version']).exitCode === 0) return false;
+  if (process.env.CI === 'true') throw new Error('CI=true: systemd-analyze missing (tools/install-deps.sh test installs systemd)');
+  console.warn('SKIPPING systemd-analyze verify: systemd-analyze not installed');
+  return true;
+})();
+
+describe.skipIf(noAnalyze)('systemd-analyze verify', () => {
+  it('accepts the unit and the drop-ins (no unknown directive, no bad value)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'leakless-unit-'));
+    try {
+      const unit = join(dir, UNIT_NAME);
+      writeFileSync(unit, tree.read(`/etc/systemd/system/${UNIT_NAME}`)!);
+      const r = run('systemd-analyze', ['verify', unit]);
+      expect(r.stderr.trim()).toBe('');
+      expect(r.exitCode).toBe(0);
+      // the check is real: a misspelt directive is reported
+      writeFileSync(unit, tree.read(`/etc/systemd/system/${UNIT_NAME}`)!.replace('RemainAfterExit=yes', 'RemainAfterExt=yes'));
+      expect(run('systemd-analyze', ['verify', unit]).stderr).toMatch(/RemainAfterExt/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe.skipIf(noNft !== undefined)('loading with nft (unshare -rn)', () => {
+  it('the kernel lists exactly the emitted table (what the runtime assertion compares)', () => {
+    const { loads, listing } = loadAndList([lockdownFile(policy), rulesetFile(policy)]);
+    expect(loads.map((l) => l.exitCode)).toEqual([0, 0]);
+    expect(normalizeNftListing(listing.stdout)).toBe(normalizeNftListing(renderTable(ruleset(policy), { listing: true })));
+    const check = emission.runtimeAssertions.find((a) => a.id === 'firewall.table-loaded')!.check;
+    expect(check).toMatchObject({ kind: 'nft-table', sha256OfRules: listingSha256(ruleset(policy)) });
+  });
+
+  it.each([
+    ['allowlist mode', (d: PolicyDocument) => Object.assign(d.loopback, { mode: 'allowlist', allowedTcpPorts: [631, 4101] })],
+    ['tor.reachablePorts', (d: PolicyDocument) => Object.assign(d.tor, { reachablePorts: [443, 9001] })],
+    ['no namespaces', (d: PolicyDocument) => Object.assign(d, { netns: { ...d.netns, namespaces: [] }, tor: { ...d.tor, socksPorts: d.tor.socksPorts.filter((x) => !x.netns) } })],
+  ])('round-trips through the kernel for a policy variant: %s', (_, edit) => {
+    const p = policyOf(edit);
+    const { loads, listing } = loadAndList([rulesetFile(p)]);
+    expect(loads.map((l) => l.exitCode)).toEqual([0]);
+    expect(normalizeNftListing(listing.stdout)).toBe(normalizeNftListing(renderTable(ruleset(p), { listing: true })));
+  });
+
+  it('loading twice leaves one table (atomic replace, no duplicate rules)', () => {
+    const { loads, listing } = loadAndList([rulesetFile(policy), rulesetFile(policy)]);
+    expect(loads.map((l) => l.exitCode)).toEqual([0, 0]);
+    expect(listing.stdout.match(/^table inet leakless/gm)).toHaveLength(1);
+    expect(listing.stdout.match(/comment "default: everything else is refused"/g)).toHaveLength(1);
+  });
+
+  it('fail closed: a ruleset that does not load leaves the lockdown in force, untouched', () => {
+    const broken = rulesetFile(policy).replace('meta skuid 42', 'meta skuid _apt-unknown');
+    const { loads, listing } = loadAndList([lockdownFile(policy), broken]);
+    expect(loads.map((l) => l.exitCode)).toEqual([0, 1]);
+    expect(normalizeNftListing(listing.stdout)).toBe(normalizeNftListing(renderTable(lockdownRuleset(), { listing: true })));
+  });
+
+  it('a failed reload keeps the previous policy ruleset (one transaction)', () => {
+    const next = rulesetFile(policy).replace('policy drop;', 'policy maybe;');
+    const { loads, listing } = loadAndList([rulesetFile(policy), next]);
+    expect(loads.map((l) => l.exitCode)).toEqual([0, 1]);
+    expect(listing.stdout).toContain('comment "lan.ipv4Ranges"');
+  });
+});

@@ -1,0 +1,135 @@
+// The one renderer from the AST to nft syntax. It writes statements in the
+// canonical form `nft list` prints them (statement order, sorted sets, implicit
+// dependencies left out), so the table read back from the kernel can be
+// compared with the emitted one (runtime assertion firewall.table-loaded).
+import { parseCidr4 } from '@leakless/policy';
+import { LOG_PREFIX, type AddrMatch, type Chain, type CtState, type IfMatch, type Match, type PortMatch, type Rule, type Table, type Verdict } from './ast.js';
+
+const CT_ORDER: readonly CtState[] = ['invalid', 'established', 'related', 'new'];
+const COMMENT_MAX = 128; // nft 1.0.6 rejects longer rule comments
+const SAFE_TEXT = /^[A-Za-z0-9 _.,:;()[\]{}<>=!/+*#@&'|-]*$/;
+
+function text(s: string, what: string): string {
+  // Comments and names are quoted nft strings: a quote or newline would end the
+  // statement and let policy text inject a rule.
+  if (!SAFE_TEXT.test(s)) throw new Error(`nft ${what} has a character nft strings cannot hold safely: ${JSON.stringify(s)}`);
+  return s;
+}
+
+function addrKey(a: string): number {
+  const c = parseCidr4(a.includes('/') ? a : `${a}/32`);
+  return c.base * 64 + c.prefix;
+}
+
+function set<T>(items: readonly T[], show: (x: T) => string): string {
+  if (items.length === 0) throw new Error('nft: empty set in a match');
+  return items.length === 1 ? show(items[0]!) : `{ ${items.map(show).join(', ')} }`;
+}
+
+function addrs(field: 'saddr' | 'daddr', m: AddrMatch): string {
+  const sorted = [...new Set(m.addrs)].sort((a, b) => addrKey(a) - addrKey(b));
+  return `ip ${field} ${m.negate ? '!= ' : ''}${set(sorted, String)}`;
+}
+
+function ports(proto: string, m: PortMatch): string {
+  for (const p of m.ports) if (!Number.isInteger(p) || p < 1 || p > 65535) throw new Error(`nft: bad port ${p}`);
+  const sorted = [...new Set(m.ports)].sort((a, b) => a - b);
+  return `${proto} dport ${m.negate ? '!= ' : ''}${set(sorted, String)}`;
+}
+
+function iface(kw: string, m: IfMatch): string {
+  if (m.name.length === 0 || m.name.length > 15) throw new Error(`nft: bad interface name ${JSON.stringify(m.name)}`);
+  return `${kw} ${m.negate ? '!= ' : ''}"${text(m.name, 'interface name')}"`;
+}
+
+function matchStatements(m: Match): string[] {
+  const out: string[] = [];
+  const hasAddr = m.saddr !== undefined || m.daddr !== undefined;
+  if (hasAddr && m.nfproto === 'ipv6') throw new Error('nft: an ipv4 address match cannot be ipv6');
+  if (m.nfproto && !hasAddr) out.push(`meta nfproto ${m.nfproto}`);
+  if (m.iif) out.push(iface('iif', m.iif));
+  if (m.oif) out.push(iface('oif', m.oif));
+  if (m.iifname) out.push(iface('iifname', m.iifname));
+  if (m.oifname) out.push(iface('oifname', m.oifname));
+  if (m.saddr) out.push(addrs('saddr', m.saddr));
+  if (m.daddr) out.push(addrs('daddr', m.daddr));
+  if ((m.dport || m.tcpSyn) && m.protocol === undefined) throw new Error('nft: a port or tcp flag match needs a protocol');
+  if (m.tcpSyn && m.protocol !== 'tcp') throw new Error('nft: tcpSyn needs protocol tcp');
+  if (m.dport && m.protocol === 'icmp') throw new Error('nft: icmp has no ports');
+  if (m.protocol && !m.dport && !m.tcpSyn) out.push(`meta l4proto ${m.protocol}`);
+  if (m.dport) out.push(ports(m.protocol!, m.dport));
+  if (m.tcpSyn) out.push('tcp flags syn / fin,syn,rst,ack');
+  if (m.skuid !== undefined) {
+    if (!Number.isInteger(m.skuid) || m.skuid < 0 || m.skuid > 4294967294) throw new Error(`nft: bad uid ${m.skuid}`);
+    out.push(`meta skuid ${m.skuid}`);
+  }
+  if (m.ctState) {
+    if (m.ctState.length === 0) throw new Error('nft: empty ct state match');
+    out.push(`ct state ${CT_ORDER.filter((s) => m.ctState!.includes(s)).join(',')}`);
+  }
+  return out;
+}
+
+export interface RenderOptions {
+  /** Render as `nft list` prints it (counters with values, reject without its default argument). */
+  readonly listing?: boolean;
+}
+
+function verdict(v: Verdict, listing: boolean): string {
+  switch (v.kind) {
+    case 'accept':
+    case 'drop':
+    case 'masquerade':
+      return v.kind;
+    case 'reject':
+      // Spelled out in the file so the meaning does not depend on the rule's
+      // family context; nft lists this (its inet default) as plain `reject`.
+      return listing ? 'reject' : 'reject with icmpx port-unreachable';
+    case 'dnat':
+      return `dnat ip to ${v.address}:${v.port}`;
+  }
+}
+
+export function renderRule(r: Rule, opts: RenderOptions = {}): string {
+  if (r.clause.length === 0) throw new Error('nft: every rule needs a clause comment');
+  if (r.clause.length > COMMENT_MAX) throw new Error(`nft: comment longer than ${COMMENT_MAX}: ${r.clause}`);
+  const parts = [...matchStatements(r.match), opts.listing ? 'counter packets 0 bytes 0' : 'counter'];
+  if (r.log) parts.push(`log prefix "${LOG_PREFIX}" level debug flags skuid`);
+  parts.push(verdict(r.verdict, opts.listing ?? false), `comment "${text(r.clause, 'comment')}"`);
+  return parts.join(' ');
+}
+
+function renderChain(c: Chain, opts: RenderOptions): string[] {
+  const b = c.base;
+  return [
+    `\tchain ${text(c.name, 'chain name')} {`,
+    `\t\ttype ${b.type} hook ${b.hook} priority ${b.priority}; policy ${b.policy};`,
+    ...c.rules.map((r) => `\t\t${renderRule(r, opts)}`),
+    '\t}',
+  ];
+}
+
+/** The `table … { … }` block alone. */
+export function renderTable(t: Table, opts: RenderOptions = {}): string {
+  const chains = t.chains.map((c) => renderChain(c, opts));
+  const body = chains.flatMap((lines, i) => (i === 0 || !opts.listing ? lines : ['', ...lines]));
+  return [`table ${t.family} ${text(t.name, 'table name')} {`, ...body, '}', ''].join('\n');
+}
+
+/**
+ * A complete `nft -f` file that replaces this one table atomically: the file is
+ * one transaction, so either the new table is in force or the old one stays.
+ * nft 1.0.6 has no `destroy table`, hence create-empty + delete + create
+ * (build-toolchain §7.2). Other tables are left alone: a drop in any base
+ * chain is final, so their rules cannot widen ours.
+ */
+export function renderNft(t: Table, header: readonly string[] = []): string {
+  const name = `${t.family} ${text(t.name, 'table name')}`;
+  return [
+    '#!/usr/sbin/nft -f',
+    ...header.map((h) => `# ${h}`),
+    `table ${name} {}`,
+    `delete table ${name}`,
+    renderTable(t),
+  ].join('\n');
+}

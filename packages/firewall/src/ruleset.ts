@@ -1,0 +1,243 @@
+// The compiler: policy → the `inet leakless` table. Tails' ferm.conf
+// (reference tails-network-policy.md §1.3–1.9, matrix §1.10) is reproduced
+// rule for rule where it is sound, and tightened where SPEC §2 says so:
+//   - ct state invalid is dropped first (transparent-proxy RST/FIN leak);
+//   - RELATED is accepted only for ICMP on lo (Tails 0f36175afc7), nowhere else;
+//   - the internal netns range is refused before the LAN exception, and the LAN
+//     exception only applies to packets that leave on a real interface, so no
+//     user reaches a namespace or a host address "as LAN" (Tails §1.14 gap);
+//   - the Tor daemon may use loopback (pluggable transports) but not Tor's own
+//     listeners, so each listener is reachable by exactly its declared clients;
+//   - IPv6 is refused by the first rule of every chain, whatever follows.
+// Rule order is the policy: first match wins, and the comments name the clause.
+import type { Policy, ResolvedNamespace, TorListener, User } from '@leakless/policy';
+import type { Chain, Rule, Table } from './ast.js';
+
+export const TABLE_NAME = 'leakless';
+/** Tails allow-lists only 127.0.0.1 for the desktop user's generic loopback rule. */
+export const LOOPBACK_ADDRESS = '127.0.0.1';
+/** Pluggable transports listen on loopback; host and namespace addresses are not loopback. */
+export const LOOPBACK_NET = '127.0.0.0/8';
+
+const LO = { name: 'lo' } as const;
+const NOT_LO = { name: 'lo', negate: true } as const;
+
+const accept = { kind: 'accept' } as const;
+const drop = { kind: 'drop' } as const;
+const reject = { kind: 'reject' } as const;
+
+function userClause(policy: Policy, u: User): string {
+  const i = policy.document.users.findIndex((x) => x.name === u.name);
+  return `users[${i}] ${u.name} (${u.role})`;
+}
+
+/** Listeners on loopback (not on a namespace's host veth). */
+function loopbackListeners(policy: Policy): TorListener[] {
+  return policy.torListeners.filter((l) => l.netns === undefined);
+}
+
+function commonHead(clauseV6: string, v6: Rule['verdict'], logV6: boolean): Rule[] {
+  return [
+    // First, so no later accept can ever see an IPv6 packet (Tails §1.8: all
+    // DROP; SPEC §2: never sysctl alone).
+    { match: { nfproto: 'ipv6' }, verdict: v6, log: logV6, clause: clauseV6 },
+    { match: { ctState: ['invalid'] }, verdict: drop, clause: 'SPEC 2.3: ct state invalid dropped' },
+  ];
+}
+
+function outputChain(policy: Policy): Chain {
+  const tor = policy.torUser;
+  const desktop = policy.desktopUser;
+  const lo = loopbackListeners(policy);
+  const rules: Rule[] = [
+    ...commonHead('ipv6.enabled=false: no IPv6 out', reject, true),
+    // Tails accepts ESTABLISHED only (0c60a190d01): RELATED is attack surface.
+    { match: { ctState: ['established'] }, verdict: accept, clause: 'SPEC 2.3: replies (established only)' },
+    // Lets the port-unreachable our own rejects send to local sockets through,
+    // so refused applications fail fast (Tails 0f36175afc7).
+    { match: { oif: LO, protocol: 'icmp', ctState: ['related'] }, verdict: accept, clause: 'SPEC 2.3: related ICMP on lo only' },
+  ];
+
+  // Each Tor listener: exactly its declared clients (policy tor.*.clients).
+  for (const l of policy.torListeners) {
+    for (const c of l.clients) {
+      rules.push({
+        match: { oif: LO, daddr: { addrs: [l.address] }, protocol: l.protocol, dport: { ports: [l.port] }, skuid: c.uid, ctState: ['new'] },
+        verdict: accept,
+        clause: `${l.clause}.clients`,
+      });
+    }
+  }
+
+  // The desktop user: refused on every Tor TCP listener it is not a client of
+  // (ControlPort: a compromised app could reconfigure tor; the bulk SocksPort
+  // has no isolation), before its generic loopback rule (Tails §1.12).
+  for (const l of lo.filter((x) => x.protocol === 'tcp' && !x.clients.some((c) => c.uid === desktop.uid))) {
+    rules.push({
+      match: { oif: LO, daddr: { addrs: [l.address] }, protocol: 'tcp', dport: { ports: [l.port] }, skuid: desktop.uid },
+      verdict: reject,
+      log: true,
+      clause: `loopback.desktopUser is not a client of ${l.clause}`,
+    });
+  }
+  const lb = policy.document.loopback;
+  if (lb.mode === 'blocklist') {
+    rules.push({
+      match: { oif: LO, daddr: { addrs: [LOOPBACK_ADDRESS] }, protocol: 'tcp', skuid: desktop.uid, ctState: ['new'] },
+      verdict: accept,
+      clause: 'loopback.mode=blocklist: desktop user, any other 127.0.0.1 TCP port',
+    });
+  } else {
+    lb.allowedTcpPorts.forEach((p, i) => {
+      rules.push({
+        match: { oif: LO, daddr: { addrs: [LOOPBACK_ADDRESS] }, protocol: 'tcp', dport: { ports: [p] }, skuid: desktop.uid, ctState: ['new'] },
+        verdict: accept,
+        clause: `loopback.allowedTcpPorts[${i}]`,
+      });
+    });
+  }
+
+  // tor talks to pluggable-transport listeners on loopback (Tails §1.5 rule 13
+  // has no interface restriction) but never to its own ports.
+  const torTcpPorts = policy.torListeners.filter((l) => l.protocol === 'tcp').map((l) => l.port);
+  rules.push({
+    match: { oif: LO, daddr: { addrs: [LOOPBACK_NET] }, protocol: 'tcp', dport: { ports: torTcpPorts, negate: true }, skuid: tor.uid, ctState: ['new'] },
+    verdict: accept,
+    clause: `${userClause(policy, tor)}: loopback TCP but Tor's own ports`,
+  });
+
+  // Beyond Tails (SPEC §2.4): the namespaces' range is nobody's LAN.
+  rules.push({ match: { daddr: { addrs: [policy.internalRange] } }, verdict: reject, log: true, clause: 'netns.internalRange is not LAN' });
+
+  // The only principals whose packets may leave towards the Internet. They
+  // come before the LAN rules so tor can use a LAN resolver in bridge mode
+  // (Tails 1c588824279).
+  rules.push(
+    {
+      // tor.reachablePorts (torrc ReachableAddresses) narrows it to those ports; absent, any port (Tails).
+      match: { oif: NOT_LO, protocol: 'tcp', ...(policy.torReachablePorts ? { dport: { ports: policy.torReachablePorts } } : {}), tcpSyn: true, skuid: tor.uid, ctState: ['new'] },
+      verdict: accept,
+      clause: policy.torReachablePorts ? 'tor.reachablePorts: tor daemon, new TCP out' : `${userClause(policy, tor)}: new TCP out`,
+    },
+    { match: { oif: NOT_LO, protocol: 'udp', dport: { ports: [53] }, skuid: tor.uid, ctState: ['new'] }, verdict: accept, clause: `${userClause(policy, tor)}: DNS out` },
+  );
+  for (const c of policy.clearnetUsers) {
+    rules.push(
+      { match: { oif: NOT_LO, protocol: 'tcp', skuid: c.uid, ctState: ['new'] }, verdict: accept, clause: `${userClause(policy, c)}: TCP out` },
+      { match: { oif: NOT_LO, protocol: 'udp', dport: { ports: [53] }, skuid: c.uid, ctState: ['new'] }, verdict: accept, clause: `${userClause(policy, c)}: DNS out` },
+    );
+  }
+
+  // LAN: every user, any protocol, except the services that leak (DNS, NetBIOS-ns).
+  const lan = { addrs: policy.lanRanges };
+  policy.lanBlockedServices.forEach((s, i) => {
+    rules.push({ match: { oif: NOT_LO, daddr: lan, protocol: s.protocol, dport: { ports: [s.port] } }, verdict: reject, log: true, clause: `lan.blockedServices[${i}]` });
+  });
+  rules.push({ match: { oif: NOT_LO, daddr: lan, ctState: ['new'] }, verdict: accept, clause: 'lan.ipv4Ranges' });
+
+  rules.push({ match: {}, verdict: reject, log: true, clause: 'default: everything else is refused' });
+  return { name: 'output', base: { type: 'filter', hook: 'output', priority: 'filter', policy: 'drop' }, rules };
+}
+
+function inputChain(policy: Policy): Chain {
+  const rules: Rule[] = [
+    ...commonHead('ipv6.enabled=false: no IPv6 in', drop, false),
+    { match: { ctState: ['established'] }, verdict: accept, clause: 'SPEC 2.3: replies (established only)' },
+    // Loopback is filtered once, on the way out.
+    { match: { iif: LO }, verdict: accept, clause: 'SPEC 2.1: loopback in (filtered on the way out)' },
+  ];
+  for (const ns of policy.namespaces) rules.push(...namespaceInput(ns));
+  rules.push({ match: {}, verdict: drop, clause: 'default: unsolicited inbound dropped' });
+  return { name: 'input', base: { type: 'filter', hook: 'input', priority: 'filter', policy: 'drop' }, rules };
+}
+
+function namespaceInput(ns: ResolvedNamespace): Rule[] {
+  const veth = { name: ns.hostVeth };
+  if (ns.kind === 'tor-only') {
+    const s = ns.socksPort!;
+    return [
+      {
+        match: { iifname: veth, saddr: { addrs: [ns.guestAddress] }, daddr: { addrs: [ns.hostAddress] }, protocol: 'tcp', dport: { ports: [s.port] }, ctState: ['new'] },
+        verdict: accept,
+        clause: `${ns.clause} -> ${s.clause}`,
+      },
+      { match: { iifname: veth }, verdict: reject, clause: `${ns.clause} tor-only: nothing else on the host` },
+    ];
+  }
+  // Tails 699c716428a only refused 10.200.1.0/24; here the clearnet namespace
+  // reaches no host address at all (its traffic is forwarded, never local).
+  return [{ match: { iifname: veth }, verdict: reject, clause: `${ns.clause} clearnet: no host services` }];
+}
+
+function forwardChain(policy: Policy): Chain {
+  const rules: Rule[] = [...commonHead('ipv6.enabled=false: no IPv6 forwarded', drop, false)];
+  for (const ns of policy.namespaces.filter((n) => n.kind === 'clearnet')) {
+    const veth = { name: ns.hostVeth };
+    rules.push(
+      { match: { iifname: veth, daddr: { addrs: [policy.internalRange] } }, verdict: reject, clause: `${ns.clause} clearnet: not the internal range` },
+      // Tails accepted anything towards veth-clearnet; only replies here.
+      { match: { oifname: veth, ctState: ['established'] }, verdict: accept, clause: `${ns.clause} clearnet: replies` },
+      { match: { iifname: veth, saddr: { addrs: [ns.guestAddress] }, ctState: ['established', 'new'] }, verdict: accept, clause: `${ns.clause} clearnet: routed out` },
+    );
+  }
+  rules.push({ match: {}, verdict: reject, clause: 'default: nothing else is forwarded' });
+  return { name: 'forward', base: { type: 'filter', hook: 'forward', priority: 'filter', policy: 'drop' }, rules };
+}
+
+function natOutputChain(policy: Policy): Chain {
+  const trans = policy.transPort;
+  const dns = policy.dnsPort;
+  return {
+    name: 'nat_output',
+    // -100 = dstnat; the name is only valid for prerouting (build-toolchain §7.2).
+    base: { type: 'nat', hook: 'output', priority: -100, policy: 'accept' },
+    rules: [
+      { match: { daddr: { addrs: [policy.automapRange] }, protocol: 'tcp' }, verdict: { kind: 'dnat', address: trans.address, port: trans.port }, clause: 'tor.automapRange -> tor.transPort' },
+      { match: { daddr: { addrs: [dns.address] }, protocol: 'udp', dport: { ports: [53] } }, verdict: { kind: 'dnat', address: dns.address, port: dns.port }, clause: 'tor.dnsPort: udp/53 redirect' },
+    ],
+  };
+}
+
+function natPostroutingChain(policy: Policy): Chain {
+  return {
+    name: 'nat_postrouting',
+    base: { type: 'nat', hook: 'postrouting', priority: 'srcnat', policy: 'accept' },
+    rules: policy.namespaces
+      .filter((n) => n.kind === 'clearnet')
+      .map((ns) => ({
+        match: { oifname: { name: ns.hostVeth, negate: true }, saddr: { addrs: [ns.subnet] } },
+        verdict: { kind: 'masquerade' } as const,
+        clause: `${ns.clause} clearnet: masquerade`,
+      })),
+  };
+}
+
+/** The policy's ruleset as an AST (the object every check and the lab work on). */
+export function ruleset(policy: Policy): Table {
+  return {
+    family: 'inet',
+    name: TABLE_NAME,
+    chains: [inputChain(policy), forwardChain(policy), outputChain(policy), natOutputChain(policy), natPostroutingChain(policy)],
+  };
+}
+
+/**
+ * What stays in force if the policy ruleset fails to load: the same table
+ * name, loopback only. The unit loads it first, so a broken policy file (the
+ * 2009 Tails bug: an unknown user made iptables-restore reject everything)
+ * leaves a machine with no network rather than an open one.
+ */
+export function lockdownRuleset(): Table {
+  const clause = 'lockdown: loopback only until the policy ruleset loads';
+  const lo = (dir: 'iif' | 'oif'): Rule => ({ match: { nfproto: 'ipv4', [dir]: LO }, verdict: accept, clause });
+  const end: Rule = { match: {}, verdict: drop, clause };
+  return {
+    family: 'inet',
+    name: TABLE_NAME,
+    chains: [
+      { name: 'input', base: { type: 'filter', hook: 'input', priority: 'filter', policy: 'drop' }, rules: [lo('iif'), end] },
+      { name: 'forward', base: { type: 'filter', hook: 'forward', priority: 'filter', policy: 'drop' }, rules: [end] },
+      { name: 'output', base: { type: 'filter', hook: 'output', priority: 'filter', policy: 'drop' }, rules: [lo('oif'), end] },
+    ],
+  };
+}

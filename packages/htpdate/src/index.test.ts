@@ -1,0 +1,191 @@
+import { assemble, checkStatic, memoryTree, readPolicyFile, type Policy, type TreeReader } from '@leakless/policy';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as htpdate from './index.js';
+import { parseTimeConf } from './runtime/config.js';
+import { CONFIG_FILE, TOOL_PATHS } from './settings.js';
+import { parseUnitFile, words, directive } from './unitfile.js';
+
+const CONFIG = fileURLToPath(new URL('../../../image-config/default.yaml', import.meta.url));
+let policy: Policy;
+let disabled: Policy;
+
+async function load(edit?: (doc: Record<string, any>) => void): Promise<Policy> {
+  const { parse } = await import('yaml');
+  const { readFile } = await import('node:fs/promises');
+  const doc = parse(await readFile(CONFIG, 'utf8'));
+  edit?.(doc);
+  const { parsePolicy } = await import('@leakless/policy');
+  const r = parsePolicy(doc);
+  if (!r.ok) throw new Error(JSON.stringify(r.issues));
+  return r.policy;
+}
+
+beforeAll(async () => {
+  const r = await readPolicyFile(CONFIG);
+  if (!r.ok) throw new Error('default policy invalid');
+  policy = r.policy;
+  disabled = await load((d) => (d.time.preTorCheck.enabled = false));
+});
+
+const noTools = async () => {
+  throw new Error('no host tools in these checks');
+};
+
+function edited(tree: TreeReader, path: string, f: (s: string | undefined) => string | undefined): TreeReader {
+  return { ...tree, read: (p) => (p === path ? f(tree.read(p)) : tree.read(p)), paths: () => [...new Set([...tree.paths(), path])].filter((p) => (p === path ? f(tree.read(p)) !== undefined : true)) };
+}
+
+async function results(p: Policy, tree?: (t: TreeReader) => TreeReader) {
+  const a = assemble(p, [htpdate]);
+  const t = memoryTree(a.tree);
+  return checkStatic(a, tree ? tree(t) : t, noTools);
+}
+
+describe('emit', () => {
+  it('ships the tools, the config and both units for the default (consenting) policy', () => {
+    const e = htpdate.emit(policy);
+    expect(e.files.map((f) => [f.path, f.mode.toString(8)]).sort()).toEqual(
+      [
+        ['/etc/leakless/time.conf', '644'],
+        ['/usr/lib/systemd/system/leakless-htpdate.service', '644'],
+        ['/usr/lib/systemd/system/leakless-pretor-time.service', '644'],
+        ['/usr/local/lib/leakless/htpdate', '755'],
+        ['/usr/local/lib/leakless/pretor-time', '755'],
+        ['/usr/local/lib/leakless/set-clock', '755'],
+      ].sort(),
+    );
+    expect(e.units).toEqual(['leakless-htpdate.service', 'leakless-pretor-time.service']);
+    expect(e.packages).toEqual(['nodejs', 'ca-certificates']);
+    expect(e.users).toEqual([
+      { name: 'htp', uid: 116, gid: 124 },
+      { name: 'clearnet', uid: 114, gid: 123 },
+    ]);
+  });
+  it('is deterministic', () => {
+    expect(JSON.stringify(htpdate.emit(policy).files)).toBe(JSON.stringify(htpdate.emit(policy).files));
+  });
+  it('takes every value from the policy (config parsed by the tools’ own parser)', () => {
+    const c = parseTimeConf(htpdate.emit(policy).files.find((f) => f.path === CONFIG_FILE)!.content);
+    const t = policy.document.time;
+    expect(c.releaseFloor).toBe(policy.sourceDateEpoch);
+    expect(c.pretor).toMatchObject({ urlText: t.preTorCheck.url, expectedBody: 'OK', timeoutSeconds: 10, uid: 114, gid: 123 });
+    expect(c.htp).toMatchObject({ uid: 116, gid: 124, socks: { address: '127.0.0.1', port: 9062 }, failureRatio: 0.34, minOffsetSeconds: 1, timeoutSeconds: 30 });
+    expect(c.htp.pools).toEqual(t.htpdate.pools);
+    expect(c.torControl).toEqual({ address: '127.0.0.1', port: 9052 });
+  });
+  it('follows a changed policy (SocksPort, users, URL, release)', async () => {
+    const p = await load((d) => {
+      d.tor.socksPorts[1].port = 9162;
+      d.users.find((u: { name: string }) => u.name === 'htp').uid = 216;
+      d.time.preTorCheck.url = 'http://connectivity-check.example:8080/hotspot';
+      d.release.sourceDateEpoch = 1800000000;
+    });
+    const c = parseTimeConf(htpdate.emit(p).files.find((f) => f.path === CONFIG_FILE)!.content);
+    expect(c.htp.socks.port).toBe(9162);
+    expect(c.htp.uid).toBe(216);
+    expect(c.pretor!.url).toEqual({ host: 'connectivity-check.example', port: 8080, path: '/hotspot' });
+    expect(c.releaseFloor).toBe(1800000000);
+  });
+  it('without consent ships no pre-Tor tool, unit or settings', () => {
+    const e = htpdate.emit(disabled);
+    expect(e.files.map((f) => f.path).filter((p) => p.includes('pretor'))).toEqual([]);
+    expect(e.files.find((f) => f.path === CONFIG_FILE)!.content).not.toMatch(/^pretor-/m);
+    expect(e.users.map((u) => u.name)).toEqual(['htp']);
+    const unit = parseUnitFile(e.files.find((f) => f.path.endsWith('leakless-htpdate.service'))!.content);
+    expect(words(unit, 'Unit', 'After')).toEqual(['tor@default.service']);
+  });
+  it('every config line is preceded by the policy clause it comes from', () => {
+    const lines = htpdate.emit(policy).files.find((f) => f.path === CONFIG_FILE)!.content.split('\n');
+    lines.forEach((l, i) => {
+      if (/^[a-z-]+=/.test(l)) expect(lines[i - 1]).toMatch(/^# \S/);
+    });
+  });
+  it('units: htpdate after tor, waiting for the bootstrap, with tor’s group for the cookie', () => {
+    const e = htpdate.emit(policy);
+    const h = parseUnitFile(e.files.find((f) => f.path.endsWith('leakless-htpdate.service'))!.content);
+    expect(words(h, 'Unit', 'After')).toEqual(['tor@default.service', 'leakless-pretor-time.service']);
+    expect(directive(h, 'Service', 'ExecStartPre')).toEqual([`${TOOL_PATHS.htpdate} wait-bootstrap`]);
+    expect(directive(h, 'Service', 'SupplementaryGroups')).toEqual([String(policy.torUser.gid)]);
+    expect(directive(h, 'Service', 'IPAddressAllow')).toEqual(['127.0.0.1']);
+    const pre = parseUnitFile(e.files.find((f) => f.path.endsWith('leakless-pretor-time.service'))!.content);
+    expect(words(pre, 'Unit', 'Before')).toContain('tor@default.service');
+    expect(directive(pre, 'Service', 'ExecStart')).toEqual([`${TOOL_PATHS['pretor-time']} sync`]);
+    expect(directive(pre, 'Service', 'TimeoutStartSec')).toEqual(['70']);
+  });
+});
+
+describe('static assertions', () => {
+  it('all hold on the emitted tree, for both consent settings', async () => {
+    for (const p of [policy, disabled]) {
+      const r = await results(p);
+      expect(r.filter((x) => !x.ok)).toEqual([]);
+      expect(r.length).toBe(6);
+    }
+  });
+  const failing = async (p: Policy, path: string, f: (s: string | undefined) => string | undefined) =>
+    (await results(p, (t) => edited(t, path, f))).filter((x) => !x.ok).map((x) => x.id);
+  it('catch a config value that drifted from the policy', async () => {
+    expect(await failing(policy, CONFIG_FILE, (s) => s!.replace('htp-socks=127.0.0.1:9062', 'htp-socks=127.0.0.1:9063'))).toEqual([
+      'htpdate.config-matches-policy',
+      'htpdate.principals',
+    ]);
+  });
+  it('catch a unit that keeps an extra capability or lost a sandbox directive', async () => {
+    const unit = '/usr/lib/systemd/system/leakless-htpdate.service';
+    expect(await failing(policy, unit, (s) => s!.replace('CAP_SYS_TIME', 'CAP_SYS_TIME CAP_NET_ADMIN'))).toEqual(['htpdate.units-hardened']);
+    expect(await failing(policy, unit, (s) => s!.replace('ProtectSystem=full', 'ProtectSystem=no'))).toEqual(['htpdate.units-hardened']);
+    expect(await failing(policy, unit, (s) => s!.replace(/^ExecStartPre=.*$/m, ''))).toEqual(['htpdate.ordering']);
+    expect(await failing(policy, unit, (s) => s!.replace(/^IPAddressDeny=any$/m, ''))).toEqual(['htpdate.units-hardened']);
+    expect(await failing(policy, unit, (s) => s!.replace(/^IPAddressAllow=.*$/m, 'IPAddressAllow=any'))).toEqual(['htpdate.units-hardened']);
+  });
+  it('catch a tool that is not the committed bundle', async () => {
+    expect(await failing(policy, TOOL_PATHS['set-clock'], (s) => s + '\n// patched')).toEqual(['htpdate.tools-bundled']);
+  });
+  it('catch a pre-Tor tool shipped without consent', async () => {
+    expect(await failing(disabled, TOOL_PATHS['pretor-time'], () => '#!/usr/bin/node\n')).toEqual(['htpdate.pretor-only-with-consent']);
+  });
+  it('catch a pre-Tor request that would run as a non-clearnet user', async () => {
+    expect(await failing(policy, CONFIG_FILE, (s) => s!.replace('pretor-uid=114', 'pretor-uid=1000'))).toEqual([
+      'htpdate.config-matches-policy',
+      'htpdate.principals',
+    ]);
+  });
+});
+
+describe('runtime assertions', () => {
+  it('check every installed file and both users', () => {
+    const r = htpdate.emit(policy).runtimeAssertions;
+    expect(r.filter((a) => a.check.kind === 'file')).toHaveLength(6);
+    expect(r.filter((a) => a.check.kind === 'user').map((a) => a.id)).toEqual(['htpdate.user.htp', 'htpdate.user.clearnet']);
+  });
+});
+
+describe('policy rules for the time tools (bad input never produces output)', () => {
+  const issues = async (edit: (d: Record<string, any>) => void) => {
+    const { parse } = await import('yaml');
+    const { readFile } = await import('node:fs/promises');
+    const { parsePolicy } = await import('@leakless/policy');
+    const doc = parse(await readFile(CONFIG, 'utf8'));
+    edit(doc);
+    const r = parsePolicy(doc);
+    return r.ok ? [] : r.issues.map((i) => `${i.path}: ${i.message}`);
+  };
+  it('a pre-Tor URL that is not printable ASCII', async () => {
+    expect(await issues((d) => (d.time.preTorCheck.url = 'http://fedoraproject.org/stätic'))).toEqual([expect.stringMatching(/^time\.preTorCheck\.url: .*ASCII/)]);
+  });
+  it('a pre-Tor URL with port 0 or 70000', async () => {
+    expect(await issues((d) => (d.time.preTorCheck.url = 'http://a.example:70000/'))).toEqual([expect.stringMatching(/^time\.preTorCheck\.url: port 70000/)]);
+  });
+  it('htpdate as root', async () => {
+    expect(
+      await issues((d) => {
+        d.time.htpdate.user = 'root';
+        d.tor.socksPorts[1].clients.push('root');
+      }),
+    ).toEqual([expect.stringMatching(/^time\.htpdate\.user: must not be root/)]);
+  });
+  it('a request timeout out of range', async () => {
+    expect((await issues((d) => (d.time.htpdate.requestTimeoutSeconds = 0))).join()).toMatch(/time\.htpdate\.requestTimeoutSeconds/);
+  });
+});

@@ -1,0 +1,103 @@
+// The time tools' settings as data, derived from the policy once; the config
+// file, the units and the assertions are all rendered from this.
+import type { Policy } from '@leakless/policy';
+import type { TimeConfig } from './runtime/config.js';
+import { parsePlainHttpUrl } from './runtime/http.js';
+
+export const LIB_DIR = '/usr/local/lib/leakless';
+export const CONFIG_FILE = '/etc/leakless/time.conf';
+export const UNIT_DIR = '/usr/lib/systemd/system';
+export const HTPDATE_UNIT = 'leakless-htpdate.service';
+/** Debian's ca-certificates bundle: the trust anchors for htpdate's HTTPS hosts. */
+export const CA_FILE = '/etc/ssl/certs/ca-certificates.crt';
+export const RUN_DIR = '/run/htpdate';
+
+export const TOOL_PATHS = {
+  'pretor-time': `${LIB_DIR}/pretor-time`,
+  htpdate: `${LIB_DIR}/htpdate`,
+  'set-clock': `${LIB_DIR}/set-clock`,
+} as const;
+
+/** The pre-Tor unit's name; the policy names it (policy view preTorCheckUnit) so the resolver module can give it the clearnet resolv.conf. */
+export const PRETOR_UNIT_NAME = 'leakless-pretor-time.service';
+
+export function pretorUnitOf(policy: Policy): string | undefined {
+  const u = policy.preTorCheckUnit;
+  if (u !== undefined && u !== PRETOR_UNIT_NAME) throw new Error(`internal: policy names the pre-Tor unit ${u}, this module ships ${PRETOR_UNIT_NAME}`);
+  return u;
+}
+
+/** The policy's time section resolved to the values the tools read (users → ids, SocksPort name → address:port). */
+export function timeConfigOf(policy: Policy): TimeConfig {
+  const t = policy.document.time;
+  const htpUser = policy.userByName(t.htpdate.user);
+  const socks = policy.socksPorts.find((s) => s.name === t.htpdate.socksPort);
+  if (!socks) throw new Error(`internal: SocksPort ${t.htpdate.socksPort} not found after validation`);
+  const pre = t.preTorCheck;
+  const preUser = pre.enabled ? policy.userByName(pre.user) : undefined;
+  return {
+    releaseFloor: policy.sourceDateEpoch,
+    torUnit: policy.torUnit,
+    torControl: { address: policy.controlPort.address, port: policy.controlPort.port },
+    setClock: TOOL_PATHS['set-clock'],
+    ...(preUser
+      ? {
+          pretor: {
+            url: parsePlainHttpUrl(pre.url) ?? fail(`${pre.url} passed validation but is not http://host[:port]/path`),
+            urlText: pre.url,
+            expectedBody: pre.expectedBody,
+            timeoutSeconds: pre.timeoutSeconds,
+            uid: preUser.uid,
+            gid: preUser.gid,
+          },
+        }
+      : {}),
+    htp: {
+      uid: htpUser.uid,
+      gid: htpUser.gid,
+      socks: { address: socks.address, port: socks.port },
+      failureRatio: t.htpdate.perPoolFailureRatio,
+      minOffsetSeconds: t.htpdate.minimumOffsetSeconds,
+      timeoutSeconds: t.htpdate.requestTimeoutSeconds,
+      caFile: CA_FILE,
+      pools: t.htpdate.pools.map((p) => [...p]),
+      doneFile: `${RUN_DIR}/done`,
+      successFile: `${RUN_DIR}/success`,
+    },
+  };
+}
+
+function fail(msg: string): never {
+  throw new Error(`internal: ${msg}`);
+}
+
+/** The policy clause behind each config key, written above it in time.conf. */
+export function clauseOf(policy: Policy, key: string): string {
+  const t = policy.document.time;
+  const userIdx = (name: string): number => policy.document.users.findIndex((u) => u.name === name);
+  const socksIdx = policy.document.tor.socksPorts.findIndex((s) => s.name === t.htpdate.socksPort);
+  const clauses: Record<string, string> = {
+    'release-floor': 'release.sourceDateEpoch: no time before the release is accepted',
+    'tor-unit': "Debian's tor unit (policy view torUnit): restarted around a clock change",
+    'tor-control': 'tor.controlPort: htpdate waits there for the bootstrap',
+    'set-clock': 'the root clock-setting helper (htpdate module)',
+    'pretor-url': 'time.preTorCheck.url',
+    'pretor-expected-body': 'time.preTorCheck.expectedBody',
+    'pretor-timeout': 'time.preTorCheck.timeoutSeconds',
+    'pretor-uid': `time.preTorCheck.user → users[${userIdx(t.preTorCheck.user)}].uid`,
+    'pretor-gid': `time.preTorCheck.user → users[${userIdx(t.preTorCheck.user)}].gid`,
+    'htp-uid': `time.htpdate.user → users[${userIdx(t.htpdate.user)}].uid`,
+    'htp-gid': `time.htpdate.user → users[${userIdx(t.htpdate.user)}].gid`,
+    'htp-socks': `time.htpdate.socksPort → tor.socksPorts[${socksIdx}]`,
+    'htp-failure-ratio': 'time.htpdate.perPoolFailureRatio',
+    'htp-min-offset': 'time.htpdate.minimumOffsetSeconds',
+    'htp-timeout': 'time.htpdate.requestTimeoutSeconds',
+    'htp-ca-file': "Debian's ca-certificates bundle: trust anchors for the pools' HTTPS",
+    'htp-pool': 'time.htpdate.pools',
+    'htp-done-file': 'Tails /run/htpdate/done (a run finished)',
+    'htp-success-file': 'Tails /run/htpdate/success (the run succeeded)',
+  };
+  const c = clauses[key];
+  if (c === undefined) throw new Error(`internal: no clause for ${key}`);
+  return c;
+}

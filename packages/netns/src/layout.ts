@@ -1,0 +1,236 @@
+// The per-application namespaces as data: for each policy namespace, the
+// kernel settings inside it, the settings of its host-side veth, and its
+// nftables rules, each with the policy clause and the threat it answers. The
+// templates only print this; the assertions and tests read the same data.
+import type { Policy, ResolvedNamespace } from '@leakless/policy';
+
+/** Paths in the image. */
+export const SETUP_SCRIPT = '/usr/local/lib/leakless/netns-setup';
+export const LAUNCHER = '/usr/local/sbin/leakless-netns-exec';
+export const UNIT = 'leakless-netns.service';
+export const UNIT_PATH = `/etc/systemd/system/${UNIT}`;
+export const NFT_DIR = '/etc/leakless/netns';
+export const UDEV_RULES = '/etc/udev/rules.d/85-leakless-nm-unmanage-veth.rules';
+/** `ip netns exec NAME` bind-mounts every file of /etc/netns/NAME over /etc (iproute2). */
+export const ETC_NETNS = '/etc/netns';
+/** The nftables table the setup script loads inside each namespace. */
+export const NS_TABLE = 'leakless_netns';
+/**
+ * The hostname a launched application sees in its own UTS namespace: the same
+ * on every machine, so an application that reads and reports it (crash
+ * reports, WebRTC, protocol banners) tells nothing about this one (Whonix
+ * uses "host" for the same reason).
+ */
+export const GENERIC_HOSTNAME = 'localhost';
+/**
+ * The firewall unit the namespaces are created after. The host-side rules the
+ * namespaces rely on (forward + masquerade for clearnet only, input from a
+ * tor-only veth to its SocksPort only) are in its ruleset, not here.
+ */
+export const FIREWALL_UNIT = 'leakless-firewall.service';
+
+/**
+ * Environment a launched application keeps: what a desktop application needs
+ * to draw and speak the user's language. Everything else is dropped, so
+ * nothing from the caller (proxy settings, LD_PRELOAD, a session bus address
+ * that reaches services outside the namespace) is inherited by accident.
+ */
+export const KEPT_ENVIRONMENT: readonly string[] = ['DISPLAY', 'WAYLAND_DISPLAY', 'XAUTHORITY', 'XDG_RUNTIME_DIR', 'LANG', 'LANGUAGE', 'LC_ALL', 'TERM'];
+
+export interface Setting {
+  readonly key: string;
+  readonly value: string;
+  readonly why: string;
+}
+
+export interface NftRule {
+  readonly rule: string;
+  /** Policy clause (or precedent) the rule comes from; printed as its comment. */
+  readonly clause: string;
+}
+
+export interface NftChain {
+  readonly name: string;
+  /** "type filter hook output priority 0; policy drop;" */
+  readonly head: string;
+  readonly why: string;
+  readonly rules: readonly NftRule[];
+}
+
+export interface NamespacePlan {
+  readonly ns: ResolvedNamespace;
+  /** nftables file loaded inside the namespace. */
+  readonly nftPath: string;
+  /** sysctls written inside the namespace before its veth end moves in. */
+  readonly nsSysctls: readonly Setting[];
+  /** sysctls of the host-side veth, written after it exists. */
+  readonly hostSysctls: readonly Setting[];
+  readonly chains: readonly NftChain[];
+  /** The default route (clearnet only): via the host side of the veth. */
+  readonly defaultVia?: string;
+  /** /etc/netns/NAME/resolv.conf: a file of the tree (tor-only) or a link made at start to the clearnet resolver file. */
+  readonly resolvConf: { readonly kind: 'file'; readonly path: string } | { readonly kind: 'link'; readonly path: string; readonly target: string };
+}
+
+const set = (key: string, value: string | number, why: string): Setting => ({ key, value: String(value), why });
+
+function nsSysctls(ns: ResolvedNamespace): Setting[] {
+  const torOnly = ns.kind === 'tor-only';
+  return [
+    set('net.ipv4.ip_forward', 0, 'The namespace is an end point, never a router (Tails tails-create-netns).'),
+    set('net.ipv4.conf.all.forwarding', 0, 'Same, for every interface in the namespace.'),
+    set('net.ipv4.conf.default.forwarding', 0, 'Same, for the veth end that moves in next.'),
+    // A new namespace starts with the kernel's IPv6 defaults (IPv6 on), not
+    // the host's sysctl.d: without this the veth end would come up with a
+    // link-local IPv6 address and an IPv6 path nobody filters.
+    set('net.ipv6.conf.all.disable_ipv6', 1, 'No IPv6 inside: a new namespace does not inherit the host’s disable_ipv6.'),
+    set('net.ipv6.conf.default.disable_ipv6', 1, 'The veth end moves in after this and must come up without IPv6.'),
+    torOnly
+      ? set(
+          'net.ipv4.conf.all.route_localnet',
+          1,
+          'Applications dial 127.0.0.1:<SocksPort>; the DNAT to the host side keeps source 127.0.0.1 until masquerade, and replies come back to 127.0.0.1 on the veth (Tails).',
+        )
+      : set('net.ipv4.conf.all.route_localnet', 0, 'No DNAT here, so no 127.0.0.0/8 packet ever belongs on the veth.'),
+  ];
+}
+
+function hostSysctls(ns: ResolvedNamespace): Setting[] {
+  return [
+    ns.kind === 'tor-only'
+      ? set(
+          `net.ipv4.conf.${ns.hostVeth}.forwarding`,
+          0,
+          'The host never routes for a tor-only namespace: even without the firewall’s forward chain nothing from it is forwarded (written after ip_forward, which would reset it).',
+        )
+      : set(`net.ipv4.conf.${ns.hostVeth}.forwarding`, 1, 'The clearnet namespace is routed out through the host; the firewall’s forward chain decides what may pass.'),
+    set(`net.ipv4.conf.${ns.hostVeth}.route_localnet`, 0, 'Nothing on the host side may send or accept 127.0.0.0/8 on the veth.'),
+    set(`net.ipv4.conf.${ns.hostVeth}.accept_redirects`, 0, 'The namespace must not reroute the host.'),
+    set(`net.ipv4.conf.${ns.hostVeth}.send_redirects`, 0, 'The host does not tell the namespace about other routes.'),
+  ];
+}
+
+function torOnlyChains(ns: ResolvedNamespace): NftChain[] {
+  const socks = ns.socksPort;
+  if (!socks) throw new Error(`internal: tor-only namespace ${ns.name} without a SocksPort after validation`);
+  const c = ns.clause;
+  const sc = socks.clause;
+  const host = ns.hostAddress;
+  return [
+    {
+      name: 'nat_output',
+      head: 'type nat hook output priority -100; policy accept;',
+      why: 'Unmodified applications use 127.0.0.1:<port>; it is rewritten to the SocksPort on the host side of the veth.',
+      rules: [{ rule: `oifname "lo" ip daddr 127.0.0.1 tcp dport ${socks.port} dnat ip to ${host}:${socks.port}`, clause: `${sc} SocksPort ${socks.name} via DNAT` }],
+    },
+    {
+      name: 'nat_postrouting',
+      head: 'type nat hook postrouting priority 100; policy accept;',
+      why: 'A DNATed connection still has source 127.0.0.1; it leaves with the namespace’s own address.',
+      rules: [{ rule: `oifname "${ns.guestVeth}" ct status dnat masquerade`, clause: `${c} masquerade of the DNAT` }],
+    },
+    {
+      name: 'output',
+      head: 'type filter hook output priority 0; policy drop;',
+      why: 'The only packets that leave: the DNATed SocksPort connection. The namespace has no route anywhere else; this is the second wall.',
+      rules: [
+        { rule: 'ct state invalid drop', clause: 'SPEC 2 beyond Tails 3: invalid state' },
+        { rule: 'oifname "lo" accept', clause: `${c} loopback inside the namespace` },
+        { rule: `oifname "${ns.guestVeth}" ip daddr ${host} tcp dport ${socks.port} ct status dnat accept`, clause: `${sc} the one way out` },
+        { rule: 'counter reject with icmpx admin-prohibited', clause: `${c} tor-only: nothing else` },
+      ],
+    },
+    {
+      name: 'postrouting',
+      head: 'type filter hook postrouting priority 110; policy accept;',
+      why: 'Anti-spoofing after masquerade: nothing leaves the veth with another source (Tails: OUTPUT -o veth0 ! --src <guest> REJECT).',
+      rules: [{ rule: `oifname "${ns.guestVeth}" ip saddr != ${ns.guestAddress} counter drop`, clause: `${c} anti-spoofing` }],
+    },
+    {
+      name: 'input',
+      head: 'type filter hook input priority 0; policy drop;',
+      why: 'The namespace serves nobody: only loopback and the replies of its SocksPort connections come in.',
+      rules: [
+        { rule: 'iifname "lo" accept', clause: `${c} loopback inside the namespace` },
+        { rule: `iifname "${ns.guestVeth}" ip saddr ${host} tcp sport ${socks.port} ct state established accept`, clause: `${sc} replies` },
+      ],
+    },
+    {
+      name: 'forward',
+      head: 'type filter hook forward priority 0; policy drop;',
+      why: 'Never a router.',
+      rules: [],
+    },
+  ];
+}
+
+function clearnetChains(ns: ResolvedNamespace, internalRange: string): NftChain[] {
+  const c = ns.clause;
+  return [
+    {
+      name: 'output',
+      head: 'type filter hook output priority 0; policy accept;',
+      why: 'Routed out through the host, whose firewall decides; these rules are the second wall for what this namespace must never reach.',
+      rules: [
+        { rule: 'ct state invalid drop', clause: 'SPEC 2 beyond Tails 3: invalid state' },
+        { rule: 'oifname "lo" accept', clause: `${c} loopback inside the namespace` },
+        { rule: 'meta nfproto ipv6 counter reject with icmpx admin-prohibited', clause: 'ipv6.enabled false' },
+        { rule: `ip daddr ${internalRange} counter reject with icmpx admin-prohibited`, clause: `netns.internalRange: no host services, no other namespace (Tails 699c716428a)` },
+      ],
+    },
+    {
+      name: 'postrouting',
+      head: 'type filter hook postrouting priority 110; policy accept;',
+      why: 'Anti-spoofing: nothing leaves the veth with another source (Tails: OUTPUT -o veth0 ! --src <guest> REJECT).',
+      rules: [{ rule: `oifname "${ns.guestVeth}" ip saddr != ${ns.guestAddress} counter drop`, clause: `${c} anti-spoofing` }],
+    },
+    {
+      name: 'input',
+      head: 'type filter hook input priority 0; policy drop;',
+      why: 'No incoming connection to an application that is on the real network with the real address (Tails 1c9207c0a4f).',
+      rules: [
+        { rule: 'ct state invalid drop', clause: 'SPEC 2 beyond Tails 3: invalid state' },
+        { rule: 'iifname "lo" accept', clause: `${c} loopback inside the namespace` },
+        { rule: 'ct state established,related accept', clause: `${c} replies (related: ICMP errors, path MTU)` },
+      ],
+    },
+    {
+      name: 'forward',
+      head: 'type filter hook forward priority 0; policy drop;',
+      why: 'Never a router.',
+      rules: [],
+    },
+  ];
+}
+
+export function planNamespace(policy: Policy, ns: ResolvedNamespace): NamespacePlan {
+  const torOnly = ns.kind === 'tor-only';
+  return {
+    ns,
+    nftPath: `${NFT_DIR}/${ns.name}.nft`,
+    nsSysctls: nsSysctls(ns),
+    hostSysctls: hostSysctls(ns),
+    chains: torOnly ? torOnlyChains(ns) : clearnetChains(ns, policy.internalRange),
+    ...(torOnly ? {} : { defaultVia: ns.hostAddress }),
+    resolvConf: torOnly
+      ? { kind: 'file', path: `${ETC_NETNS}/${ns.name}/resolv.conf` }
+      : { kind: 'link', path: `${ETC_NETNS}/${ns.name}/resolv.conf`, target: policy.clearnetResolver.file },
+  };
+}
+
+export function planNamespaces(policy: Policy): NamespacePlan[] {
+  return policy.namespaces.map((ns) => planNamespace(policy, ns));
+}
+
+/** The routes a namespace must have, in the form the `ip-routes` runtime check prints. */
+export function expectedRoutes(plan: NamespacePlan): string[] {
+  const { ns } = plan;
+  const net = `${ns.subnet.split('/')[0]}/${ns.prefix}`;
+  return [`main ${net} dev ${ns.guestVeth}`, ...(plan.defaultVia ? [`main default via ${plan.defaultVia} dev ${ns.guestVeth}`] : [])].sort();
+}
+
+/** The addresses a namespace must have: loopback and its end of the /30, nothing routable. */
+export function expectedAddresses(plan: NamespacePlan): string[] {
+  const { ns } = plan;
+  return [`lo 127.0.0.1/8`, `${ns.guestVeth} ${ns.guestAddress}/${ns.prefix}`].sort();
+}

@@ -1,0 +1,237 @@
+import { describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import { buildTree, evaluateRuntime, memoryTree, parsePolicy, type Exec, type GeneratedFile, type StaticContext, type ToolRunner } from '@leakless/policy';
+import { defaultPolicy, defaultPolicyInput } from '@leakless/policy/testing';
+import { FIREWALL_UNIT, LAUNCHER, SETUP_SCRIPT, UNIT, UNIT_PATH, emit, planNamespaces } from './index.js';
+
+const policy = defaultPolicy();
+const out = emit(policy);
+
+const realRunner: ToolRunner = async (cmd, args, opts) => {
+  const r = await execa(cmd, [...args], { reject: false, input: opts?.input ?? '' });
+  return { exitCode: r.exitCode ?? 127, stdout: r.stdout, stderr: r.stderr };
+};
+const runner = realRunner;
+// nft -c runs in a throwaway user+network namespace; some machines forbid unprivileged ones.
+const nftUsable = (await execa('unshare', ['-rn', 'nft', '-c', '-f', '/dev/stdin'], { reject: false, input: 'table inet t { }' })).exitCode === 0;
+if (!nftUsable) {
+  if (process.env.CI === 'true') throw new Error('netns: unshare -rn nft -c does not work here (CI=true)');
+  console.warn('SKIPPED netns nft -c checks: unshare -rn nft -c does not work on this machine');
+}
+
+// The firewall module ships this unit; the netns unit must find it in the tree.
+const firewallUnit: GeneratedFile = { path: `/etc/systemd/system/${FIREWALL_UNIT}`, content: '[Unit]\n', mode: 0o644, clause: 'test stand-in' };
+
+function ctxFor(files: readonly GeneratedFile[], extra: readonly GeneratedFile[] = [firewallUnit], p = policy): StaticContext {
+  return { tree: memoryTree(buildTree([{ ...out, files }, { ...out, module: 'other', files: extra }])), policy: p, run: runner };
+}
+
+async function results(files: readonly GeneratedFile[], extra?: readonly GeneratedFile[]): Promise<Record<string, boolean>> {
+  const ctx = ctxFor(files, extra);
+  const entries = await Promise.all(out.staticAssertions.map(async (a) => [a.id, (await a.check(ctx)).ok] as const));
+  return Object.fromEntries(entries);
+}
+
+function edit(path: string, fn: (s: string) => string): GeneratedFile[] {
+  const files = out.files.map((f) => (f.path === path ? { ...f, content: fn(f.content) } : f));
+  expect(files.find((f) => f.path === path)!.content, `edit of ${path} changed nothing`).not.toBe(out.files.find((f) => f.path === path)!.content);
+  return files;
+}
+
+describe('netns emit', () => {
+  it('emits the unit, the script, the launcher, udev, and per namespace its rules (+ resolv.conf when tor-only)', () => {
+    expect(out.files.map((f) => [f.path, f.mode.toString(8)])).toEqual([
+      [SETUP_SCRIPT, '755'],
+      [UNIT_PATH, '644'],
+      [LAUNCHER, '755'],
+      ['/etc/udev/rules.d/85-leakless-nm-unmanage-veth.rules', '644'],
+      ['/etc/leakless/netns/tbb.nft', '644'],
+      ['/etc/netns/tbb/resolv.conf', '644'],
+      ['/etc/leakless/netns/clearnet.nft', '644'],
+    ]);
+    for (const f of out.files) expect(f.content, f.path).toMatch(/\n# leakless: generated from the policy \(.+\); do not edit/);
+    expect(out.units).toEqual([UNIT]);
+    const again = emit(policy);
+    expect(again.files).toEqual(out.files);
+    expect(again.runtimeAssertions).toEqual(out.runtimeAssertions);
+  });
+
+  it('takes every value from the policy: addresses, veths, the SocksPort, the desktop user, the clearnet resolver file', () => {
+    const tbb = out.files.find((f) => f.path.endsWith('/tbb.nft'))!.content;
+    const browser = policy.socksPorts.find((s) => s.netns === 'tbb')!;
+    expect(tbb).toContain(`oifname "lo" ip daddr 127.0.0.1 tcp dport ${browser.port} dnat ip to ${browser.address}:${browser.port}`);
+    const script = out.files.find((f) => f.path === SETUP_SCRIPT)!.content;
+    expect(script).toContain(`ln -sfn ${policy.clearnetResolver.file} /etc/netns/clearnet/resolv.conf`);
+    expect(script).toContain('ip -n clearnet route add default via 10.200.1.17 dev veth0');
+    expect(script).not.toMatch(/ip -n tbb route/);
+    const launcher = out.files.find((f) => f.path === LAUNCHER)!.content;
+    expect(launcher).toContain(`[ "$uid" = ${policy.desktopUser.uid} ] && [ "$gid" = ${policy.desktopUser.gid} ]`);
+
+    // A different policy gives different files: nothing is written twice.
+    const input = defaultPolicyInput();
+    input.netns.internalRange = '10.77.0.0/24';
+    input.netns.namespaces[0].subnet = '10.77.0.8/30';
+    input.netns.namespaces[1].subnet = '10.77.0.4/30';
+    input.tor.socksPorts[3].port = 9150;
+    const r = parsePolicy(input);
+    if (!r.ok) throw new Error(JSON.stringify(r.issues));
+    const other = emit(r.policy);
+    const tbb2 = other.files.find((f) => f.path.endsWith('/tbb.nft'))!.content;
+    expect(tbb2).toContain('tcp dport 9150 dnat ip to 10.77.0.9:9150');
+    expect(tbb2).toContain('ip saddr != 10.77.0.10 counter drop');
+    expect(other.files.find((f) => f.path.endsWith('/clearnet.nft'))!.content).toContain('ip daddr 10.77.0.0/24 counter reject');
+    expect(other.files.find((f) => f.path === SETUP_SCRIPT)!.content).toContain('ip -n clearnet route add default via 10.77.0.5 dev veth0');
+  });
+
+  it('emits nothing for a policy without namespaces, and scales to a second tor-only namespace', () => {
+    const none = defaultPolicyInput();
+    none.netns.namespaces = [];
+    none.tor.socksPorts = none.tor.socksPorts.filter((s: { netns?: string }) => s.netns === undefined);
+    const r0 = parsePolicy(none);
+    if (!r0.ok) throw new Error(JSON.stringify(r0.issues));
+    expect(emit(r0.policy)).toMatchObject({ files: [], units: [], staticAssertions: [], runtimeAssertions: [] });
+
+    const two = defaultPolicyInput();
+    two.netns.namespaces.push({ name: 'circs', kind: 'tor-only', subnet: '10.200.1.4/30' });
+    two.tor.socksPorts.push({ name: 'circs', netns: 'circs', port: 9050, isolation: [], clients: [] });
+    const r2 = parsePolicy(two);
+    if (!r2.ok) throw new Error(JSON.stringify(r2.issues));
+    const e = emit(r2.policy);
+    expect(e.files.map((f) => f.path)).toContain('/etc/leakless/netns/circs.nft');
+    expect(e.files.find((f) => f.path === LAUNCHER)!.content).toMatch(/^circs\) ;; # netns.namespaces\[2\] \(tor-only\)$/m);
+    expect(e.files.find((f) => f.path === SETUP_SCRIPT)!.content).toContain('sysctl -q -w net.ipv4.conf.veth-circs.forwarding=0');
+  });
+
+  it('switches ip_forward on before any tor-only veth is switched off (Tails wrote them the other way round)', () => {
+    const script = out.files.find((f) => f.path === SETUP_SCRIPT)!.content;
+    const on = script.indexOf('sysctl -q -w net.ipv4.ip_forward=1');
+    const off = script.indexOf('sysctl -q -w net.ipv4.conf.veth-tbb.forwarding=0');
+    expect(on).toBeGreaterThan(0);
+    expect(off).toBeGreaterThan(on);
+    // and the namespace's rules are loaded before its veth end exists
+    expect(script.indexOf('ip netns exec tbb nft -f')).toBeLessThan(script.indexOf('ip link add veth-tbb'));
+    expect(script.indexOf('net.ipv6.conf.default.disable_ipv6=1')).toBeLessThan(script.indexOf('ip link add veth-tbb'));
+  });
+});
+
+describe('netns static assertions', () => {
+  it('pass on the emitted tree', async () => {
+    const ctx = ctxFor(out.files);
+    for (const a of out.staticAssertions) {
+      if (a.tools?.includes('nft') && !nftUsable) continue;
+      expect(await a.check(ctx), a.id).toMatchObject({ ok: true });
+    }
+  });
+
+  // Each case plants one defect; the named assertion must catch it.
+  const tbbNft = '/etc/leakless/netns/tbb.nft';
+  const cases: { name: string; files: () => GeneratedFile[]; extra?: GeneratedFile[]; fails: string; nft?: boolean }[] = [
+    { name: 'a route out of the tor-only namespace', files: () => edit(SETUP_SCRIPT, (s) => s.replace('ip -n tbb link set veth0 up\n', 'ip -n tbb link set veth0 up\n\tip -n tbb route add default via 10.200.1.1 dev veth0\n')), fails: 'netns.tor-only-no-route' },
+    { name: 'a route via ip netns exec', files: () => edit(SETUP_SCRIPT, (s) => s.replace('ip -n tbb link set veth0 up\n', 'ip -n tbb link set veth0 up\n\tip netns exec tbb ip route add 0.0.0.0/1 via 10.200.1.1\n')), fails: 'netns.tor-only-no-route' },
+    { name: 'a second clearnet route', files: () => edit(SETUP_SCRIPT, (s) => s.replace('dev veth0\n\t# DNS', 'dev veth0\n\tip -n clearnet route add 10.0.0.0/8 via 10.200.1.17\n\t# DNS')), fails: 'netns.tor-only-no-route' },
+    { name: 'a DNAT to a port tor does not listen on', files: () => edit(tbbNft, (s) => s.replace('dnat ip to 10.200.1.1:9050', 'dnat ip to 10.200.1.1:9052')), fails: 'netns.dnat-targets-tor' },
+    { name: 'a DNAT to the ControlPort on the host', files: () => edit(tbbNft, (s) => s.replace('dnat ip to 10.200.1.1:9050', 'dnat ip to 127.0.0.1:9052')), fails: 'netns.dnat-targets-tor' },
+    { name: 'a tor-only namespace without its DNAT', files: () => edit(tbbNft, (s) => s.replace(/\t\toifname "lo" ip daddr 127.0.0.1 tcp dport 9050 dnat.*\n/, '')), fails: 'netns.dnat-targets-tor' },
+    {
+      name: 'a torrc in the tree without the browser SocksPort',
+      files: () => out.files.slice(),
+      extra: [firewallUnit, { path: '/etc/tor/torrc', content: 'SocksPort 127.0.0.1:9050 IsolateDestAddr\n', mode: 0o644, clause: 'test' }],
+      fails: 'netns.dnat-targets-tor',
+    },
+    { name: 'a rule without its clause comment', files: () => edit(tbbNft, (s) => s.replace(' comment "netns.namespaces[0] anti-spoofing"', '')), fails: 'netns.nft-comments' },
+    { name: 'a LAN resolver in the tor-only resolv.conf', files: () => edit('/etc/netns/tbb/resolv.conf', (s) => s.replace('nameserver 127.0.0.1', 'nameserver 192.168.1.1')), fails: 'netns.tor-only-resolver' },
+    { name: 'a clearnet resolv.conf not linked to the saved DNS', files: () => edit(SETUP_SCRIPT, (s) => s.replace('ln -sfn /etc/resolv-over-clearnet.conf', 'ln -sfn /etc/resolv.conf')), fails: 'netns.clearnet-resolver' },
+    { name: 'a unit not tied to the firewall', files: () => edit(UNIT_PATH, (s) => s.replace(`Requires=${FIREWALL_UNIT}\n`, '')), fails: 'netns.unit-order' },
+    { name: 'a tree without the firewall unit', files: () => out.files.slice(), extra: [], fails: 'netns.unit-order' },
+    { name: 'a launcher that knows an extra namespace', files: () => edit(LAUNCHER, (s) => s.replace('tbb) ;;', 'tbb) ;; # x\nhost) ;;')), fails: 'netns.launcher' },
+    { name: 'a launcher that runs as another uid', files: () => edit(LAUNCHER, (s) => s.replace('[ "$uid" = 1000 ]', '[ "$uid" = 0 ]')), fails: 'netns.launcher' },
+    { name: 'a launcher without a UTS namespace', files: () => edit(LAUNCHER, (s) => s.replace('unshare --uts -- ', '')), fails: 'netns.launcher' },
+    { name: 'a script that does not parse', files: () => edit(SETUP_SCRIPT, (s) => s.replace('start) start ;;', 'start) start ;')), fails: 'netns.shell-syntax' },
+    { name: 'a launcher made not executable', files: () => out.files.map((f) => (f.path === LAUNCHER ? { ...f, mode: 0o644 } : f)), fails: 'netns.files' },
+    { name: 'an nft file nft rejects', files: () => edit(tbbNft, (s) => s.replace('policy drop;', 'policy dropp;')), fails: 'netns.nft-check', nft: true },
+  ];
+  for (const c of cases) {
+    it.skipIf(c.nft && !nftUsable)(`catch ${c.name}`, async () => {
+      const r = await results(c.files(), c.extra);
+      expect(r[c.fails], `${c.fails} did not catch ${c.name}`).toBe(false);
+    });
+  }
+});
+
+describe('netns runtime assertions', () => {
+  it('cover each namespace: sysctls inside, addresses, routes, host veth settings, the unit', () => {
+    const ids = out.runtimeAssertions.map((a) => a.id);
+    expect(ids).toContain('netns.unit-active');
+    for (const n of ['tbb', 'clearnet']) {
+      expect(ids).toContain(`netns.${n}.addresses`);
+      expect(ids).toContain(`netns.${n}.routes`);
+      expect(ids).toContain(`netns.${n}.sysctl.net.ipv6.conf.all.disable_ipv6`);
+      expect(ids).toContain(`netns.${n}.host-sysctl.net.ipv4.conf.veth-${n}.forwarding`);
+    }
+    for (const a of out.runtimeAssertions.filter((x) => x.id.includes('.sysctl.') || x.id.endsWith('.addresses') || x.id.endsWith('.routes')))
+      expect(a.netns, a.id).toBe(a.id.split('.')[1]);
+    expect(out.runtimeAssertions.find((a) => a.id === 'netns.tbb.routes')!.check).toEqual({ kind: 'ip-routes', expected: ['main 10.200.1.0/30 dev veth0'] });
+    expect(planNamespaces(policy).map((p) => p.ns.name)).toEqual(['tbb', 'clearnet']);
+  });
+
+  // `ip -j` output recorded from a tor-only namespace made by the setup script.
+  const addr = JSON.stringify([
+    { ifname: 'lo', addr_info: [{ family: 'inet', local: '127.0.0.1', prefixlen: 8 }] },
+    { ifname: 'veth0', addr_info: [{ family: 'inet', local: '10.200.1.2', prefixlen: 30 }] },
+  ]);
+  const routes = JSON.stringify([
+    { dst: '10.200.1.0/30', dev: 'veth0', protocol: 'kernel', scope: 'link', prefsrc: '10.200.1.2' },
+    { type: 'local', dst: '10.200.1.2', dev: 'veth0', table: 'local' },
+    { type: 'broadcast', dst: '10.200.1.3', dev: 'veth0', table: 'local' },
+    { type: 'local', dst: '127.0.0.0/8', dev: 'lo', table: 'local' },
+  ]);
+  function fakeExec(over: { addr?: string; v4?: string; v6?: string } = {}): { exec: Exec; calls: string[][] } {
+    const calls: string[][] = [];
+    const exec: Exec = async (cmd, args) => {
+      calls.push([cmd, ...args]);
+      const a = args.join(' ');
+      if (a.includes('addr show')) return { exitCode: 0, stdout: over.addr ?? addr, stderr: '' };
+      if (a.includes('-4 route')) return { exitCode: 0, stdout: over.v4 ?? routes, stderr: '' };
+      if (a.includes('-6 route')) return { exitCode: 0, stdout: over.v6 ?? '[]', stderr: '' };
+      return { exitCode: 1, stdout: '', stderr: 'unexpected' };
+    };
+    return { exec, calls };
+  }
+  const tbbNet = out.runtimeAssertions.filter((a) => a.id === 'netns.tbb.addresses' || a.id === 'netns.tbb.routes');
+
+  it('evaluate inside the named namespace and pass on a correct one', async () => {
+    const { exec, calls } = fakeExec();
+    const r = await evaluateRuntime(tbbNet, exec);
+    expect(r.map((x) => x.ok)).toEqual([true, true]);
+    for (const c of calls) expect(c.slice(0, 4)).toEqual(['ip', 'netns', 'exec', 'tbb']);
+  });
+
+  it('catch a planted default route, a route in another table, an IPv6 route, an extra address', async () => {
+    const withRoute = (extra: object) => JSON.stringify([...JSON.parse(routes), extra]);
+    const planted = [
+      fakeExec({ v4: withRoute({ dst: 'default', gateway: '10.200.1.1', dev: 'veth0' }) }),
+      fakeExec({ v4: withRoute({ dst: '0.0.0.0/1', gateway: '10.200.1.1', dev: 'veth0', table: '100' }) }),
+      fakeExec({ v6: JSON.stringify([{ dst: 'fe80::/64', dev: 'veth0', protocol: 'kernel' }]) }),
+    ];
+    for (const p of planted) expect((await evaluateRuntime(tbbNet, p.exec))[1]).toMatchObject({ ok: false, detail: expect.stringMatching(/unexpected \[.+\]/) });
+    const realIp = JSON.stringify([...JSON.parse(addr), { ifname: 'eth0', addr_info: [{ family: 'inet', local: '192.168.1.23', prefixlen: 24 }] }]);
+    expect((await evaluateRuntime(tbbNet, fakeExec({ addr: realIp }).exec))[0]).toMatchObject({ ok: false, detail: expect.stringContaining('eth0 192.168.1.23/24') });
+  });
+
+  it('report "could not tell" as a failure', async () => {
+    const exec: Exec = async () => ({ exitCode: 0, stdout: 'not json', stderr: '' });
+    expect((await evaluateRuntime(tbbNet, exec)).map((r) => r.ok)).toEqual([false, false]);
+  });
+});
+
+describe('leakless-netns-exec refusals that need no namespace', () => {
+  const launcher = out.files.find((f) => f.path === LAUNCHER)!.content;
+  const run = (...args: string[]) => execa('sh', ['-c', launcher, 'leakless-netns-exec', ...args], { reject: false });
+
+  it('refuses an unknown namespace, bad usage and a command that env would misread', async () => {
+    expect(await run('host', '--', 'true')).toMatchObject({ exitCode: 2, stderr: 'leakless-netns-exec: unknown namespace "host" (known: tbb clearnet)' });
+    expect(await run('tbb', 'true')).toMatchObject({ exitCode: 2, stderr: expect.stringContaining('usage: leakless-netns-exec NAME -- COMMAND') });
+    expect(await run('tbb', '--')).toMatchObject({ exitCode: 2 });
+    expect(await run('tbb', '--', 'A=b', 'true')).toMatchObject({ exitCode: 2, stderr: expect.stringContaining('contains "="') });
+  });
+});

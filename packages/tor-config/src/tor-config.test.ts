@@ -1,0 +1,295 @@
+import { describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSync, mkdirSync, chownSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { buildTree, evaluateRuntime, memoryTree, parsePolicy, type Emission, type Exec, type GeneratedFile, type Policy, type StaticContext, type ToolRunner } from '@leakless/policy';
+import { defaultPolicy, defaultPolicyInput } from '@leakless/policy/testing';
+import { emit, parseDump, TORRC, TORRC_D, APT_SOURCES, ENVIRONMENT, TORSOCKS_CONF, NO_ISOLATION, unitDropInDir, UNIT_DROPIN_NAME, effectiveConfigProblems } from './index.js';
+
+const policy = defaultPolicy();
+const out = emit(policy);
+
+const realRun: ToolRunner = async (cmd, args, opts) => {
+  const r = await execa(cmd, [...args], { reject: false, input: opts?.input ?? '', timeout: 60_000 });
+  return { exitCode: r.exitCode ?? 127, stdout: r.stdout, stderr: r.stderr };
+};
+const noTools: ToolRunner = async () => ({ exitCode: 127, stdout: '', stderr: 'no tools' });
+
+function policyWith(mutate: (p: Record<string, any>) => void): Policy {
+  const input = defaultPolicyInput();
+  mutate(input);
+  const r = parsePolicy(input);
+  if (!r.ok) throw new Error(JSON.stringify(r.issues));
+  return r.policy;
+}
+
+function ctxFor(files: readonly GeneratedFile[], p: Policy = policy, run: ToolRunner = realRun): StaticContext {
+  return { tree: memoryTree(buildTree([{ ...out, files }])), policy: p, run };
+}
+const file = (e: Emission, path: string) => e.files.find((f) => f.path === path)!;
+const edit = (files: readonly GeneratedFile[], path: string, fn: (f: GeneratedFile) => GeneratedFile) => files.map((f) => (f.path === path ? fn(f) : f));
+async function failing(files: readonly GeneratedFile[], p: Policy = policy): Promise<string[]> {
+  const ctx = ctxFor(files, p);
+  const r = await Promise.all(emit(p).staticAssertions.map(async (a) => [a.id, (await a.check(ctx)).ok] as const));
+  return r.filter(([, ok]) => !ok).map(([id]) => id);
+}
+
+// tor is a test dependency (tools/install-deps.sh test); CI must not silently skip.
+const hasTor = (await execa('tor', ['--version'], { reject: false })).exitCode === 0;
+if (!hasTor) {
+  if (process.env.CI === 'true') throw new Error('tor-config tests: tor is not installed (CI=true)');
+  console.warn('SKIPPED tor-config checks that run tor: tor is not installed (tools/install-deps.sh test)');
+}
+const isRoot = process.getuid?.() === 0;
+
+describe('tor-config emit', () => {
+  it('writes the base torrc read-only, the drop-in directory, the tor@default drop-in and the app settings', () => {
+    expect(out.files.map((f) => f.path).sort()).toEqual(
+      [TORRC, `${TORRC_D}/README`, `${unitDropInDir(policy)}/${UNIT_DROPIN_NAME}`, ENVIRONMENT, TORSOCKS_CONF, '/etc/apt/apt.conf.d/50leakless-tor', APT_SOURCES].sort(),
+    );
+    expect(file(out, TORRC).mode).toBe(0o444);
+    for (const f of out.files) {
+      expect(f.clause).not.toBe('');
+      expect(f.content, f.path).toMatch(/leakless: generated from the policy \(.+\); do not edit/);
+    }
+    expect(out.packages).toEqual(['tor', 'torsocks', 'apt-transport-tor']);
+    expect(out.users).toEqual([
+      { name: 'debian-tor', uid: 106, gid: 112 },
+      { name: '_apt', uid: 42, gid: 65534 },
+    ]);
+  });
+
+  it('puts a comment naming the policy clause above every torrc option', () => {
+    const lines = file(out, TORRC).content.split('\n');
+    lines.forEach((l, i) => {
+      if (/^[A-Z]/.test(l)) expect(lines[i - 1], l).toMatch(/^# (tor\.\S+|ipv6\.\S+|SPEC [^:]+): \S/);
+    });
+  });
+
+  it('renders each listener from the policy, with Tails’ isolation flags', () => {
+    const torrc = file(out, TORRC).content;
+    expect(torrc).toContain('\nSocksPort 127.0.0.1:9050 IsolateDestAddr IsolateDestPort\n');
+    expect(torrc).toContain(`\nSocksPort 127.0.0.1:9063 ${NO_ISOLATION.join(' ')}\n`);
+    expect(torrc).toContain('\nSocksPort 10.200.1.1:9050 IsolateSOCKSAuth KeepAliveIsolateSOCKSAuth\n');
+    expect(torrc).toContain('\nControlPort 127.0.0.1:9052\nCookieAuthentication 1\n'.replace('\nCookie', '\n# tor.controlPort: a client must also read the cookie file, not only reach the port\nCookie'));
+    expect(torrc).toContain('\nDNSPort 127.0.0.1:5353\n');
+    expect(torrc).toContain('\nTransPort 127.0.0.1:9040\n');
+    expect(torrc).toContain('\nVirtualAddrNetworkIPv4 127.192.0.0/10\n');
+    expect(torrc).not.toMatch(/^Reachable/m);
+    expect(torrc.trimEnd().split('\n').pop()).toBe(`%include ${TORRC_D}/*.conf`);
+  });
+
+  it('takes every port and address from the policy (nothing hard-coded)', () => {
+    const p = policyWith((d) => {
+      d.tor.socksPorts[0].port = 19050;
+      d.tor.socksPorts[3].port = 19051;
+      d.tor.controlPort.port = 19052;
+      d.tor.dnsPort.port = 15353;
+      d.tor.transPort.port = 19040;
+      d.tor.automapRange = '127.64.0.0/10';
+      d.netns.namespaces[0].subnet = '10.200.1.4/30';
+    });
+    const e = emit(p);
+    const all = e.files.map((f) => f.content).join('\n');
+    for (const old of [/\b9050\b/, /\b9052\b/, /\b5353\b/, /\b9040\b/, /127\.192\.0\.0/, /10\.200\.1\.1\b/]) expect(all, String(old)).not.toMatch(old);
+    expect(file(e, TORRC).content).toContain('SocksPort 10.200.1.5:19051 ');
+    expect(file(e, ENVIRONMENT).content).toContain('SOCKS5_SERVER=127.0.0.1:19050');
+    expect(file(e, TORSOCKS_CONF).content).toMatch(/^TorPort 19050$/m);
+    // and the sources never state the default ports either
+    const src = readdirSync(new URL('.', import.meta.url)).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'));
+    for (const f of src) expect(readFileSync(new URL(f, import.meta.url), 'utf8'), f).not.toMatch(/\b(9050|9062|9063|9052|5353|9040)\b/);
+  });
+
+  it('tor.reachablePorts emits ReachableAddresses/ORAddresses/DirAddresses; a duplicate port is bad input', () => {
+    const p = policyWith((d) => (d.tor.reachablePorts = [9001, 443]));
+    expect(p.torReachablePorts).toEqual([443, 9001]);
+    const torrc = file(emit(p), TORRC).content;
+    for (const o of ['ReachableAddresses', 'ReachableORAddresses', 'ReachableDirAddresses'])
+      expect(torrc).toContain(`\n${o} accept *:443, accept *:9001, reject *:*\n`);
+    const input = defaultPolicyInput();
+    input.tor.reachablePorts = [443, 9001, 443];
+    const r = parsePolicy(input);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.issues).toContainEqual(expect.objectContaining({ path: 'tor.reachablePorts[2]', message: '443 is already listed' }));
+  });
+
+  it('gives APT the SocksPort _apt is a client of, with every source through tor', () => {
+    expect(file(out, '/etc/apt/apt.conf.d/50leakless-tor').content).toContain('Acquire::tor::proxy "socks5h://apt-transport-tor@127.0.0.1:9050";');
+    const deb = file(out, APT_SOURCES).content.split('\n').filter((l) => l.startsWith('deb '));
+    expect(deb).toHaveLength(3);
+    for (const l of deb) expect(l).toMatch(/^deb tor\+http:\/\/deb\.debian\.org\/debian(-security)? bookworm(-updates|-security)? main$/);
+  });
+
+  it('passes its tree-only static assertions on its own output', async () => {
+    const ctx = ctxFor(out.files, policy, noTools);
+    for (const a of out.staticAssertions.filter((x) => !x.tools?.includes('tor'))) expect(await a.check(ctx), a.id).toMatchObject({ ok: true });
+  });
+
+  it('a missing tor is a failure, not a pass', async () => {
+    const ctx = ctxFor(out.files, policy, noTools);
+    for (const a of out.staticAssertions.filter((x) => x.tools?.includes('tor'))) expect((await a.check(ctx)).ok, a.id).toBe(false);
+  });
+
+  it('tree-only assertions catch tampering', async () => {
+    const dropIn = `${unitDropInDir(policy)}/${UNIT_DROPIN_NAME}`;
+    const cases: [string, readonly GeneratedFile[], string][] = [
+      ['torrc writable by others', edit(out.files, TORRC, (f) => ({ ...f, mode: 0o666 })), 'tor.base-read-only'],
+      ['include not last', edit(out.files, TORRC, (f) => ({ ...f, content: f.content + 'SocksPort 9999\n' })), 'tor.base-read-only'],
+      ['tor unit drop-in changes more', edit(out.files, dropIn, (f) => ({ ...f, content: f.content + 'PrivateNetwork=no\n' })), 'tor.unit-dropin'],
+      ['second tor unit drop-in', [...out.files, { path: `${unitDropInDir(policy)}/60-x.conf`, content: '[Service]\nUser=root\n', mode: 0o644, clause: 'x' }], 'tor.unit-dropin'],
+      ['environment points elsewhere', edit(out.files, ENVIRONMENT, (f) => ({ ...f, content: f.content.replace('SOCKS5_SERVER=127.0.0.1:9050', 'SOCKS5_SERVER=127.0.0.1:9063') })), 'tor.apps-socks'],
+      ['torsocks to the bulk port', edit(out.files, TORSOCKS_CONF, (f) => ({ ...f, content: f.content.replace('TorPort 9050', 'TorPort 9063') })), 'tor.apps-socks'],
+      ['plain http source', edit(out.files, APT_SOURCES, (f) => ({ ...f, content: f.content + 'deb http://deb.debian.org/debian bookworm contrib\n' })), 'tor.apt-through-tor'],
+    ];
+    for (const [name, files, id] of cases) {
+      const ctx = ctxFor(files, policy, noTools);
+      const a = out.staticAssertions.find((x) => x.id === id)!;
+      expect((await a.check(ctx)).ok, name).toBe(false);
+    }
+    const aptDns = policyWith((d) => d.tor.dnsPort.clients.push('_apt'));
+    const a = emit(aptDns).staticAssertions.find((x) => x.id === 'tor.apt-through-tor')!;
+    expect((await a.check(ctxFor(emit(aptDns).files, aptDns, noTools))).detail).toMatch(/_apt is a DNSPort client/);
+  });
+
+  it('compares tor’s effective config with the policy (unit: a dump with Debian’s unix sockets left in)', () => {
+    const dump = parseDump(
+      [
+        ...policy.socksPorts.map((s) => `SocksPort ${s.address}:${s.port} ${(s.isolation.length ? s.isolation : NO_ISOLATION).join(' ')}`),
+        'SocksPort unix:/run/tor/socks WorldWritable',
+        'ControlPort 127.0.0.1:9052',
+        'ControlSocket /run/tor/control GroupWritable RelaxDirModeCheck',
+        'DNSPort 127.0.0.1:5353',
+        'TransPort 127.0.0.1:9040',
+        'VirtualAddrNetworkIPv4 127.192.0.0/10',
+        'AutomapHostsOnResolve 1',
+        'CookieAuthentication 1',
+        'Sandbox 1',
+        'AvoidDiskWrites 1',
+        'ClientUseIPv6 0',
+        'NATDPort',
+      ].join('\n'),
+    );
+    expect(effectiveConfigProblems(dump, policy)).toEqual([
+      expect.stringMatching(/^SocksPort: tor has .*unix:\/run\/tor\/socks/),
+      expect.stringMatching(/^ControlSocket: tor has \[\/run\/tor\/control/),
+    ]);
+  });
+});
+
+describe.skipIf(!hasTor)('tor-config static assertions with the real tor', () => {
+  it('all pass on the emitted tree', async () => {
+    const ctx = ctxFor(out.files);
+    for (const a of out.staticAssertions) expect(await a.check(ctx), a.id).toMatchObject({ ok: true });
+  });
+
+  it('pass for a policy with reachable ports', async () => {
+    const p = policyWith((d) => (d.tor.reachablePorts = [443, 9001]));
+    const e = emit(p);
+    const ctx = ctxFor(e.files, p);
+    for (const a of e.staticAssertions) expect(await a.check(ctx), a.id).toMatchObject({ ok: true });
+  });
+
+  it('anti-tests: tor itself reports a broken or widened configuration', async () => {
+    const verify = out.staticAssertions.find((a) => a.id === 'tor.verify-config')!;
+    const eff = out.staticAssertions.find((a) => a.id === 'tor.effective-config')!;
+    const broken = edit(out.files, TORRC, (f) => ({ ...f, content: f.content.replace('Sandbox 1', 'Sandbox maybe') }));
+    expect(await verify.check(ctxFor(broken))).toMatchObject({ ok: false, detail: expect.stringMatching(/verify-config failed/) });
+    // A drop-in in the image that opens one more SocksPort (to all interfaces).
+    const widened = [...out.files, { path: `${TORRC_D}/50-local.conf`, content: 'SocksPort 0.0.0.0:9999\n', mode: 0o644, clause: 'test' }];
+    expect(await verify.check(ctxFor(widened))).toMatchObject({ ok: true });
+    expect(await eff.check(ctxFor(widened))).toMatchObject({ ok: false, detail: expect.stringMatching(/SocksPort/) });
+    // Without "ControlSocket 0", Debian's defaults file opens /run/tor/control.
+    const noCs = edit(out.files, TORRC, (f) => ({ ...f, content: f.content.replace('\nControlSocket 0\n', '\n') }));
+    expect(await eff.check(ctxFor(noCs))).toMatchObject({ ok: false, detail: expect.stringMatching(/ControlSocket: tor has \[\/run\/tor\/control/) });
+    // Two %include lines cannot be relocated unambiguously.
+    const twice = edit(out.files, TORRC, (f) => ({ ...f, content: f.content + `%include ${TORRC_D}/*.conf\n` }));
+    expect(await verify.check(ctxFor(twice))).toMatchObject({ ok: false, detail: expect.stringMatching(/exactly one %include/) });
+  });
+});
+
+// The runtime assertions evaluated against a real tor started from the
+// emitted torrc in a network namespace (offline: a test drop-in sets
+// DisableNetwork 1), with the emitted files bind-mounted over /etc/tor in a
+// private mount namespace so the host's /etc is never touched.
+const runtimeWhy = !isRoot ? 'needs root (network and mount namespaces)' : !hasTor ? 'needs tor' : '';
+if (runtimeWhy) {
+  if (process.env.CI === 'true') throw new Error(`tor-config runtime test: ${runtimeWhy} (CI=true)`);
+  console.warn(`SKIPPED tor-config runtime test: ${runtimeWhy}`);
+}
+
+describe.skipIf(runtimeWhy !== '')('tor-config runtime assertions against a real tor in a namespace', () => {
+  const inNetns = (ns: string): Exec => async (cmd, args) => {
+    const r = await execa('ip', ['netns', 'exec', ns, cmd, ...args], { reject: false });
+    return { exitCode: r.exitCode ?? 127, stdout: r.stdout, stderr: r.stderr };
+  };
+
+  async function withTor(files: readonly GeneratedFile[], fn: (ns: string) => Promise<void>): Promise<void> {
+    const id = randomBytes(3).toString('hex');
+    const ns = `lk-torcfg-${id}`;
+    const dir = mkdtempSync(join(tmpdir(), `lk-torcfg-${id}-`));
+    const etc = join(dir, 'etc-tor');
+    const data = join(dir, 'data');
+    mkdirSync(join(etc, 'torrc.d'), { recursive: true });
+    mkdirSync(data, { mode: 0o700 });
+    for (const f of files.filter((x) => x.path.startsWith('/etc/tor/'))) {
+      mkdirSync(join(etc, f.path.slice('/etc/tor/'.length), '..'), { recursive: true });
+      writeFileSync(join(etc, f.path.slice('/etc/tor/'.length)), f.content, { mode: f.mode });
+    }
+    // Test-only drop-in: offline, state in the temp dir (Debian's defaults file would use /var/lib/tor).
+    writeFileSync(join(etc, 'torrc.d', '99-test.conf'), `DisableNetwork 1\nDataDirectory ${data}\nCookieAuthFile ${data}/control.authcookie\nLog notice file ${dir}/notice.log\n`);
+    const t = policy.torUser;
+    chownSync(data, t.uid, t.gid);
+    chmodSync(dir, 0o755);
+    let tor: ReturnType<typeof execa> | undefined;
+    await execa('ip', ['netns', 'add', ns]);
+    try {
+      await execa('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+      // The browser SocksPort listens on the tbb namespace's host veth address.
+      for (const n of policy.namespaces) {
+        await execa('ip', ['-n', ns, 'link', 'add', 'name', n.hostVeth, 'type', 'veth', 'peer', 'name', `${n.name}-g`]);
+        await execa('ip', ['-n', ns, 'addr', 'add', `${n.hostAddress}/${n.prefix}`, 'dev', n.hostVeth]);
+        await execa('ip', ['-n', ns, 'link', 'set', n.hostVeth, 'up']);
+      }
+      const script = `mount --bind "$1" /etc/tor && exec setpriv --reuid=${t.uid} --regid=${t.gid} --clear-groups tor --defaults-torrc /dev/null -f /etc/tor/torrc`;
+      tor = execa('ip', ['netns', 'exec', ns, 'unshare', '-m', '--propagation', 'private', 'sh', '-c', script, 'sh', etc], { reject: false });
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const ss = await execa('ip', ['netns', 'exec', ns, 'ss', '-H', '-ltn'], { reject: false });
+        if (ss.stdout.includes(`${policy.controlPort.address}:${policy.controlPort.port}`)) break;
+        if (Date.now() > deadline || tor.exitCode !== null) throw new Error(`tor did not start: ${(await tor.catch((e) => e)).stderr ?? ''} ${readFileSync(join(dir, 'notice.log'), 'utf8').slice(-2000)}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      await fn(ns);
+    } finally {
+      tor?.kill('SIGTERM');
+      await tor?.catch(() => undefined);
+      await execa('ip', ['netns', 'del', ns], { reject: false });
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  const listening = out.runtimeAssertions.filter((a) => a.check.kind === 'listening');
+
+  it('tor listens on exactly the policy’s ports, as the tor user', async () => {
+    expect(listening).toHaveLength(policy.torListeners.length);
+    await withTor(out.files, async (ns) => {
+      const results = await evaluateRuntime(listening, inNetns(ns));
+      expect(results.filter((r) => !r.ok)).toEqual([]);
+      const ss = await execa('ip', ['netns', 'exec', ns, 'ss', '-H', '-lntupe']);
+      const lines = ss.stdout.split('\n').filter((l) => l.trim() !== '');
+      // nothing else (no ORPort, no unix sockets count here) and every socket owned by the tor uid
+      expect(lines).toHaveLength(policy.torListeners.length);
+      for (const l of lines) expect(l).toContain(`uid:${policy.torUser.uid}`);
+    });
+  });
+
+  it('anti-test: a listener missing from the torrc is reported', async () => {
+    const without = edit(out.files, TORRC, (f) => ({ ...f, content: f.content.replace(/\nTransPort .*\n/, '\n') }));
+    await withTor(without, async (ns) => {
+      const failed = (await evaluateRuntime(listening, inNetns(ns))).filter((r) => !r.ok);
+      expect(failed.map((r) => r.id)).toEqual(['tor.listening.trans']);
+    });
+  });
+});

@@ -1,0 +1,107 @@
+// The torrc as data: every line with the policy clause it comes from and the
+// reason it is there. Rendering (templates/torrc.ejs) only prints this model,
+// and the static assertions compare tor's own parse of the rendered file with
+// the same model, so the two cannot drift apart.
+import type { Policy, TorListener } from '@leakless/policy';
+
+/** Debian's tor@default runs `tor --defaults-torrc <DEBIAN_DEFAULTS_TORRC> -f <TORRC>`. */
+export const TORRC = '/etc/tor/torrc';
+export const DEBIAN_DEFAULTS_TORRC = '/usr/share/tor/tor-service-defaults-torrc';
+/** Local changes and test setups go here; the base file is never edited (Whonix torrc.d layout). */
+export const TORRC_D = '/etc/tor/torrc.d';
+export const TORRC_D_GLOB = `${TORRC_D}/*.conf`;
+
+export interface TorrcLine {
+  readonly option: string;
+  readonly value: string;
+  /** Why the line is there (threat, Tails/Whonix precedent). */
+  readonly why: string;
+  /** Policy clause (or SPEC clause) it comes from. */
+  readonly clause: string;
+}
+
+export interface TorrcSection {
+  readonly title: string;
+  readonly lines: readonly TorrcLine[];
+}
+
+/**
+ * Tails' bulk-download (IUK) port turns isolation off with exactly these
+ * flags; the policy's `isolation: []` means the same. (IsolateSOCKSAuth and
+ * IsolateClientAddr stay tor's defaults, as in Tails.)
+ */
+export const NO_ISOLATION = ['NoIsolateDestAddr', 'NoIsolateDestPort', 'NoIsolateClientProtocol'] as const;
+
+export function isolationFlags(l: TorListener): readonly string[] {
+  return l.isolation.length ? l.isolation : NO_ISOLATION;
+}
+
+export function listenerValue(l: TorListener): string {
+  const base = `${l.address}:${l.port}`;
+  return l.kind === 'socks' ? [base, ...isolationFlags(l)].join(' ') : base;
+}
+
+const who = (l: TorListener): string => (l.clients.length ? `clients ${l.clients.map((c) => c.name).join(', ')}` : 'no clients: the firewall refuses every user');
+
+/** ReachableAddresses value for a port list: accept each, reject the rest. */
+export function reachableValue(ports: readonly number[]): string {
+  return [...ports.map((p) => `accept *:${p}`), 'reject *:*'].join(', ');
+}
+
+export function torrcSections(policy: Policy): TorrcSection[] {
+  const socks: TorrcLine[] = policy.socksPorts.map((s) => ({
+    option: 'SocksPort',
+    value: listenerValue(s),
+    why: `${s.name}: ${who(s)}${s.netns ? `; host side of netns ${s.netns}` : ''}${s.isolation.length ? '' : '; isolation off (like the Tails IUK download port)'}`,
+    clause: s.clause,
+  }));
+  const c = policy.controlPort;
+  const control: TorrcLine[] = [
+    { option: 'ControlPort', value: listenerValue(c), why: `${who(c)}; it can reconfigure tor and deanonymise (Tails 2016)`, clause: c.clause },
+    { option: 'CookieAuthentication', value: '1', why: 'a client must also read the cookie file, not only reach the port', clause: c.clause },
+    {
+      option: 'ControlSocket',
+      value: '0',
+      why: "Debian's tor-service-defaults-torrc opens a unix ControlSocket that no firewall rule can filter; the policy declares none",
+      clause: c.clause,
+    },
+  ];
+  const d = policy.dnsPort;
+  const t = policy.transPort;
+  const resolve: TorrcLine[] = [
+    { option: 'DNSPort', value: listenerValue(d), why: `${who(d)}; udp/53 on ${d.address} is redirected here by the firewall`, clause: d.clause },
+    { option: 'TransPort', value: listenerValue(t), why: `${who(t)}; the automap range is redirected here; no isolation flags (Tails #6378)`, clause: t.clause },
+    { option: 'AutomapHostsOnResolve', value: '1', why: 'DNSPort answers .onion/.exit names with an address from the automap range', clause: 'tor.automapRange' },
+    { option: 'AutomapHostsSuffixes', value: '.exit,.onion', why: 'only names that have no real address are automapped (Tails)', clause: 'tor.automapRange' },
+    {
+      option: 'VirtualAddrNetworkIPv4',
+      value: policy.automapRange,
+      why: 'the same range the firewall redirects to the TransPort',
+      clause: 'tor.automapRange',
+    },
+  ];
+  const reach: TorrcLine[] = policy.torReachablePorts
+    ? (['ReachableAddresses', 'ReachableORAddresses', 'ReachableDirAddresses'] as const).map((option) => ({
+        option,
+        value: reachableValue(policy.torReachablePorts!),
+        why: 'tor picks only relays and bridges on these ports; the firewall allows the tor user exactly these (Whonix host-firewall note)',
+        clause: 'tor.reachablePorts',
+      }))
+    : [];
+  const ipv6: TorrcLine[] = policy.document.ipv6.enabled
+    ? []
+    : [{ option: 'ClientUseIPv6', value: '0', why: 'IPv6 is off (sysctl and the ip6 drop policy): never pick a relay by its IPv6 address', clause: 'ipv6.enabled' }];
+  const hardening: TorrcLine[] = [
+    ...ipv6,
+    { option: 'Sandbox', value: '1', why: 'seccomp sandbox: a compromised tor process cannot open new files or run programs', clause: 'SPEC §2 (Tails torrc)' },
+    { option: 'AvoidDiskWrites', value: '1', why: 'a live system leaves as little as possible on disk (Tails)', clause: 'SPEC §2 (Tails torrc)' },
+    { option: 'Log', value: 'notice syslog', why: 'notice level: no addresses or destinations are logged', clause: 'SPEC §2 (Tails torrc)' },
+  ];
+  return [
+    { title: 'SocksPorts: one per purpose, so streams of different purposes never share a circuit', lines: socks },
+    { title: 'ControlPort', lines: control },
+    { title: 'DNS and transparent proxy', lines: resolve },
+    ...(reach.length ? [{ title: "Tor's own outgoing ports", lines: reach }] : []),
+    { title: 'Hardening', lines: hardening },
+  ];
+}

@@ -1,0 +1,346 @@
+// `leakless iso` as a library: policy assembly in, verified reproducible ISO
+// and manifest out. Side effects (debos, mounts, files) live here; what the
+// image contains is decided by the pure iso-plan.ts / iso-recipes.ts.
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, rename, stat, symlink, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { execa } from 'execa';
+import { buildTree, emission, tarballOf, type Assembly, type StaticResult, type Tree } from '@leakless/policy';
+import { createProgress, runDebos, type DebosMode, type Progress, type StageTiming } from '@leakless/debos-ts';
+import { imageFiles, planImage, PlanError, type ImagePlan } from './iso-plan.js';
+import { baseKey, baseRecipe, ISO_NAME, KERNEL_ARGS, MODULE_LAYER, topRecipe, type BaseInputs, type RenderedRecipe } from './iso-recipes.js';
+import { bundleSelftest } from './selftest-bundle.js';
+import { safeRemove, withStackedRootfs } from './iso-mounts.js';
+import { elToritoPlatforms, verifyRootfs } from './iso-verify.js';
+
+export interface IsoBuildOptions {
+  /** Where dist/leakless-amd64.iso and its manifest go. */
+  readonly outDir: string;
+  /** Cached base layers, keyed by the hash of their inputs. */
+  readonly cacheDir: string;
+  /** Scratch space (needs room for a rootfs; same filesystem as cacheDir for hard links). */
+  readonly workRoot: string;
+  /** An apt sources file, or a mirror URL; default: the host's Debian sources. */
+  readonly mirror?: string;
+  /** Rebuild the base even when it is cached (the reproducibility check does). */
+  readonly freshBase?: boolean;
+  readonly compression?: 'zstd' | 'xz';
+  readonly keepWork?: boolean;
+  /** enforce: a failed static assertion fails the build; report: build anyway (anti-tests). */
+  readonly verify?: 'enforce' | 'report';
+  /** Change the emitted tree before it goes into the image (anti-tests plant a fault here). */
+  readonly transformTree?: (tree: Tree) => Tree;
+  readonly debosMode?: DebosMode;
+  /** Progress display factory (one per stage group); default prints to stderr. */
+  readonly progress?: (label: string, total?: number) => Progress;
+  readonly note?: (text: string) => void;
+}
+
+export interface FileDigest {
+  readonly path: string;
+  readonly bytes: number;
+  readonly sha256: string;
+}
+
+export interface Manifest {
+  readonly format: 1;
+  readonly policy: string;
+  readonly release: string;
+  readonly sourceDateEpoch: number;
+  readonly suite: string;
+  readonly iso: FileDigest;
+  readonly kernel: FileDigest & { readonly version: string };
+  readonly initrd: FileDigest;
+  readonly squashfs: { readonly base: FileDigest; readonly modules: FileDigest };
+  readonly tarballs: { readonly chrootIncludes: FileDigest; readonly imageFiles: FileDigest };
+  readonly base: { readonly key: string };
+  readonly bootPlatforms: readonly string[];
+  readonly selftest: { readonly assertions: number };
+  readonly users: readonly { name: string; uid: number; gid: number }[];
+  readonly units: readonly string[];
+  readonly tools: Readonly<Record<string, string>>;
+  readonly packages: readonly { name: string; version: string; arch: string }[];
+}
+
+export interface IsoBuildResult {
+  readonly ok: boolean;
+  readonly iso: string;
+  readonly manifestPath: string;
+  readonly manifest: Manifest;
+  readonly base: { readonly key: string; readonly cached: boolean; readonly dir: string; readonly stages: readonly StageTiming[] };
+  readonly image: { readonly stages: readonly StageTiming[] };
+  readonly verify: { readonly results: readonly StaticResult[]; readonly stages: readonly StageTiming[] };
+  readonly totalMs: number;
+  /** Kept when the build failed verification or keepWork was set. */
+  readonly workDir?: string;
+}
+
+export class IsoBuildError extends Error {
+  override readonly name = 'IsoBuildError';
+  constructor(
+    message: string,
+    readonly workDir?: string,
+  ) {
+    super(message);
+  }
+}
+
+const HOST_DEBIAN_SOURCES = ['/etc/apt/sources.list.d/debian.sources', '/etc/apt/sources.list'];
+
+/** The apt sources the base bootstraps from (mmdebstrap pastes a file MIRROR into the chroot, build-toolchain §2.3). */
+export async function resolveSources(mirror: string | undefined, suite: string): Promise<{ name: string; content: string }> {
+  if (mirror !== undefined && /^https?:\/\//.test(mirror)) {
+    if (/\s/.test(mirror)) throw new IsoBuildError(`--mirror: not a URL: ${mirror}`);
+    return { name: 'mirror.list', content: `deb ${mirror} ${suite} main\n` };
+  }
+  const candidates = mirror !== undefined ? [mirror] : HOST_DEBIAN_SOURCES;
+  for (const c of candidates) {
+    if (!existsSync(c)) continue;
+    const name = c.endsWith('.sources') ? 'debian.sources' : 'debian.list';
+    return { name, content: await readFile(c, 'utf8') };
+  }
+  if (mirror !== undefined) throw new IsoBuildError(`--mirror: ${mirror} is neither an http(s) URL nor a file`);
+  // mmdebstrap's own default, with the updates and security suites of a stable release
+  return {
+    name: 'debian.list',
+    content: `deb http://deb.debian.org/debian ${suite} main\ndeb http://deb.debian.org/debian ${suite}-updates main\ndeb http://deb.debian.org/debian-security ${suite}-security main\n`,
+  };
+}
+
+async function firstLine(cmd: string, args: string[]): Promise<string> {
+  const r = await execa(cmd, args, { reject: false, all: true });
+  return (r.all ?? '').split('\n').find((l) => l.trim() !== '')?.trim() ?? `unavailable (${cmd})`;
+}
+
+async function debVersion(pkg: string): Promise<string> {
+  const r = await execa('dpkg-query', ['-W', '-f', '${Version}', pkg], { reject: false });
+  return r.exitCode === 0 ? r.stdout : 'not installed';
+}
+
+/** Versions of everything that writes bytes into the image. */
+export async function toolVersions(): Promise<{ base: Record<string, string>; all: Record<string, string> }> {
+  const base = {
+    debos: await debVersion('debos'),
+    mmdebstrap: await firstLine('mmdebstrap', ['--version']),
+    mksquashfs: await firstLine('mksquashfs', ['-version']),
+  };
+  return {
+    base,
+    all: {
+      ...base,
+      xorriso: await firstLine('xorriso', ['-version']),
+      grub: await debVersion('grub-common'),
+      mtools: await debVersion('mtools'),
+      dosfstools: await debVersion('dosfstools'),
+      systemd: await debVersion('systemd'),
+    },
+  };
+}
+
+async function writeRecipeDir(dir: string, r: RenderedRecipe): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const yamlPath = join(dir, 'recipe.yaml');
+  await writeFile(yamlPath, r.yaml);
+  for (const [rel, f] of r.files) {
+    const p = join(dir, rel);
+    await mkdir(dirname(p), { recursive: true });
+    await writeFile(p, f.content);
+    await chmod(p, f.mode);
+  }
+  return yamlPath;
+}
+
+export async function digestFile(path: string, shownAs: string): Promise<FileDigest> {
+  const h = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of createReadStream(path)) {
+    h.update(chunk as Buffer);
+    bytes += (chunk as Buffer).length;
+  }
+  return { path: shownAs, bytes, sha256: h.digest('hex') };
+}
+
+function digestBuffer(b: Buffer, shownAs: string): FileDigest {
+  return { path: shownAs, bytes: b.length, sha256: createHash('sha256').update(b).digest('hex') };
+}
+
+function parsePackages(tsv: string): { name: string; version: string; arch: string }[] {
+  return tsv
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const [name, version, arch] = l.split('\t');
+      return { name: name!, version: version!, arch: arch! };
+    });
+}
+
+const BASE_COMPLETE = 'base.json';
+
+/** Build (or reuse) the base layer; returns its cache directory. */
+async function ensureBase(
+  inp: BaseInputs,
+  o: IsoBuildOptions,
+  workDir: string,
+  progress: (label: string, total?: number) => Progress,
+  note: (s: string) => void,
+): Promise<{ dir: string; key: string; cached: boolean; stages: readonly StageTiming[] }> {
+  const rendered = baseRecipe(inp);
+  const key = baseKey(rendered, inp);
+  const dir = join(o.cacheDir, `base-${key.slice(0, 16)}`);
+  if (!o.freshBase && existsSync(join(dir, BASE_COMPLETE))) {
+    note(`base layer: cached (${dir})`);
+    return { dir, key, cached: true, stages: [] };
+  }
+  note(o.freshBase ? 'base layer: rebuilding (--fresh-base)' : `base layer: not cached, building (key ${key.slice(0, 16)})`);
+  const recipeDir = join(workDir, 'base');
+  const recipePath = await writeRecipeDir(recipeDir, rendered);
+  await mkdir(o.cacheDir, { recursive: true });
+  const tmp = join(o.cacheDir, `.tmp-base-${key.slice(0, 16)}-${process.pid}-${randomBytes(3).toString('hex')}`);
+  try {
+    const run = await runDebos({
+      recipe: recipePath,
+      artifactDir: tmp,
+      cwd: workDir,
+      logFile: join(workDir, 'logs', 'base.log'),
+      mode: o.debosMode ?? 'auto',
+      environ: { SOURCE_DATE_EPOCH: String(inp.plan.sourceDateEpoch), LC_ALL: 'C.UTF-8' },
+      env: { SOURCE_DATE_EPOCH: String(inp.plan.sourceDateEpoch), LC_ALL: 'C.UTF-8' },
+      progress: progress('base', rendered.recipe.actions.length),
+    });
+    note(`base layer: built in ${(run.ms / 1000).toFixed(1)}s (${run.modeReason})`);
+    await writeFile(join(tmp, BASE_COMPLETE), JSON.stringify({ key, recipe: rendered.yaml, tools: inp.toolVersions, stages: run.stages }, null, 2) + '\n');
+    const old = `${dir}.old-${process.pid}`;
+    if (existsSync(dir)) await rename(dir, old);
+    await rename(tmp, dir);
+    if (existsSync(old)) await safeRemove(old);
+    return { dir, key, cached: false, stages: run.stages };
+  } catch (e) {
+    await safeRemove(tmp);
+    throw e;
+  }
+}
+
+export async function buildIso(assembly: Assembly, o: IsoBuildOptions): Promise<IsoBuildResult> {
+  const started = Date.now();
+  const note = o.note ?? ((s: string) => process.stderr.write(`[iso] ${s}\n`));
+  const progress = o.progress ?? ((label: string, total?: number) => createProgress({ label, ...(total !== undefined ? { total } : {}) }));
+  const compression = o.compression ?? 'zstd';
+  const plan: ImagePlan = planImage(assembly);
+  const sde = plan.sourceDateEpoch;
+
+  await mkdir(o.workRoot, { recursive: true });
+  const workDir = resolve(join(o.workRoot, `iso-${process.pid}-${randomBytes(3).toString('hex')}`));
+  await mkdir(join(workDir, 'logs'), { recursive: true });
+  let keep = o.keepWork ?? false;
+  try {
+    // module output and the image's own files, each a deterministic tarball
+    const tree = o.transformTree ? o.transformTree(assembly.tree) : assembly.tree;
+    const includesTar = await tarballOf(tree, sde);
+    const bundle = await bundleSelftest();
+    const extraFiles = imageFiles(plan, bundle, new Set(tree.files.map((f) => f.path)));
+    const imageTree = buildTree([emission('image', { files: extraFiles })]);
+    const imageTar = await tarballOf(imageTree, sde);
+
+    const versions = await toolVersions();
+    const sources = await resolveSources(o.mirror, plan.suite);
+    const base = await ensureBase({ plan, sources, compression, toolVersions: versions.base }, o, workDir, progress, note);
+
+    const rendered = topRecipe({
+      plan,
+      compression,
+      includesTar,
+      imageTar,
+      kernelArgs: KERNEL_ARGS,
+      menuTitle: `leakless ${plan.selftest.release} (${plan.selftest.policy})`,
+    });
+    const topDir = join(workDir, 'image');
+    const topPath = await writeRecipeDir(topDir, rendered);
+    await symlink(base.dir.startsWith('/') ? base.dir : resolve(base.dir), join(topDir, 'base'));
+    const outDir = join(workDir, 'out');
+    const image = await runDebos({
+      recipe: topPath,
+      artifactDir: outDir,
+      cwd: workDir,
+      logFile: join(workDir, 'logs', 'image.log'),
+      mode: o.debosMode ?? 'auto',
+      environ: { SOURCE_DATE_EPOCH: String(sde), LC_ALL: 'C.UTF-8' },
+      env: { SOURCE_DATE_EPOCH: String(sde), LC_ALL: 'C.UTF-8' },
+      progress: progress('image', rendered.recipe.actions.length),
+    });
+
+    // verification on what was built, not on what was meant
+    const vp = progress('verify', 2);
+    vp.stage('rootfs');
+    const isoTmp = join(outDir, ISO_NAME);
+    const layers = [join(base.dir, 'filesystem.squashfs'), join(outDir, 'iso', 'live', MODULE_LAYER)];
+    const fullTree = buildTree([emission('modules', { files: tree.files }), emission('image', { files: extraFiles })]);
+    const results = await withStackedRootfs(layers, join(workDir, 'mnt-verify'), (root) => verifyRootfs({ ...assembly, tree }, plan, fullTree, root));
+    vp.stage('iso');
+    const platforms = await elToritoPlatforms(isoTmp);
+    const failed = results.filter((r) => !r.ok);
+    const bootOk = platforms.includes('BIOS') && platforms.includes('UEFI');
+    const verifyStages = vp.finish(failed.length === 0 && bootOk);
+
+    const manifest: Manifest = {
+      format: 1,
+      policy: plan.selftest.policy,
+      release: plan.selftest.release,
+      sourceDateEpoch: sde,
+      suite: plan.suite,
+      iso: await digestFile(isoTmp, ISO_NAME),
+      kernel: { ...(await digestFile(join(base.dir, 'vmlinuz'), 'live/vmlinuz')), version: (await readFile(join(base.dir, 'kernel-version'), 'utf8')).trim() },
+      initrd: await digestFile(join(base.dir, 'initrd.img'), 'live/initrd.img'),
+      squashfs: {
+        base: await digestFile(layers[0]!, 'live/filesystem.squashfs'),
+        modules: await digestFile(layers[1]!, `live/${MODULE_LAYER}`),
+      },
+      tarballs: { chrootIncludes: digestBuffer(includesTar, 'chroot-includes.tar'), imageFiles: digestBuffer(imageTar, 'leakless-image.tar') },
+      base: { key: base.key },
+      bootPlatforms: platforms,
+      selftest: { assertions: plan.selftest.assertions.length },
+      users: plan.users.map(({ name, uid, gid }) => ({ name, uid, gid })),
+      units: plan.units,
+      tools: versions.all,
+      packages: parsePackages(await readFile(join(base.dir, 'packages.tsv'), 'utf8')),
+    };
+
+    const verified = failed.length === 0 && bootOk;
+    if (!verified && (o.verify ?? 'enforce') === 'enforce') {
+      keep = true;
+      const why = [...failed.map((r) => `${r.id}: ${r.detail}`), ...(bootOk ? [] : [`boot platforms in the ISO: ${platforms.join(', ') || 'none'} (need BIOS and UEFI)`])];
+      throw Object.assign(new IsoBuildError(`the built image failed verification:\n  ${why.join('\n  ')}\nthe unverified ISO is in ${outDir}`, workDir), { results });
+    }
+    await mkdir(o.outDir, { recursive: true });
+    const isoPath = join(o.outDir, ISO_NAME);
+    const manifestPath = join(o.outDir, ISO_NAME.replace(/\.iso$/, '.manifest.json'));
+    await rename(isoTmp, isoPath);
+    await writeFile(manifestPath, JSON.stringify(manifest, null, 2) + '\n');
+    return {
+      ok: verified,
+      iso: isoPath,
+      manifestPath,
+      manifest,
+      base: { key: base.key, cached: base.cached, dir: base.dir, stages: base.stages },
+      image: { stages: image.stages },
+      verify: { results, stages: verifyStages },
+      totalMs: Date.now() - started,
+      ...(keep ? { workDir } : {}),
+    };
+  } catch (e) {
+    keep = true;
+    if (e instanceof IsoBuildError || e instanceof PlanError) throw e;
+    const err = e as Error;
+    throw Object.assign(new IsoBuildError(`${err.message}\n(work dir kept for inspection: ${workDir})`, workDir), { cause: e });
+  } finally {
+    if (!keep) await safeRemove(workDir).catch((e: Error) => note(`could not remove ${workDir}: ${e.message}`));
+  }
+}
+
+/** Size of a file, or undefined. */
+export async function sizeOf(p: string): Promise<number | undefined> {
+  return stat(p).then(
+    (s) => s.size,
+    () => undefined,
+  );
+}

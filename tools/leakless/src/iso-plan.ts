@@ -1,0 +1,190 @@
+// What the image is made of, derived from the assembly alone (pure): the
+// package set, the users with their fixed ids, the units to enable, the
+// runtime assertions the image carries for leakless-selftest and the files
+// the image adds next to the modules' tree. Generic over Emission: no module
+// is special-cased, so a module that appears in allModules is in the image.
+import type { Assembly, GeneratedFile, RuntimeAssertion, RuntimeCheck, UserRole } from '@leakless/policy';
+import { byteOrder, sha256 } from '@leakless/policy';
+
+export class PlanError extends Error {
+  override readonly name = 'PlanError';
+}
+
+export interface PlanUser {
+  readonly name: string;
+  readonly uid: number;
+  readonly gid: number;
+  readonly role: UserRole;
+  /** Who asked for it: "policy" or the module names. */
+  readonly from: readonly string[];
+}
+
+export interface SelftestAssertion extends RuntimeAssertion {
+  readonly module: string;
+}
+
+/** The JSON the image carries at RUNTIME_ASSERTIONS_PATH. */
+export interface SelftestDocument {
+  readonly version: 1;
+  readonly policy: string;
+  readonly release: string;
+  readonly assertions: readonly SelftestAssertion[];
+}
+
+export interface ImagePlan {
+  readonly suite: string;
+  readonly hostname: string;
+  readonly sourceDateEpoch: number;
+  readonly packages: readonly string[];
+  readonly users: readonly PlanUser[];
+  readonly units: readonly string[];
+  readonly selftest: SelftestDocument;
+}
+
+export const SELFTEST_PATH = '/usr/local/bin/leakless-selftest';
+export const RUNTIME_ASSERTIONS_PATH = '/usr/share/leakless/runtime-assertions.json';
+export const SELFTEST_UNIT = 'leakless-selftest.service';
+export const SELFTEST_UNIT_PATH = `/etc/systemd/system/${SELFTEST_UNIT}`;
+/** The virtio-serial port name `leakless boot` provides; the guest sees /dev/virtio-ports/<name>. */
+export const SELFTEST_PORT = 'leakless.selftest';
+export const SELFTEST_KERNEL_ARG = 'leakless.selftest';
+
+/** A bootable live system: kernel, live-boot (initramfs hooks), systemd as init. */
+export const LIVE_PACKAGES = ['linux-image-amd64', 'live-boot', 'systemd-sysv'] as const;
+
+/**
+ * What leakless-selftest needs on the image to observe each kind of check
+ * (see @leakless/policy runtime.ts): Debian's nodejs runs the bundle; the
+ * observations shell out to these tools. A kind missing here gets all of them.
+ */
+const TOOLS_FOR_CHECK: { readonly [K in RuntimeCheck['kind']]?: readonly string[] } = {
+  sysctl: ['procps'],
+  'module-blocked': ['kmod'],
+  'nft-table': ['nftables'],
+  listening: ['iproute2'],
+  'ip-addresses': ['iproute2'],
+  'ip-routes': ['iproute2'],
+  'unit-active': [],
+  file: [],
+  user: [],
+};
+const ALL_CHECK_TOOLS = ['procps', 'kmod', 'nftables', 'iproute2'];
+
+export function selftestPackages(assertions: readonly RuntimeAssertion[]): string[] {
+  const out = new Set<string>(['nodejs']);
+  for (const a of assertions) {
+    for (const p of TOOLS_FOR_CHECK[a.check.kind] ?? ALL_CHECK_TOOLS) out.add(p);
+    if (a.netns !== undefined) out.add('iproute2');
+  }
+  return [...out];
+}
+
+function mergeUsers(assembly: Assembly): PlanUser[] {
+  const byName = new Map<string, PlanUser>();
+  const add = (u: { name: string; uid: number; gid: number }, role: UserRole, from: string) => {
+    const prev = byName.get(u.name);
+    if (prev) {
+      if (prev.uid !== u.uid || prev.gid !== u.gid) {
+        throw new PlanError(`user ${u.name}: ${prev.from.join(', ')} says ${prev.uid}:${prev.gid}, ${from} says ${u.uid}:${u.gid}`);
+      }
+      byName.set(u.name, { ...prev, from: [...prev.from, from] });
+      return;
+    }
+    byName.set(u.name, { name: u.name, uid: u.uid, gid: u.gid, role, from: [from] });
+  };
+  for (const u of assembly.policy.users) add(u, u.role, 'policy');
+  for (const e of assembly.emissions) for (const u of e.users) add(u, 'service', e.module);
+  const users = [...byName.values()].sort((a, b) => a.uid - b.uid || byteOrder(a.name, b.name));
+  for (let i = 1; i < users.length; i++) {
+    if (users[i]!.uid === users[i - 1]!.uid) throw new PlanError(`uid ${users[i]!.uid} is given to both ${users[i - 1]!.name} and ${users[i]!.name}`);
+  }
+  return users;
+}
+
+const sortedUnique = (xs: Iterable<string>) => [...new Set(xs)].sort(byteOrder);
+
+export function planImage(assembly: Assembly): ImagePlan {
+  const { policy } = assembly;
+  const doc = policy.document;
+  const users = mergeUsers(assembly);
+  const moduleAssertions: SelftestAssertion[] = assembly.emissions.flatMap((e) => e.runtimeAssertions.map((a) => ({ module: e.module, ...a })));
+  // The image's own promises, checked on the running system like any module's.
+  const imageAssertions: SelftestAssertion[] = users.map((u) => ({
+    module: 'image',
+    id: `image.user.${u.name}`,
+    statement: `${u.name} exists with uid ${u.uid} and gid ${u.gid} (fixed before packages, SPEC §2)`,
+    check: { kind: 'user', name: u.name, uid: u.uid, gid: u.gid },
+    scope: 'system',
+  }));
+  const assertions = [...moduleAssertions, ...imageAssertions];
+  const seen = new Set<string>();
+  for (const a of assertions) {
+    if (seen.has(a.id)) throw new PlanError(`runtime assertion id ${a.id} is used twice`);
+    seen.add(a.id);
+  }
+  const packages = sortedUnique([
+    ...LIVE_PACKAGES,
+    ...selftestPackages(assertions),
+    ...assembly.emissions.flatMap((e) => e.packages),
+    ...doc.image.packages,
+  ]);
+  const units = sortedUnique([...assembly.emissions.flatMap((e) => e.units), SELFTEST_UNIT]);
+  for (const u of units) {
+    if (!/^[A-Za-z0-9:_.@\\-]+\.(service|socket|timer|path|target|mount)$/.test(u)) throw new PlanError(`not a unit name: ${JSON.stringify(u)}`);
+  }
+  return {
+    suite: doc.image.suite,
+    hostname: doc.image.hostname,
+    sourceDateEpoch: policy.sourceDateEpoch,
+    packages,
+    users,
+    units,
+    selftest: { version: 1, policy: policy.name, release: doc.release.version, assertions },
+  };
+}
+
+export function selftestUnit(): string {
+  return `# leakless: runs leakless-selftest once the system is up, only when asked:
+# by the hypervisor (a virtio-serial port named ${SELFTEST_PORT}, which
+# \`leakless boot\` provides and no real machine has) or by the
+# ${SELFTEST_KERNEL_ARG} kernel argument (the "self-test" boot menu entry).
+# The result goes to the console and, when the port exists, to the port.
+[Unit]
+Description=leakless self-test (runtime assertions of every module)
+ConditionKernelCommandLine=|${SELFTEST_KERNEL_ARG}
+ConditionPathExists=|/dev/virtio-ports/${SELFTEST_PORT}
+After=multi-user.target
+
+[Service]
+Type=oneshot
+ExecStart=${SELFTEST_PATH} --settle 90 --result-port /dev/virtio-ports/${SELFTEST_PORT}
+StandardOutput=journal+console
+StandardError=journal+console
+
+[Install]
+WantedBy=multi-user.target
+`;
+}
+
+/**
+ * Files the image adds beside the modules' tree: the self-test and its data,
+ * and the host name (a module that emits /etc/hostname or /etc/hosts wins).
+ */
+export function imageFiles(plan: ImagePlan, selftestBundle: string, moduleFiles: ReadonlySet<string>): GeneratedFile[] {
+  const files: GeneratedFile[] = [
+    { path: SELFTEST_PATH, content: selftestBundle, mode: 0o755, clause: 'SPEC §3 leakless-selftest' },
+    { path: RUNTIME_ASSERTIONS_PATH, content: JSON.stringify(plan.selftest, null, 2) + '\n', mode: 0o644, clause: 'SPEC §3 runtime assertions in the booted image' },
+    { path: SELFTEST_UNIT_PATH, content: selftestUnit(), mode: 0o644, clause: 'issue 7: leakless boot runs the self-test' },
+  ];
+  if (!moduleFiles.has('/etc/hostname')) files.push({ path: '/etc/hostname', content: `${plan.hostname}\n`, mode: 0o644, clause: 'image.hostname' });
+  if (!moduleFiles.has('/etc/hosts')) {
+    files.push({ path: '/etc/hosts', content: `127.0.0.1\tlocalhost\n127.0.1.1\t${plan.hostname}\n`, mode: 0o644, clause: 'image.hostname' });
+  }
+  for (const f of files) if (moduleFiles.has(f.path)) throw new PlanError(`${f.path} is emitted by a module but belongs to the image`);
+  return files;
+}
+
+/** A short, stable digest of the runtime assertions (shown in reports). */
+export function selftestDigest(doc: SelftestDocument): string {
+  return sha256(JSON.stringify(doc)).slice(0, 16);
+}

@@ -1,0 +1,215 @@
+// The shell steps of the image recipes. They are constant text: everything
+// that varies (users, units, the hostname) reaches them as data files or
+// arguments written by iso-recipes.ts, so a reviewer reads each script once
+// and policy values never get interpolated into shell code.
+
+/**
+ * Chroot, before any package is installed: the policy's users with their
+ * fixed uids/gids (SPEC §2: rules use numeric ids from early boot, Tails
+ * #7018). Reads users.tsv next to itself: name uid gid role.
+ * root (base-passwd) and _apt (apt's postinst; mmdebstrap installs apt with
+ * the essential set, before any hook of ours can run) already exist: they are
+ * checked, never changed. A package that later "creates" one of these users
+ * (tor's postinst: adduser --system debian-tor) finds it and keeps its ids.
+ */
+export const USERS_SH = `#!/bin/sh
+set -eu
+here=$(dirname "$0")
+fail() { echo "leakless users: $*" >&2; exit 1; }
+created_groups=" "
+
+ensure_group() { # name gid
+  if ent=$(getent group "$2"); then
+    have=$(echo "$ent" | cut -d: -f1)
+    case "$created_groups" in *" $have "*) return 0 ;; esac
+    # 65534 is nogroup: the conventional primary group of users without one (_apt)
+    [ "$have" = "$1" ] || [ "$2" = 65534 ] || fail "gid $2 belongs to group $have; the policy gives it to $1"
+    return 0
+  fi
+  if ent=$(getent group "$1"); then fail "group $1 exists with gid $(echo "$ent" | cut -d: -f3); the policy needs $2"; fi
+  groupadd --gid "$2" "$1"
+  created_groups="$created_groups$1 "
+}
+
+ensure_user() { # name uid gid role
+  if ent=$(getent passwd "$1"); then
+    have=$(echo "$ent" | cut -d: -f3,4)
+    [ "$have" = "$2:$3" ] || fail "user $1 exists as $have; the policy needs $2:$3"
+    echo "leakless users: $1 present as $2:$3"
+    return 0
+  fi
+  if ent=$(getent passwd "$2"); then fail "uid $2 is taken by $(echo "$ent" | cut -d: -f1); the policy gives it to $1"; fi
+  ensure_group "$1" "$3"
+  case "$4" in
+    desktop) useradd --uid "$2" --gid "$3" --create-home --home-dir "/home/$1" --shell /bin/bash "$1" ;;
+    *) useradd --system --uid "$2" --gid "$3" --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$1" ;;
+  esac
+  echo "leakless users: created $1 as $2:$3 ($4)"
+}
+
+while IFS='	' read -r name uid gid role; do
+  [ -n "$name" ] || continue
+  ensure_user "$name" "$uid" "$gid" "$role"
+done < "$here/users.tsv"
+`;
+
+/**
+ * Chroot, after the packages: remove what makes two builds differ or what
+ * belongs to the build host (build-toolchain §2.6, §4.8; live-build's
+ * hooks/normal list). /etc/hostname, /etc/hosts and resolv.conf come from the
+ * module layer, never from the host mmdebstrap copied them from.
+ */
+export const CLEANUP_SH = `#!/bin/sh
+set -eu
+# live-boot must be in the initramfs, or the image cannot find its squashfs
+for i in /boot/initrd.img-*; do
+  lsinitramfs "$i" | grep -q '^usr/lib/live/boot/\\|^lib/live/boot/' || { echo "leakless cleanup: live-boot is not in $i" >&2; exit 1; }
+done
+# the build host's resolver and name must not end up in the image
+rm -f /etc/resolv.conf /etc/hostname
+# machine ids: empty means "generate at boot" (each live session gets its own)
+: > /etc/machine-id
+rm -f /var/lib/dbus/machine-id /var/lib/systemd/random-seed /etc/adjtime
+# apt: lists and caches are large, dated and refetched by apt update
+rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*
+# backups and caches that record build time or build order
+rm -f /etc/passwd- /etc/group- /etc/shadow- /etc/gshadow- /etc/subuid- /etc/subgid-
+rm -f /var/cache/debconf/*-old /var/lib/dpkg/*-old /var/cache/ldconfig/aux-cache
+rm -rf /var/cache/man/* /var/tmp/*
+# /tmp/script is where debos bind-mounts this script; export.sh removes the mount point
+find /tmp -mindepth 1 -maxdepth 1 ! -path /tmp/script -exec rm -rf {} +
+rm -f /etc/ssh/ssh_host_*
+find /var/log -type f -delete
+find /usr -depth -name __pycache__ -type d -exec rm -rf {} +
+`;
+
+/** Host, after cleanup: what the ISO and the manifest need from the base rootfs. */
+export const EXPORT_SH = `#!/bin/sh
+set -eu
+cd "$ROOTDIR"
+# the mount point debos' chroot scripts ran from (see cleanup.sh)
+if [ -d tmp/script ]; then rmdir tmp/script; fi
+set -- boot/vmlinuz-*
+[ $# -eq 1 ] && [ -f "$1" ] || { echo "leakless export: expected exactly one kernel in /boot, found: $*" >&2; exit 1; }
+kver=\${1#boot/vmlinuz-}
+[ -f "boot/initrd.img-$kver" ] || { echo "leakless export: no initrd for $kver" >&2; exit 1; }
+cp "boot/vmlinuz-$kver" "$ARTIFACTDIR/vmlinuz"
+cp "boot/initrd.img-$kver" "$ARTIFACTDIR/initrd.img"
+echo "$kver" > "$ARTIFACTDIR/kernel-version"
+dpkg-query --admindir="$ROOTDIR/var/lib/dpkg" -W -f '\${Package}\\t\${Version}\\t\${Architecture}\\n' | LC_ALL=C sort > "$ARTIFACTDIR/packages.tsv"
+cp etc/passwd etc/group "$ARTIFACTDIR/"
+`;
+
+/**
+ * Host: build the module layer in $ROOTDIR (the unpacked tarballs) against
+ * the cached base, which is mounted read-only, never modified.
+ *  1. a directory of the layer must not shadow a symlink or a file of the
+ *     base (merged /usr: /lib -> usr/lib; shadowing it would break the system);
+ *  2. directories that exist in the base keep the base's owner and mode (the
+ *     tarball's directory entries are containers, not intent);
+ *  3. units are enabled with systemctl --root on an overlay of layer + base,
+ *     and exactly the links that creates are copied into the layer.
+ * Usage: layer.sh UNIT...
+ */
+export const LAYER_SH = `#!/bin/sh
+set -eu
+umask 022
+m="$RECIPEDIR/mnt"
+base="$m/base"
+mkdir -p "$base" "$m/upper" "$m/work" "$m/merged"
+cleanup() { umount "$m/merged" 2>/dev/null || true; umount "$base" 2>/dev/null || true; }
+trap cleanup EXIT
+mount -t squashfs -o ro,loop "$RECIPEDIR/base/filesystem.squashfs" "$base"
+
+cd "$ROOTDIR"
+find . -mindepth 1 -type d | LC_ALL=C sort | while IFS= read -r d; do
+  if [ -L "$base/$d" ]; then
+    echo "leakless layer: $d is a symlink in the base (-> $(readlink "$base/$d")); emit the files under its target instead" >&2; exit 1
+  fi
+  if [ -e "$base/$d" ] && [ ! -d "$base/$d" ]; then echo "leakless layer: $d is a file in the base but a directory in the module layer" >&2; exit 1; fi
+  if [ -d "$base/$d" ]; then chown --reference="$base/$d" "$d"; chmod --reference="$base/$d" "$d"; fi
+done
+find . -mindepth 1 ! -type d | LC_ALL=C sort | while IFS= read -r f; do
+  if [ -d "$base/$f" ] && [ ! -L "$base/$f" ]; then echo "leakless layer: $f is a directory in the base but a file in the module layer" >&2; exit 1; fi
+done
+
+mount -t overlay overlay -o "lowerdir=$ROOTDIR:$base,upperdir=$m/upper,workdir=$m/work" "$m/merged"
+systemctl --root="$m/merged" enable "$@"
+umount "$m/merged"
+
+cd "$m/upper"
+find . -mindepth 1 ! -type d | LC_ALL=C sort | while IFS= read -r f; do
+  if [ -c "$f" ]; then echo "leakless layer: enabling units removed $f from the base; a layer cannot express that" >&2; exit 1; fi
+  mkdir -p "$ROOTDIR/$(dirname "$f")"
+  cp -a --no-preserve=xattr "$f" "$ROOTDIR/$f"
+  echo "leakless layer: + \${f#./}"
+done
+`;
+
+/**
+ * Post-processing: the BIOS+UEFI hybrid ISO, bit-reproducible. This is
+ * build-toolchain §4.5 (verified byte-identical across runs): GRUB images
+ * made with grub-mkimage, an early config that finds the medium by a marker
+ * file, a FAT efi.img with a serial derived from SOURCE_DATE_EPOCH, every
+ * mtime set to SOURCE_DATE_EPOCH, xorriso dates pinned.
+ * Usage: mkiso.sh STAGING OUT.iso VOLID   (relative to $ARTIFACTDIR)
+ */
+export const MKISO_SH = `#!/bin/bash
+set -euo pipefail
+cd "$ARTIFACTDIR"
+ST=$1; OUT=$2; VOL=$3; SDE=\${SOURCE_DATE_EPOCH:?}
+export LC_ALL=C
+umask 022
+D=$(date -u -d @"$SDE" +%Y%m%d%H%M%S00)
+W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
+mkdir -p "$ST/.disk" "$W/m/boot/grub" "$ST/boot/grub/i386-pc" "$ST/boot/grub/x86_64-efi"
+echo "$VOL" > "$ST/.disk/info"
+cat > "$W/m/boot/grub/grub.cfg" <<'CFG'
+search --no-floppy --file --set=root /.disk/info
+set prefix=($root)/boot/grub
+configfile $prefix/grub.cfg
+CFG
+cp /usr/lib/grub/i386-pc/*.mod /usr/lib/grub/i386-pc/*.lst "$ST/boot/grub/i386-pc/"
+cp /usr/lib/grub/x86_64-efi/*.mod /usr/lib/grub/x86_64-efi/*.lst "$ST/boot/grub/x86_64-efi/"
+# BIOS: the embedded config only sets root/prefix (a configfile there runs before
+# normal mode sets up command autoload: "can't find command 'serial'")
+printf 'search --no-floppy --file --set=root /.disk/info\\nset prefix=($root)/boot/grub\\n' > "$W/bios.cfg"
+grub-mkimage -O i386-pc-eltorito -p /boot/grub -c "$W/bios.cfg" -o "$ST/boot/grub/bios.img" biosdisk iso9660 search
+tar -C "$W/m" --sort=name --mtime=@"$SDE" --owner=0 --group=0 --numeric-owner -cf "$W/memdisk.tar" boot
+grub-mkimage -O x86_64-efi -m "$W/memdisk.tar" -p '(memdisk)/boot/grub' -o "$W/BOOTX64.EFI" \\
+  search iso9660 configfile normal memdisk tar part_gpt part_msdos fat
+rm -f "$ST/boot/grub/efi.img"
+mkfs.msdos -C "$ST/boot/grub/efi.img" 4096 -i "$(printf %08x $((SDE % 4294967296)))" >/dev/null
+touch -d @"$SDE" "$W/BOOTX64.EFI"
+mmd -i "$ST/boot/grub/efi.img" ::/EFI ::/EFI/BOOT
+mcopy -m -i "$ST/boot/grub/efi.img" "$W/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
+find "$ST" -exec touch -h -d @"$SDE" {} +
+xorriso -as mkisofs -o "$OUT" -iso-level 3 -R -J -joliet-long -V "$VOL" --modification-date="$D" \\
+  -b boot/grub/bios.img -no-emul-boot -boot-load-size 4 -boot-info-table --grub2-boot-info \\
+  --grub2-mbr /usr/lib/grub/i386-pc/boot_hybrid.img \\
+  --efi-boot boot/grub/efi.img -efi-boot-part --efi-boot-image --protective-msdos-label "$ST"
+`;
+
+/**
+ * Post-processing: the ISO staging tree from the cached base (hard links, no
+ * copies of the 150+ MB squashfs) and the module layer.
+ * Usage: stage.sh STAGING   (relative to $ARTIFACTDIR)
+ */
+export const STAGE_SH = `#!/bin/sh
+set -eu
+umask 022
+# debos 1.1.1 documents the artifact dir as the cwd of postprocess runs but
+# never sets it (commands.go ignores Command.Dir): go there explicitly
+cd "$ARTIFACTDIR"
+ST=$1
+B="$RECIPEDIR/base"
+rm -rf "$ST"
+mkdir -p "$ST/live" "$ST/boot/grub"
+for f in vmlinuz initrd.img filesystem.squashfs; do
+  ln "$B/$f" "$ST/live/$f" 2>/dev/null || cp "$B/$f" "$ST/live/$f"
+done
+mv leakless-modules.squashfs "$ST/live/"
+# live-boot stacks the images listed here, first = bottom (9990-overlay.sh setup_unionfs)
+printf 'filesystem.squashfs\\nleakless-modules.squashfs\\n' > "$ST/live/filesystem.module"
+cp "$RECIPEDIR/grub.cfg" "$ST/boot/grub/grub.cfg"
+`;

@@ -1,0 +1,154 @@
+// `leakless iso`: the release engineer's one command. Root only (it mounts,
+// chroots and runs debos); installs the Debian build tools it lacks; exit 0
+// built and verified, 1 build or verification failed, 2 bad input.
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { assemble, formatIssue, readPolicyFile, type Assembly } from '@leakless/policy';
+import { formatDuration, type StageTiming } from '@leakless/debos-ts';
+import { parseArgs, UsageError } from './args.js';
+import { allModules } from './modules.js';
+import { table } from './table.js';
+import { buildIso, IsoBuildError, type IsoBuildResult } from './iso-build.js';
+import { PlanError } from './iso-plan.js';
+
+export interface CommandIo {
+  out(s: string): void;
+  err(s: string): void;
+}
+
+export const ISO_HELP = `usage: leakless iso [--config FILE] [--out DIR] [--cache DIR] [--mirror URL|FILE] [--fresh-base]
+                    [--compression zstd|xz] [--keep-work] [--keep-going] [--no-install] [--json]
+
+Builds dist/leakless-amd64.iso (BIOS+UEFI hybrid live ISO, bit-reproducible)
+and dist/leakless-amd64.manifest.json from the policy, with debos
+(--disable-fakemachine when KVM cannot run a guest). The base layer
+(mmdebstrap, fixed users, packages) is cached under the hash of its inputs;
+the module layer (chroot-includes, units) is rebuilt every time in seconds.
+The built root filesystem is verified: every module's static assertions,
+users and uids, units enabled and ordered, files with their modes.
+
+Runs as root. Installs missing Debian build tools first (without Recommends).
+
+  --config FILE        policy file; default image-config/default.yaml
+  --out DIR            output directory; default dist
+  --cache DIR          base layer cache; default $LEAKLESS_CACHE or dist/cache
+  --mirror URL|FILE    apt mirror URL or sources file; default the host's Debian sources
+  --fresh-base         rebuild the base layer even if it is cached
+  --compression ALG    squashfs compressor: zstd (default, fast) or xz (smaller)
+  --keep-work          keep the work directory (recipes, logs) after success
+  --keep-going         write the ISO even if verification fails (the exit code is still 1)
+  --no-install         do not install missing Debian tools
+  --json               print the build report as JSON
+
+exit codes: 0 built and verified, 1 build or verification failed, 2 bad input`;
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** tools/install-deps.sh, from tools/leakless/{src,dist}. */
+export const INSTALL_DEPS = join(here, '..', '..', 'install-deps.sh');
+
+export function requireRoot(what: string): string | undefined {
+  if (process.getuid?.() === 0) return undefined;
+  return `${what} must run as root: it mounts file systems, runs debos/mmdebstrap in chroots and loop-mounts images. Run it as root (e.g. sudo npm run iso).`;
+}
+
+export async function installDeps(group: 'e2e' | 'test', io: CommandIo): Promise<boolean> {
+  if (!existsSync(INSTALL_DEPS)) {
+    io.err(`leakless: ${INSTALL_DEPS} not found`);
+    return false;
+  }
+  const r = await execa('bash', [INSTALL_DEPS, group], { reject: false, all: true });
+  if (r.all) io.err(r.all);
+  if (r.exitCode !== 0) io.err(`leakless: installing the Debian build tools failed (exit ${r.exitCode}); see above`);
+  return r.exitCode === 0;
+}
+
+export async function loadAssembly(config: string | undefined, io: CommandIo): Promise<Assembly | undefined> {
+  const file = resolve(config ?? 'image-config/default.yaml');
+  if (config === undefined && !existsSync(file)) throw new UsageError('--config: no image-config/default.yaml in this directory; pass --config FILE');
+  const result = await readPolicyFile(file);
+  if (!result.ok) {
+    for (const i of result.issues) io.err(`leakless: ${file}: ${formatIssue(i)}`);
+    return undefined;
+  }
+  return assemble(result.policy, allModules);
+}
+
+export function stageRows(group: string, stages: readonly StageTiming[]): string[][] {
+  return stages.map((s) => [group, s.name, formatDuration(s.ms), s.ok ? 'ok' : 'FAILED']);
+}
+
+export function isoReport(r: IsoBuildResult): string {
+  const m = r.manifest;
+  const failed = r.verify.results.filter((x) => !x.ok);
+  const lines = [
+    table(['layer', 'stage', 'time', ''], [
+      ...(r.base.cached ? [['base', `cached (${r.base.key.slice(0, 16)})`, '-', 'ok']] : stageRows('base', r.base.stages)),
+      ...stageRows('image', r.image.stages),
+      ...stageRows('verify', r.verify.stages),
+    ]),
+    '',
+    `verification on the built root filesystem: ${r.verify.results.length - failed.length} ok, ${failed.length} failed`,
+    ...failed.map((f) => `  FAILED ${f.id}: ${f.detail}`),
+    `boot platforms: ${m.bootPlatforms.join(' + ')}; self-test carries ${m.selftest.assertions} runtime assertions`,
+    '',
+    table(['artifact', 'bytes', 'sha256'], [
+      [r.iso, String(m.iso.bytes), m.iso.sha256],
+      [m.kernel.path + ` (${m.kernel.version})`, String(m.kernel.bytes), m.kernel.sha256],
+      [m.initrd.path, String(m.initrd.bytes), m.initrd.sha256],
+      [m.squashfs.base.path, String(m.squashfs.base.bytes), m.squashfs.base.sha256],
+      [m.squashfs.modules.path, String(m.squashfs.modules.bytes), m.squashfs.modules.sha256],
+      [m.tarballs.chrootIncludes.path, String(m.tarballs.chrootIncludes.bytes), m.tarballs.chrootIncludes.sha256],
+    ]),
+    '',
+    `${m.packages.length} packages installed; manifest: ${r.manifestPath}`,
+    `total ${formatDuration(r.totalMs)}`,
+  ];
+  return lines.join('\n');
+}
+
+export async function isoCommand(argv: readonly string[], io: CommandIo): Promise<number> {
+  const { flags, positionals } = parseArgs(argv, {
+    config: 'string', out: 'string', cache: 'string', work: 'string', mirror: 'string', 'fresh-base': 'boolean',
+    compression: 'string', 'keep-work': 'boolean', 'keep-going': 'boolean', 'no-install': 'boolean', json: 'boolean',
+  });
+  if (positionals.length) throw new UsageError(`iso takes no arguments (got "${positionals[0]}")`);
+  const compression = (flags.compression as string | undefined) ?? 'zstd';
+  if (compression !== 'zstd' && compression !== 'xz') throw new UsageError(`--compression must be zstd or xz (got "${compression}")`);
+  const notRoot = requireRoot('leakless iso');
+  if (notRoot) {
+    io.err(`leakless: ${notRoot}`);
+    return 2;
+  }
+  const assembly = await loadAssembly(flags.config as string | undefined, io);
+  if (!assembly) return 2;
+  if (!flags['no-install'] && !(await installDeps('e2e', io))) return 1;
+  const out = resolve((flags.out as string | undefined) ?? 'dist');
+  try {
+    const r = await buildIso(assembly, {
+      outDir: out,
+      cacheDir: resolve((flags.cache as string | undefined) ?? process.env.LEAKLESS_CACHE ?? join('dist', 'cache')),
+      workRoot: resolve((flags.work as string | undefined) ?? join(out, 'work')),
+      ...(typeof flags.mirror === 'string' ? { mirror: flags.mirror } : {}),
+      freshBase: Boolean(flags['fresh-base']),
+      compression,
+      keepWork: Boolean(flags['keep-work']),
+      verify: flags['keep-going'] ? 'report' : 'enforce',
+    });
+    if (flags.json) {
+      io.out(JSON.stringify({ ok: r.ok, iso: r.iso, manifest: r.manifestPath, base: r.base, image: r.image, verify: r.verify, totalMs: r.totalMs, sha256: r.manifest.iso.sha256, bytes: r.manifest.iso.bytes }, null, 2));
+    } else io.out(isoReport(r));
+    return r.ok ? 0 : 1;
+  } catch (e) {
+    if (e instanceof PlanError) {
+      io.err(`leakless: inconsistent inputs: ${e.message}`);
+      return 2;
+    }
+    if (e instanceof IsoBuildError) {
+      io.err(`leakless iso: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,74 @@
+// Entry point of the leakless-selftest bundle (the image's /usr/local/bin/leakless-selftest).
+// Node built-ins only: the bundle runs on Debian's nodejs without node_modules.
+//   leakless-selftest [--assertions FILE] [--module NAME]... [--json] [--settle SECONDS] [--result-port PATH]
+// Exit: 0 every assertion holds, 1 one failed (or could not be observed), 2 bad input.
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import type { Exec } from '@leakless/policy';
+import { formatReport, parseSelftestDocument, resultLine, runSelftest } from './selftest.js';
+
+const DEFAULT_ASSERTIONS = '/usr/share/leakless/runtime-assertions.json';
+
+const USAGE = `usage: leakless-selftest [--assertions FILE] [--module NAME]... [--json] [--settle SECONDS] [--result-port PATH]
+
+Evaluates every runtime assertion this image carries (firewall, sysctls,
+resolver, tor, units, users) on the running system and prints a table.
+  --assertions FILE   default ${DEFAULT_ASSERTIONS}
+  --module NAME       only this module's assertions (repeatable)
+  --json              print the JSON report instead of the table
+  --settle SECONDS    re-check failing assertions for up to this long (boot)
+  --result-port PATH  also write the JSON report, one marked line, to PATH if it exists
+exit codes: 0 all hold, 1 a check failed, 2 bad input`;
+
+/** Every observation: a real process, LC_ALL=C, bounded in time; a missing tool is exit 127. */
+const exec: Exec = (cmd, args) =>
+  new Promise((resolve) => {
+    execFile(cmd, [...args], { timeout: 20_000, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, LC_ALL: 'C' } }, (err, stdout, stderr) => {
+      if (!err) return resolve({ exitCode: 0, stdout, stderr });
+      const e = err as NodeJS.ErrnoException & { code?: string | number };
+      const exitCode = typeof e.code === 'number' ? e.code : e.code === 'ENOENT' ? 127 : 1;
+      resolve({ exitCode, stdout: String(stdout ?? ''), stderr: String(stderr ?? '') || e.message });
+    });
+  });
+
+async function main(argv: string[]): Promise<number> {
+  let file = DEFAULT_ASSERTIONS;
+  let json = false;
+  let settle = 0;
+  let port: string | undefined;
+  const modules: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--help' || a === '-h') {
+      process.stdout.write(USAGE + '\n');
+      return 0;
+    } else if (a === '--assertions') file = value();
+    else if (a === '--module') modules.push(value());
+    else if (a === '--json') json = true;
+    else if (a === '--settle') {
+      settle = Number(value());
+      if (!Number.isFinite(settle) || settle < 0) throw new Error('--settle needs a number of seconds');
+    } else if (a === '--result-port') port = value();
+    else throw new Error(`unknown argument ${a}`);
+  }
+  const doc = parseSelftestDocument(readFileSync(file, 'utf8'));
+  const report = await runSelftest(doc, exec, { settleMs: settle * 1000, modules });
+  process.stdout.write((json ? JSON.stringify(report, null, 2) : formatReport(report)) + '\n');
+  if (port !== undefined && existsSync(port)) writeFileSync(port, resultLine(report));
+  return report.ok ? 0 : 1;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`leakless-selftest: ${(e as Error).message}\n${USAGE}\n`);
+    process.exitCode = 2;
+  },
+);

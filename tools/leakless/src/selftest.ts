@@ -1,0 +1,105 @@
+// leakless-selftest, the part that is not I/O: evaluate the runtime
+// assertions the image carries (every module's, plus the image's own) with
+// the shared evaluator, wait a bounded time for services that are still
+// starting, and report as a table and as JSON. Bundled into the image by
+// selftest-bundle.ts and run by Debian's nodejs (SPEC §3).
+import { evaluateRuntime, type Exec, type RuntimeResult } from '@leakless/policy';
+import type { SelftestAssertion, SelftestDocument } from './iso-plan.js';
+
+export interface SelftestResult extends RuntimeResult {
+  readonly module: string;
+}
+
+export interface SelftestReport {
+  readonly policy: string;
+  readonly release: string;
+  readonly ok: boolean;
+  readonly passed: number;
+  readonly failed: number;
+  /** How many evaluation rounds it took (> 1 when services were still starting). */
+  readonly rounds: number;
+  readonly results: readonly SelftestResult[];
+}
+
+/** The marker that frames the machine-readable result on a serial line or port. */
+export const RESULT_MARKER = 'LEAKLESS-SELFTEST-RESULT';
+
+export function parseSelftestDocument(text: string): SelftestDocument {
+  const doc = JSON.parse(text) as Partial<SelftestDocument>;
+  if (doc.version !== 1 || !Array.isArray(doc.assertions) || typeof doc.policy !== 'string') {
+    throw new Error('not a leakless runtime-assertions document (version 1)');
+  }
+  for (const a of doc.assertions) {
+    if (typeof a?.id !== 'string' || typeof a.statement !== 'string' || typeof a.check?.kind !== 'string' || typeof a.module !== 'string') {
+      throw new Error(`malformed assertion: ${JSON.stringify(a).slice(0, 120)}`);
+    }
+  }
+  if (doc.assertions.length === 0) throw new Error('the document has no assertions: nothing would be verified');
+  return doc as SelftestDocument;
+}
+
+export interface SelftestOptions {
+  /** Re-evaluate failing assertions for up to this long (units still starting at boot). */
+  readonly settleMs?: number;
+  readonly intervalMs?: number;
+  readonly sleep?: (ms: number) => Promise<void>;
+  readonly now?: () => number;
+  /** Only these modules (all when empty). */
+  readonly modules?: readonly string[];
+}
+
+export async function runSelftest(doc: SelftestDocument, exec: Exec, opts: SelftestOptions = {}): Promise<SelftestReport> {
+  const now = opts.now ?? Date.now;
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const wanted = opts.modules?.length ? new Set(opts.modules) : undefined;
+  const assertions: SelftestAssertion[] = doc.assertions.filter((a) => !wanted || wanted.has(a.module));
+  if (assertions.length === 0) throw new Error(`no assertions for module(s) ${[...(wanted ?? [])].join(', ')}`);
+  const deadline = now() + (opts.settleMs ?? 0);
+  const byId = new Map<string, SelftestResult>();
+  let pending = assertions;
+  let rounds = 0;
+  for (;;) {
+    rounds++;
+    const results = await evaluateRuntime(pending, exec);
+    for (const [i, r] of results.entries()) byId.set(r.id, { module: pending[i]!.module, ...r });
+    pending = pending.filter((a) => !byId.get(a.id)!.ok);
+    if (pending.length === 0 || now() >= deadline) break;
+    await sleep(opts.intervalMs ?? 3000);
+  }
+  const results = assertions.map((a) => byId.get(a.id)!);
+  const failed = results.filter((r) => !r.ok).length;
+  return { policy: doc.policy, release: doc.release, ok: failed === 0, passed: results.length - failed, failed, rounds, results };
+}
+
+export function formatReport(r: SelftestReport): string {
+  const rows = r.results.map((x) => [x.ok ? 'ok' : 'FAIL', x.module, x.id, x.detail]);
+  const widths = [4, ...[1, 2].map((i) => Math.max(...rows.map((row) => row[i]!.length), i === 1 ? 6 : 2))];
+  const line = (c: string[]) => c.map((v, i) => (i < 3 ? v.padEnd(widths[i]!) : v)).join('  ');
+  return [
+    `leakless-selftest: policy ${r.policy} ${r.release}`,
+    line(['', 'module', 'id', 'observed']),
+    ...rows.map(line),
+    '',
+    `${r.passed} passed, ${r.failed} failed${r.rounds > 1 ? ` (${r.rounds} rounds while the system settled)` : ''}`,
+  ].join('\n');
+}
+
+/** One line for a serial console or a virtio port: marker, then the JSON report. */
+export function resultLine(r: SelftestReport): string {
+  return `${RESULT_MARKER} ${JSON.stringify(r)}\n`;
+}
+
+/** Find the report in what the guest wrote (serial log or port); undefined while incomplete. */
+export function parseResultLine(text: string): SelftestReport | undefined {
+  for (const line of text.split('\n')) {
+    const i = line.indexOf(RESULT_MARKER + ' ');
+    if (i < 0) continue;
+    try {
+      const r = JSON.parse(line.slice(i + RESULT_MARKER.length + 1).trim()) as SelftestReport;
+      if (typeof r.ok === 'boolean' && Array.isArray(r.results)) return r;
+    } catch {
+      // an incomplete line: keep waiting
+    }
+  }
+  return undefined;
+}
