@@ -73,7 +73,13 @@ export type RuntimeCheck =
   /** Every address on every interface (`ip -j addr`), as "IFNAME ADDRESS/PREFIX", equals this set: nothing routable appears unnoticed. */
   | { readonly kind: 'ip-addresses'; readonly expected: readonly string[] }
   /** Every unicast route of every table, v4 and v6 (`ip -j route show table all`), as "TABLE DST [via GW] dev DEV", equals this set. */
-  | { readonly kind: 'ip-routes'; readonly expected: readonly string[] };
+  | { readonly kind: 'ip-routes'; readonly expected: readonly string[] }
+  /**
+   * As uid:gid, `getent ahostsv4 NAME` through the system resolver: it answers, and every address lies in
+   * `range`. With a .onion name and the automap range this proves the lookup was answered by tor's DNSPort
+   * (via resolv.conf and the udp/53 redirect): no other resolver hands out automap addresses.
+   */
+  | { readonly kind: 'resolves-within'; readonly uid: number; readonly gid: number; readonly name: string; readonly range: string };
 
 export interface RuntimeAssertion {
   readonly id: string;

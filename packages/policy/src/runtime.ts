@@ -3,7 +3,9 @@
 // evaluator runs in a module's tests, in a lab namespace (exec prefixed with
 // `ip netns exec NAME`) and inside the booted image.
 import { createHash } from 'node:crypto';
+import { isIPv4 } from 'node:net';
 import type { RuntimeAssertion, RuntimeCheck } from './contract.js';
+import { addressIn, parseCidr4 } from './net.js';
 
 export type Exec = (cmd: string, args: readonly string[]) => Promise<{ exitCode: number; stdout: string; stderr: string }>;
 
@@ -76,6 +78,14 @@ async function observe(check: RuntimeCheck, exec: Exec): Promise<{ ok: boolean; 
       const v6Absent = v6.exitCode !== 0 && /not supported/i.test(v6.stderr);
       if (v6.exitCode !== 0 && !v6Absent) return { ok: false, detail: `ip -6 route failed: ${v6.stderr.trim()}` };
       return compareSets('routes', [...ipRoutes(v4.stdout), ...(v6Absent ? [] : ipRoutes(v6.stdout))], check.expected);
+    }
+    case 'resolves-within': {
+      const r = await exec('setpriv', [`--reuid=${check.uid}`, `--regid=${check.gid}`, '--clear-groups', 'getent', 'ahostsv4', check.name]);
+      if (r.exitCode !== 0) return { ok: false, detail: `${check.name}: no answer as uid ${check.uid} (getent exit ${r.exitCode})` };
+      const got = [...new Set(r.stdout.split('\n').map((l) => l.trim().split(/\s+/)[0] ?? '').filter((a) => isIPv4(a)))];
+      const range = parseCidr4(check.range);
+      const ok = got.length > 0 && got.every((a) => addressIn(a, range));
+      return { ok, detail: `${check.name} as uid ${check.uid} → ${got.join(', ') || 'no IPv4 address'} (expected within ${check.range})` };
     }
   }
 }

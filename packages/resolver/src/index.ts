@@ -2,7 +2,7 @@
 // kept away from it and from leaking identifiers, and the clearnet resolver
 // file that only the policy's allowed units see.
 import { emission, loadTemplate, sha256, type Emission, type GeneratedFile, type Policy, type RuntimeAssertion } from '@leakless/policy';
-import { NM_DISPATCHER, RESOLV_CONF, UNIT_DROPIN_NAME, bindUnits, nmFiles, type IniFile } from './settings.js';
+import { NM_DISPATCHER, PROBE_ONION, RESOLV_CONF, UNIT_DROPIN_NAME, bindUnits, nmFiles, type IniFile } from './settings.js';
 import { staticAssertions } from './assertions.js';
 
 export * from './settings.js';
@@ -56,6 +56,15 @@ export function emit(policy: Policy): Emission {
       return { path, content: renderDropIn({ path, clause: 'clearnetResolver, time.preTorCheck', unit, source: cr.file, nameserver: policy.dnsPort.address }), mode: 0o644, clause: 'clearnetResolver' };
     }),
   ];
+  // An ordinary user's lookup goes through resolv.conf and the udp/53 redirect to tor's DNSPort.
+  const lookups: RuntimeAssertion[] = policy.dnsPort.clients
+    .filter((u) => u.role === 'desktop' || u.role === 'service')
+    .map((u) => ({
+      id: `resolver.lookup-via-dnsport.${u.name}`,
+      statement: `a lookup by ${u.name} through ${RESOLV_CONF} is answered by tor's DNSPort (a .onion name comes back from ${policy.automapRange})`,
+      check: { kind: 'resolves-within', uid: u.uid, gid: u.gid, name: PROBE_ONION, range: policy.automapRange },
+      scope: 'system',
+    }));
   const runtime: RuntimeAssertion[] = [resolv, ...nm].map((f) => ({
     id: `resolver.unchanged.${f.path.split('/').pop()}`,
     statement: `${f.path} is still the emitted file after NetworkManager configured the network`,
@@ -66,6 +75,6 @@ export function emit(policy: Policy): Emission {
     files,
     packages: ['network-manager'],
     staticAssertions: staticAssertions(policy),
-    runtimeAssertions: runtime,
+    runtimeAssertions: [...runtime, ...lookups],
   });
 }

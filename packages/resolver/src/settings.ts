@@ -9,6 +9,12 @@ export const NM_CONF_D = '/etc/NetworkManager/conf.d';
 export const NM_CONNECTIONS = '/etc/NetworkManager/system-connections';
 export const NM_DISPATCHER = '/etc/NetworkManager/dispatcher.d/00-leakless-resolv-over-clearnet';
 export const UNIT_DROPIN_NAME = '50-leakless-resolv-over-clearnet.conf';
+/**
+ * A v3-onion-shaped name no one serves: tor's DNSPort answers it from the
+ * automap range without any network (AutomapHostsOnResolve), and no other
+ * resolver would, so the answer proves which resolver answered.
+ */
+export const PROBE_ONION = `${'leakless'.repeat(7).slice(0, 55)}d.onion`;
 
 export interface IniKey {
   readonly key: string;

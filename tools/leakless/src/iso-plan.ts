@@ -15,6 +15,9 @@ export interface PlanUser {
   readonly uid: number;
   readonly gid: number;
   readonly role: UserRole;
+  readonly home: string;
+  readonly shell: string;
+  readonly createHome: boolean;
   /** Who asked for it: "policy" or the module names. */
   readonly from: readonly string[];
 }
@@ -79,6 +82,25 @@ export function selftestPackages(assertions: readonly RuntimeAssertion[]): strin
   return [...out];
 }
 
+/**
+ * Accounts a Debian package creates itself and whose attributes its
+ * maintainer script checks when the account already exists. Created before
+ * the package, they must look exactly as the package would make them, only
+ * with the policy's ids. debian-tor: tor.postinst exits 1 unless the home is
+ * /var/lib/tor (it runs adduser --system --home /var/lib/tor --shell /bin/false --group).
+ */
+export const DEBIAN_ACCOUNTS: Readonly<Record<string, { readonly home: string; readonly shell: string }>> = {
+  'debian-tor': { home: '/var/lib/tor', shell: '/bin/false' },
+};
+
+function account(name: string, role: UserRole): Pick<PlanUser, 'home' | 'shell' | 'createHome'> {
+  const known = DEBIAN_ACCOUNTS[name];
+  if (known) return { ...known, createHome: false };
+  if (role === 'desktop') return { home: `/home/${name}`, shell: '/bin/bash', createHome: true };
+  if (name === 'root') return { home: '/root', shell: '/bin/bash', createHome: false };
+  return { home: '/nonexistent', shell: '/usr/sbin/nologin', createHome: false };
+}
+
 function mergeUsers(assembly: Assembly): PlanUser[] {
   const byName = new Map<string, PlanUser>();
   const add = (u: { name: string; uid: number; gid: number }, role: UserRole, from: string) => {
@@ -90,7 +112,7 @@ function mergeUsers(assembly: Assembly): PlanUser[] {
       byName.set(u.name, { ...prev, from: [...prev.from, from] });
       return;
     }
-    byName.set(u.name, { name: u.name, uid: u.uid, gid: u.gid, role, from: [from] });
+    byName.set(u.name, { name: u.name, uid: u.uid, gid: u.gid, role, ...account(u.name, role), from: [from] });
   };
   for (const u of assembly.policy.users) add(u, u.role, 'policy');
   for (const e of assembly.emissions) for (const u of e.users) add(u, 'service', e.module);
@@ -149,15 +171,19 @@ export function selftestUnit(): string {
 # \`leakless boot\` provides and no real machine has) or by the
 # ${SELFTEST_KERNEL_ARG} kernel argument (the "self-test" boot menu entry).
 # The result goes to the console and, when the port exists, to the port.
+# Not After=multi-user.target: units that wait for Tor (htpdate) hold that
+# target back for as long as there is no network, which in a test VM is
+# forever. It starts once the basic system is up and re-checks what does not
+# hold yet (services still starting) for up to --settle seconds.
 [Unit]
 Description=leakless self-test (runtime assertions of every module)
 ConditionKernelCommandLine=|${SELFTEST_KERNEL_ARG}
 ConditionPathExists=|/dev/virtio-ports/${SELFTEST_PORT}
-After=multi-user.target
+After=basic.target
 
 [Service]
 Type=oneshot
-ExecStart=${SELFTEST_PATH} --settle 90 --result-port /dev/virtio-ports/${SELFTEST_PORT}
+ExecStart=${SELFTEST_PATH} --settle 120 --result-port /dev/virtio-ports/${SELFTEST_PORT}
 StandardOutput=journal+console
 StandardError=journal+console
 

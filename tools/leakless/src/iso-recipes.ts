@@ -59,7 +59,7 @@ function squashfsOptions(compression: 'zstd' | 'xz'): string {
 }
 
 export function usersTsv(plan: ImagePlan): string {
-  return plan.users.map((u) => `${u.name}\t${u.uid}\t${u.gid}\t${u.role}\n`).join('');
+  return plan.users.map((u) => [u.name, u.uid, u.gid, u.home, u.shell, u.createHome ? 'create-home' : 'no-home', u.role].join('\t') + '\n').join('');
 }
 
 export function baseRecipe(inp: BaseInputs): RenderedRecipe {

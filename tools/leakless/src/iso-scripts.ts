@@ -6,11 +6,12 @@
 /**
  * Chroot, before any package is installed: the policy's users with their
  * fixed uids/gids (SPEC §2: rules use numeric ids from early boot, Tails
- * #7018). Reads users.tsv next to itself: name uid gid role.
- * root (base-passwd) and _apt (apt's postinst; mmdebstrap installs apt with
- * the essential set, before any hook of ours can run) already exist: they are
- * checked, never changed. A package that later "creates" one of these users
- * (tor's postinst: adduser --system debian-tor) finds it and keeps its ids.
+ * #7018). Reads users.tsv next to itself: name uid gid home shell
+ * create-home|no-home role. root (base-passwd) and _apt (apt's postinst;
+ * mmdebstrap installs apt with the essential set, before any hook of ours can
+ * run) already exist: they are checked, never changed. A package that later
+ * "creates" one of these users (tor's postinst: adduser --system debian-tor)
+ * finds it and keeps its ids; home and shell are what that package expects.
  */
 export const USERS_SH = `#!/bin/sh
 set -eu
@@ -31,7 +32,7 @@ ensure_group() { # name gid
   created_groups="$created_groups$1 "
 }
 
-ensure_user() { # name uid gid role
+ensure_user() { # name uid gid home shell create-home|no-home role
   if ent=$(getent passwd "$1"); then
     have=$(echo "$ent" | cut -d: -f3,4)
     [ "$have" = "$2:$3" ] || fail "user $1 exists as $have; the policy needs $2:$3"
@@ -40,16 +41,17 @@ ensure_user() { # name uid gid role
   fi
   if ent=$(getent passwd "$2"); then fail "uid $2 is taken by $(echo "$ent" | cut -d: -f1); the policy gives it to $1"; fi
   ensure_group "$1" "$3"
-  case "$4" in
-    desktop) useradd --uid "$2" --gid "$3" --create-home --home-dir "/home/$1" --shell /bin/bash "$1" ;;
-    *) useradd --system --uid "$2" --gid "$3" --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$1" ;;
-  esac
-  echo "leakless users: created $1 as $2:$3 ($4)"
+  if [ "$6" = create-home ]; then
+    useradd --uid "$2" --gid "$3" --create-home --home-dir "$4" --shell "$5" "$1"
+  else
+    useradd --system --uid "$2" --gid "$3" --no-create-home --home-dir "$4" --shell "$5" "$1"
+  fi
+  echo "leakless users: created $1 as $2:$3 ($7, home $4)"
 }
 
-while IFS='	' read -r name uid gid role; do
+while IFS='	' read -r name uid gid home shell mkhome role; do
   [ -n "$name" ] || continue
-  ensure_user "$name" "$uid" "$gid" "$role"
+  ensure_user "$name" "$uid" "$gid" "$home" "$shell" "$mkhome" "$role"
 done < "$here/users.tsv"
 `;
 

@@ -1,0 +1,178 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { buildTree, memoryTree, parsePolicy, type Emission, type GeneratedFile, type Policy, type StaticContext, type ToolRunner } from '@leakless/policy';
+import { defaultPolicy, defaultPolicyInput } from '@leakless/policy/testing';
+import * as torConfig from '@leakless/tor-config';
+import { emit, NM_CONF_D, NM_CONNECTIONS, NM_DISPATCHER, RESOLV_CONF, parseIni, unitDropInPath } from './index.js';
+
+const policy = defaultPolicy();
+const out = emit(policy);
+// The visibility check spans modules: tor's drop-in comes from tor-config.
+const tor = torConfig.emit(policy);
+
+const realRun: ToolRunner = async (cmd, args, opts) => {
+  const r = await execa(cmd, [...args], { reject: false, input: opts?.input ?? '' });
+  return { exitCode: r.exitCode ?? 127, stdout: r.stdout, stderr: r.stderr };
+};
+
+function policyWith(mutate: (p: Record<string, any>) => void): Policy {
+  const input = defaultPolicyInput();
+  mutate(input);
+  const r = parsePolicy(input);
+  if (!r.ok) throw new Error(JSON.stringify(r.issues));
+  return r.policy;
+}
+function ctxFor(files: readonly GeneratedFile[], withTor = true, p: Policy = policy): StaticContext {
+  const em: Emission[] = [{ ...out, files }, ...(withTor ? [tor] : [])];
+  return { tree: memoryTree(buildTree(em)), policy: p, run: realRun };
+}
+const file = (path: string) => out.files.find((f) => f.path === path)!;
+const edit = (files: readonly GeneratedFile[], path: string, fn: (f: GeneratedFile) => GeneratedFile) => files.map((f) => (f.path === path ? fn(f) : f));
+const extra = (path: string, content: string, mode = 0o644): GeneratedFile => ({ path, content, mode, clause: 'test' });
+async function check(id: string, files: readonly GeneratedFile[], withTor = true) {
+  return out.staticAssertions.find((a) => a.id === id)!.check(ctxFor(files, withTor));
+}
+
+const PRIVACY = `${NM_CONF_D}/50-leakless-privacy.conf`;
+const WIRED = `${NM_CONNECTIONS}/leakless-wired.nmconnection`;
+
+describe('resolver emit', () => {
+  it('writes resolv.conf, the clearnet file, NetworkManager config, the dispatcher and the pre-Tor unit drop-in', () => {
+    expect(out.files.map((f) => [f.path, f.mode.toString(8)])).toEqual([
+      [RESOLV_CONF, '644'],
+      ['/etc/resolv-over-clearnet.conf', '644'],
+      [`${NM_CONF_D}/50-leakless-dns.conf`, '644'],
+      [PRIVACY, '644'],
+      [WIRED, '600'],
+      [NM_DISPATCHER, '755'],
+      [unitDropInPath('leakless-pretor-time.service'), '644'],
+    ]);
+    for (const f of out.files) expect(f.content, f.path).toMatch(/leakless: generated from the policy \(.+\); do not edit/);
+    expect(out.packages).toEqual(['network-manager']);
+  });
+
+  it('resolv.conf names the DNSPort address only, from the policy', () => {
+    const lines = (t: string) => t.split('\n').filter((l) => l && !l.startsWith('#'));
+    expect(lines(file(RESOLV_CONF).content)).toEqual(['nameserver 127.0.0.1']);
+    const p = policyWith((d) => (d.tor.dnsPort.address = '127.0.0.2'));
+    expect(lines(emit(p).files.find((f) => f.path === RESOLV_CONF)!.content)).toEqual(['nameserver 127.0.0.2']);
+  });
+
+  it('NetworkManager: dns=none, check off, random Wi-Fi MAC, IPv6 privacy, a wired profile without the host name', () => {
+    const ini = parseIni(file(`${NM_CONF_D}/50-leakless-dns.conf`).content).ini;
+    expect(ini.get('main')?.get('dns')).toBe('none');
+    const priv = parseIni(file(PRIVACY).content).ini;
+    expect(priv.get('connectivity')?.get('enabled')).toBe('false');
+    expect(priv.get('device')?.get('wifi.scan-rand-mac-address')).toBe('yes');
+    expect(priv.get('connection')?.get('wifi.cloned-mac-address')).toBe('random');
+    expect(priv.get('connection')?.get('ipv6.ip6-privacy')).toBe('2');
+    const wired = parseIni(file(WIRED).content);
+    expect(wired.errors).toEqual([]);
+    expect(wired.ini.get('ipv4')?.get('dhcp-send-hostname')).toBe('false');
+    expect(wired.ini.get('connection')?.get('uuid')).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(emit(policy).files.find((f) => f.path === WIRED)!.content).toBe(file(WIRED).content);
+  });
+
+  it('drop-ins: the pre-Tor check unit here, tor’s in tor-config; none when the pre-Tor check is off', () => {
+    expect(file(unitDropInPath('leakless-pretor-time.service')).content).toContain('\nBindReadOnlyPaths=/etc/resolv-over-clearnet.conf:/etc/resolv.conf\n');
+    const off = policyWith((d) => (d.time.preTorCheck.enabled = false));
+    expect(off.clearnetResolver.units).toEqual(['tor@default.service']);
+    expect(emit(off).files.some((f) => f.path.startsWith('/etc/systemd/'))).toBe(false);
+  });
+
+  it('runtime: resolv.conf and NetworkManager files unchanged; an ordinary user’s .onion lookup comes back from the automap range', () => {
+    const ids = out.runtimeAssertions.map((a) => a.id);
+    expect(ids).toContain('resolver.unchanged.resolv.conf');
+    const lookups = out.runtimeAssertions.filter((a) => a.check.kind === 'resolves-within');
+    expect(lookups.map((a) => a.id)).toEqual(['resolver.lookup-via-dnsport.amnesia', 'resolver.lookup-via-dnsport.htp']);
+    for (const a of lookups) expect(a.check).toMatchObject({ range: policy.automapRange, name: expect.stringMatching(/^[a-z2-7]{56}\.onion$/) });
+  });
+
+  it('passes its static assertions on its own output (with tor-config’s drop-in)', async () => {
+    const ctx = ctxFor(out.files);
+    for (const a of out.staticAssertions) expect(await a.check(ctx), a.id).toMatchObject({ ok: true });
+  });
+
+  it('anti-tests: each static assertion catches its planted fault', async () => {
+    const cases: [string, string, readonly GeneratedFile[], boolean?][] = [
+      ['resolver.resolv-conf', 'a second nameserver', edit(out.files, RESOLV_CONF, (f) => ({ ...f, content: f.content + 'nameserver 192.168.1.1\n' }))],
+      ['resolver.resolv-conf', 'a search domain', edit(out.files, RESOLV_CONF, (f) => ({ ...f, content: f.content + 'search lan\n' }))],
+      ['resolver.networkmanager', 'a later conf.d file turns dns back on', [...out.files, extra(`${NM_CONF_D}/90-local.conf`, '[main]\ndns=default\n')]],
+      ['resolver.networkmanager', 'a later /usr/lib conf.d file re-enables the check', [...out.files, extra('/usr/lib/NetworkManager/conf.d/60-check.conf', '[connectivity]\nenabled=true\n')]],
+      ['resolver.networkmanager', 'Wi-Fi MAC preserved', edit(out.files, PRIVACY, (f) => ({ ...f, content: f.content.replace('wifi.cloned-mac-address=random', 'wifi.cloned-mac-address=preserve') }))],
+      ['resolver.dhcp-no-hostname', 'profile readable by others', edit(out.files, WIRED, (f) => ({ ...f, mode: 0o644 }))],
+      ['resolver.dhcp-no-hostname', 'profile sends the host name', edit(out.files, WIRED, (f) => ({ ...f, content: f.content.replace('dhcp-send-hostname=false', 'dhcp-send-hostname=true') }))],
+      ['resolver.dhcp-no-hostname', 'a second profile with defaults', [...out.files, extra(`${NM_CONNECTIONS}/wifi.nmconnection`, '[connection]\ntype=wifi\n[ipv4]\nmethod=auto\n', 0o600)]],
+      ['resolver.dispatcher', 'not executable', edit(out.files, NM_DISPATCHER, (f) => ({ ...f, mode: 0o644 }))],
+      ['resolver.dispatcher', 'recreates the file', edit(out.files, NM_DISPATCHER, (f) => ({ ...f, content: f.content.replace(': > "$f"', 'rm -f "$f"; : > "$f"') }))],
+      ['resolver.dispatcher', 'shell syntax error', edit(out.files, NM_DISPATCHER, (f) => ({ ...f, content: f.content.replace('done', 'done; fi') }))],
+      ['resolver.clearnet-visibility', 'another unit gets clearnet DNS', [...out.files, extra('/etc/systemd/system/evil.service.d/x.conf', '[Service]\nBindReadOnlyPaths=/etc/resolv-over-clearnet.conf:/etc/resolv.conf\n')]],
+      ['resolver.clearnet-visibility', 'a unit binds its own resolv.conf', [...out.files, extra('/usr/lib/systemd/system/evil.service', '[Service]\nBindPaths=/tmp/r:/etc/resolv.conf\n')]],
+      ['resolver.clearnet-visibility', 'writable bind', edit(out.files, unitDropInPath('leakless-pretor-time.service'), (f) => ({ ...f, content: f.content.replace('BindReadOnlyPaths=', 'BindPaths=') }))],
+      ['resolver.clearnet-visibility', 'tor has no drop-in', out.files, false],
+    ];
+    for (const [id, name, files, withTor] of cases) expect((await check(id, files, withTor ?? true)).ok, `${id}: ${name}`).toBe(false);
+  });
+});
+
+// The dispatcher run for real: in a private mount namespace with a tmpfs over
+// /etc (the host's /etc is never written), a unit's read-only bind of the
+// clearnet file over /etc/resolv.conf, then NetworkManager-like events.
+const isRoot = process.getuid?.() === 0;
+if (!isRoot) {
+  if (process.env.CI === 'true') throw new Error('resolver dispatcher test: needs root for a mount namespace (CI=true)');
+  console.warn('SKIPPED resolver dispatcher test: needs root for a mount namespace');
+}
+
+describe.skipIf(!isRoot)('the NetworkManager dispatcher script', () => {
+  const cr = policy.clearnetResolver.file;
+  async function run(script: string, events: { iface: string; action: string; ns?: string }[]) {
+    const dir = mkdtempSync(join(tmpdir(), 'lk-resolver-'));
+    try {
+      writeFileSync(join(dir, 'dispatcher'), script, { mode: 0o755 });
+      // One shell in a private mount namespace: tmpfs /etc, the emitted placeholder,
+      // a bind like the units' (over a second path), then each event; prints the
+      // file, the bind's view and the inode after each event.
+      const steps = events
+        .map((e) => `IP4_NAMESERVERS='${e.ns ?? ''}' sh "$D/dispatcher" ${e.iface} ${e.action}; echo "--- $(stat -c %i ${cr})"; cat ${cr}; echo "=== bind"; cat /etc/resolv.conf`)
+        .join('\n');
+      const sh = `set -e; D=$1; mount -t tmpfs tmpfs /etc; printf '# placeholder\\n' > ${cr}; : > /etc/resolv.conf; mount --bind -o ro ${cr} /etc/resolv.conf; echo "inode $(stat -c %i ${cr})"\n${steps}`;
+      const r = await execa('unshare', ['-m', '--propagation', 'private', 'sh', '-c', sh, 'sh', dir], { reject: false });
+      if (r.exitCode !== 0) throw new Error(r.stderr);
+      return r.stdout;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const script = file(NM_DISPATCHER).content;
+
+  it('saves DHCP IPv4 servers only, truncating in place so the units’ binds see the change', async () => {
+    const outText = await run(script, [
+      { iface: 'eth0', action: 'up', ns: '192.168.1.1 10.0.0.53 fe80::1 1.2.3.4;reboot *' },
+      { iface: 'lo', action: 'up', ns: '9.9.9.9' },
+      { iface: 'eth0', action: 'down' },
+    ]);
+    const inode = /^inode (\d+)$/m.exec(outText)![1];
+    const parts = outText.split('--- ').slice(1);
+    expect(parts).toHaveLength(3);
+    for (const p of parts) expect(p.startsWith(`${inode}\n`), 'same inode after every event').toBe(true);
+    const [up, lo, down] = parts.map((p) => p.split('\n').slice(1).join('\n'));
+    expect(up).toBe('nameserver 192.168.1.1\nnameserver 10.0.0.53\n=== bind\nnameserver 192.168.1.1\nnameserver 10.0.0.53\n');
+    expect(lo, 'lo events change nothing').toBe(up);
+    expect(down!.trimEnd(), 'down: the stale LAN resolver is gone').toBe('=== bind');
+  });
+
+  it('anti-test: a script that replaces the file leaves the units with a stale resolver', async () => {
+    const replacing = script.replace(': > "$f"', 'rm -f "$f"; : > "$f"');
+    const outText = await run(replacing, [
+      { iface: 'eth0', action: 'up', ns: '192.168.1.1' },
+      { iface: 'eth0', action: 'up', ns: '192.168.7.7' },
+    ]);
+    const last = outText.split('--- ').pop()!;
+    expect(last).toContain('nameserver 192.168.7.7\n=== bind\n');
+    expect(last.split('=== bind\n')[1]).not.toContain('192.168.7.7');
+  });
+});
