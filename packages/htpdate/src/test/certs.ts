@@ -90,7 +90,8 @@ function caIn(dir: string, certPem: string, keyFile: string, certFile: string): 
 function prepare(dir: string): void {
   mkdirSync(join(dir, 'newcerts'), { recursive: true });
   writeFileSync(join(dir, 'index.txt'), '');
-  writeFileSync(join(dir, 'serial'), `${(Math.floor(Math.random() * 0xffff) + 0x1000).toString(16)}\n`);
+  // openssl reads the serial as hex bytes: always an even number of digits (4 here).
+  writeFileSync(join(dir, 'serial'), `${(0x1000 + Math.floor(Math.random() * 0xefff)).toString(16)}\n`);
   writeFileSync(join(dir, 'ca.cnf'), CNF(dir));
 }
 
