@@ -23,7 +23,9 @@ if (process.getuid?.() === 0) {
   console.error('run-suite: not root: Debian tools are not installed and root-only tests will skip (CI=true makes them fail)');
 }
 
-if (run('npx', ['tsc', '-b', 'tsconfig.build.json']) !== 0) {
+// Build (the CLI tests run the built binary), then typecheck everything the
+// build leaves out: tests, test helpers and e2e/ (vitest itself does not typecheck).
+if (run('npx', ['tsc', '-b', 'tsconfig.build.json']) !== 0 || run('npx', ['tsc', '-p', 'tsconfig.typecheck.json']) !== 0) {
   console.log('0 passed, 1 failed');
   process.exit(1);
 }

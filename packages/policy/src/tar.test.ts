@@ -14,7 +14,7 @@ async function entries(buf: Buffer) {
     stream.resume();
   });
   await new Promise((res, rej) => {
-    ex.on('finish', res);
+    ex.on('finish', () => res(undefined));
     ex.on('error', rej);
     Readable.from(buf).pipe(ex);
   });
