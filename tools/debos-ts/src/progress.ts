@@ -14,6 +14,8 @@ export interface Progress {
   stage(name: string): void;
   /** A line of tool output belonging to the current stage. */
   line(text: string): void;
+  /** End the current stage with this outcome (the clock keeps running for the next). */
+  end(ok: boolean): void;
   /** End the current stage (if any) and stop the clock. */
   finish(ok: boolean): StageTiming[];
   /** A message between stages (kept above the status line). */
@@ -103,13 +105,16 @@ export function createProgress(opts: ProgressOptions): Progress {
       lastLine = text.replace(/[\u0000-\u001f\u007f]/g, ' ').trim();
       if (tty) drawStatus();
     },
+    end(ok) {
+      endStage(ok);
+    },
     note(text) {
       clearStatus();
       write(`[${opts.label}] ${text}\n`);
       drawStatus();
     },
     finish(ok) {
-      endStage(ok);
+      if (current) endStage(ok);
       if (timer) clearInterval(timer);
       timer = undefined;
       return [...done];

@@ -157,6 +157,18 @@ describe('progress display', () => {
     expect(out.join('')).toContain('\r\x1b[2K[iso] packages 1m05s  Setting up tor (0.4.8)');
     expect(out.join('')).toContain('[iso] FAILED: packages (1m05s)');
   });
+  it('end(false) marks one stage failed and the display goes on', () => {
+    let t = 0;
+    const out: string[] = [];
+    const p = createProgress({ label: 'verify', write: (s) => out.push(s), tty: false, now: () => t });
+    p.stage('rootfs');
+    t = 1000;
+    p.end(false);
+    p.stage('iso');
+    t = 1500;
+    expect(p.finish(true)).toEqual([{ name: 'rootfs', ms: 1000, ok: false }, { name: 'iso', ms: 500, ok: true }]);
+    expect(out.join('')).toContain('[verify] FAILED: rootfs (1.0s)');
+  });
   it('formats durations', () => {
     expect(formatDuration(999)).toBe('1.0s');
     expect(formatDuration(61_000)).toBe('1m01s');

@@ -206,11 +206,12 @@ export async function bootCommand(argv: readonly string[], io: CommandIo): Promi
   if (flags.json) {
     io.out(JSON.stringify({ iso, accel, ok, boots: results }, null, 2));
   } else {
-    io.out(table(['firmware', 'result', 'checks', 'boot to result'], results.map((r) => [
+    io.out(table(['firmware', 'result', 'checks', 'boot to result', 'guest uptime at self-test start/end'], results.map((r) => [
       r.firmware,
       r.ok ? 'passed' : 'FAILED',
       r.report ? `${r.report.passed} passed, ${r.report.failed} failed` : '-',
       formatDuration(r.ms),
+      r.report?.uptime ? `${r.report.uptime.start.toFixed(0)}s / ${r.report.uptime.end.toFixed(0)}s` : '-',
     ])));
     for (const r of results.filter((x) => !x.ok)) {
       io.out(`\n${r.firmware}: ${r.reason}`);

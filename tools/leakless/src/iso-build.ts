@@ -276,11 +276,12 @@ export async function buildIso(assembly: Assembly, o: IsoBuildOptions): Promise<
     const layers = [join(base.dir, 'filesystem.squashfs'), join(outDir, 'iso', 'live', MODULE_LAYER)];
     const fullTree = buildTree([emission('modules', { files: tree.files }), emission('image', { files: extraFiles })]);
     const results = await withStackedRootfs(layers, join(workDir, 'mnt-verify'), (root) => verifyRootfs({ ...assembly, tree }, plan, fullTree, root));
+    const failed = results.filter((r) => !r.ok);
+    vp.end(failed.length === 0);
     vp.stage('iso');
     const platforms = await elToritoPlatforms(isoTmp);
-    const failed = results.filter((r) => !r.ok);
     const bootOk = platforms.includes('BIOS') && platforms.includes('UEFI');
-    const verifyStages = vp.finish(failed.length === 0 && bootOk);
+    const verifyStages = vp.finish(bootOk);
 
     const manifest: Manifest = {
       format: 1,

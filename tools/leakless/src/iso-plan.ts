@@ -48,12 +48,18 @@ export const SELFTEST_PATH = '/usr/local/bin/leakless-selftest';
 export const RUNTIME_ASSERTIONS_PATH = '/usr/share/leakless/runtime-assertions.json';
 export const SELFTEST_UNIT = 'leakless-selftest.service';
 export const SELFTEST_UNIT_PATH = `/etc/systemd/system/${SELFTEST_UNIT}`;
+export const SELFTEST_UDEV_RULE_PATH = '/etc/udev/rules.d/99-leakless-selftest.rules';
 /** The virtio-serial port name `leakless boot` provides; the guest sees /dev/virtio-ports/<name>. */
 export const SELFTEST_PORT = 'leakless.selftest';
 export const SELFTEST_KERNEL_ARG = 'leakless.selftest';
 
-/** A bootable live system: kernel, live-boot (initramfs hooks), systemd as init. */
-export const LIVE_PACKAGES = ['linux-image-amd64', 'live-boot', 'systemd-sysv'] as const;
+/**
+ * A bootable live system: kernel, live-boot (initramfs hooks), systemd as
+ * init, and netbase (/etc/protocols, /etc/services: Priority important, so
+ * not in minbase; without it nft lists "meta l4proto 6" instead of "tcp" and
+ * the loaded ruleset no longer reads as the emitted one).
+ */
+export const LIVE_PACKAGES = ['linux-image-amd64', 'live-boot', 'netbase', 'systemd-sysv'] as const;
 
 /**
  * What leakless-selftest needs on the image to observe each kind of check
@@ -171,6 +177,9 @@ export function selftestUnit(): string {
 # \`leakless boot\` provides and no real machine has) or by the
 # ${SELFTEST_KERNEL_ARG} kernel argument (the "self-test" boot menu entry).
 # The result goes to the console and, when the port exists, to the port.
+# The port can appear after this unit's boot-time job ran (udev coldplug
+# races basic.target under emulation), so the udev rule in
+# ${SELFTEST_UDEV_RULE_PATH} starts the unit again when it appears.
 # Not After=multi-user.target: units that wait for Tor (htpdate) hold that
 # target back for as long as there is no network, which in a test VM is
 # forever. It starts once the basic system is up and re-checks what does not
@@ -196,8 +205,16 @@ WantedBy=multi-user.target
  * Files the image adds beside the modules' tree: the self-test and its data,
  * and the host name (a module that emits /etc/hostname or /etc/hosts wins).
  */
+export function selftestUdevRule(): string {
+  return `# leakless: start ${SELFTEST_UNIT} when the hypervisor offers the
+# virtio-serial port ${SELFTEST_PORT} (only \`leakless boot\` does; see the unit).
+SUBSYSTEM=="virtio-ports", ATTR{name}=="${SELFTEST_PORT}", TAG+="systemd", ENV{SYSTEMD_WANTS}+="${SELFTEST_UNIT}"
+`;
+}
+
 export function imageFiles(plan: ImagePlan, selftestBundle: string, moduleFiles: ReadonlySet<string>): GeneratedFile[] {
   const files: GeneratedFile[] = [
+    { path: SELFTEST_UDEV_RULE_PATH, content: selftestUdevRule(), mode: 0o644, clause: 'issue 7: leakless boot runs the self-test' },
     { path: SELFTEST_PATH, content: selftestBundle, mode: 0o755, clause: 'SPEC §3 leakless-selftest' },
     { path: RUNTIME_ASSERTIONS_PATH, content: JSON.stringify(plan.selftest, null, 2) + '\n', mode: 0o644, clause: 'SPEC §3 runtime assertions in the booted image' },
     { path: SELFTEST_UNIT_PATH, content: selftestUnit(), mode: 0o644, clause: 'issue 7: leakless boot runs the self-test' },

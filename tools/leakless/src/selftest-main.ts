@@ -31,6 +31,14 @@ const exec: Exec = (cmd, args) =>
     });
   });
 
+function uptime(): number | undefined {
+  try {
+    return Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+  } catch {
+    return undefined;
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   let file = DEFAULT_ASSERTIONS;
   let json = false;
@@ -57,7 +65,10 @@ async function main(argv: string[]): Promise<number> {
     else throw new Error(`unknown argument ${a}`);
   }
   const doc = parseSelftestDocument(readFileSync(file, 'utf8'));
-  const report = await runSelftest(doc, exec, { settleMs: settle * 1000, modules });
+  const start = uptime();
+  const evaluated = await runSelftest(doc, exec, { settleMs: settle * 1000, modules });
+  const end = uptime();
+  const report = start !== undefined && end !== undefined ? { ...evaluated, uptime: { start, end } } : evaluated;
   process.stdout.write((json ? JSON.stringify(report, null, 2) : formatReport(report)) + '\n');
   if (port !== undefined && existsSync(port)) writeFileSync(port, resultLine(report));
   return report.ok ? 0 : 1;

@@ -19,6 +19,8 @@ export interface SelftestReport {
   /** How many evaluation rounds it took (> 1 when services were still starting). */
   readonly rounds: number;
   readonly results: readonly SelftestResult[];
+  /** Guest uptime (s) when the self-test started and ended: boot-to-test time, settle time. */
+  readonly uptime?: { readonly start: number; readonly end: number };
 }
 
 /** The marker that frames the machine-readable result on a serial line or port. */

@@ -1,0 +1,145 @@
+import { describe, expect, it } from 'vitest';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { assemble, emission, readPolicyFile, type LeaklessModule } from '@leakless/policy';
+import { planImage } from './iso-plan.js';
+import { baseKey, baseRecipe, grubCfg, KERNEL_ARGS, topRecipe, usersTsv, type BaseInputs } from './iso-recipes.js';
+import { CLEANUP_SH, EXPORT_SH, LAYER_SH, MKISO_SH, STAGE_SH, USERS_SH } from './iso-scripts.js';
+
+const loaded = await readPolicyFile(fileURLToPath(new URL('../../../image-config/default.yaml', import.meta.url)));
+if (!loaded.ok) throw new Error('default policy does not validate');
+const policy = loaded.policy;
+const fake = (name: string, parts: Parameters<typeof emission>[1]): LeaklessModule => ({ name, emit: () => emission(name, parts) });
+const modules = [fake('fw', { packages: ['nftables'], units: ['leakless-firewall.service'], files: [{ path: '/etc/x.conf', content: 'a\n', mode: 0o644, clause: 't' }] })];
+const plan = planImage(assemble(policy, modules));
+const inputs: BaseInputs = {
+  plan,
+  sources: { name: 'debian.sources', content: 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\n' },
+  compression: 'zstd',
+  toolVersions: { debos: '1.1.1-2.1+b1', mmdebstrap: 'mmdebstrap 1.3.5', mksquashfs: 'mksquashfs version 4.5.1' },
+};
+
+describe('the base recipe', () => {
+  const base = baseRecipe(inputs);
+  it('renders exactly (snapshot)', async () => {
+    await expect(base.yaml).toMatchFileSnapshot('./__snapshots__/base-recipe.yaml');
+  });
+  it('bootstraps with mmdebstrap into $ROOTDIR, then users, then packages (users before any package that would create them)', () => {
+    expect(base.recipe.actions.map((a) => a.description)).toEqual(['bootstrap', 'users', 'packages', 'cleanup', 'export', 'squashfs']);
+    expect(base.yaml).toContain('mmdebstrap --mode=root --variant=minbase');
+    expect(base.yaml).toContain('"$ROOTDIR"');
+    const apt = base.recipe.actions[2]!;
+    expect(apt).toMatchObject({ action: 'apt', recommends: false, packages: plan.packages });
+  });
+  it('writes the users with their fixed ids as data for users.sh', () => {
+    expect(usersTsv(plan).split('\n')).toContain('debian-tor\t106\t112\t/var/lib/tor\t/bin/false\tno-home\ttor-daemon');
+    expect(base.files.get('scripts/users.tsv')!.content).toBe(usersTsv(plan));
+  });
+  it('the cache key covers what the base contains and nothing of the module layer', () => {
+    const k = baseKey(base, inputs);
+    expect(baseKey(baseRecipe(inputs), inputs)).toBe(k);
+    // module output only: same key
+    const other = planImage(assemble(policy, [fake('fw', { packages: ['nftables'], units: ['leakless-firewall.service'], files: [{ path: '/etc/x.conf', content: 'CHANGED\n', mode: 0o644, clause: 't' }] })]));
+    expect(baseKey(baseRecipe({ ...inputs, plan: { ...other } }), { ...inputs, plan: other })).toBe(k);
+    // a package, a tool version, the sources, the compressor: new key
+    const morePkgs = planImage(assemble(policy, [fake('fw', { packages: ['nftables', 'tor'] })]));
+    expect(baseKey(baseRecipe({ ...inputs, plan: morePkgs }), { ...inputs, plan: morePkgs })).not.toBe(k);
+    const tools = { ...inputs, toolVersions: { ...inputs.toolVersions, mmdebstrap: 'mmdebstrap 1.4.0' } };
+    expect(baseKey(baseRecipe(tools), tools)).not.toBe(k);
+    const src = { ...inputs, sources: { ...inputs.sources, content: inputs.sources.content + '# other\n' } };
+    expect(baseKey(baseRecipe(src), src)).not.toBe(k);
+    const xz = { ...inputs, compression: 'xz' as const };
+    expect(baseKey(baseRecipe(xz), xz)).not.toBe(k);
+  });
+});
+
+describe('the module layer recipe', () => {
+  const top = topRecipe({ plan, compression: 'zstd', includesTar: Buffer.from('t'), imageTar: Buffer.from('i'), kernelArgs: KERNEL_ARGS, menuTitle: 'leakless 0.1.0 (default)' });
+  it('renders exactly (snapshot)', async () => {
+    await expect(top.yaml).toMatchFileSnapshot('./__snapshots__/top-recipe.yaml');
+  });
+  it('unpacks the tarballs (not overlay: it resets mtimes), enables units, squashes, then the ISO in post-processing', () => {
+    expect(top.recipe.actions.map((a) => [a.action, a.description])).toEqual([
+      ['unpack', 'includes'], ['unpack', 'image-files'], ['run', 'units'], ['run', 'squashfs-modules'], ['run', 'stage'], ['run', 'iso'],
+    ]);
+    expect(top.yaml).toContain(`scripts/layer.sh ${plan.units.join(' ')}`);
+    expect(top.yaml).not.toContain('action: overlay');
+  });
+  it('grub.cfg boots live-boot with the serial console last; the self-test entry adds only leakless.selftest', () => {
+    const cfg = grubCfg('t', KERNEL_ARGS);
+    expect(cfg).toMatch(/linux \/live\/vmlinuz boot=live .*console=ttyS0,115200n8\n/);
+    expect(cfg).toContain('console=ttyS0,115200n8 leakless.selftest\n');
+    expect(() => topRecipe({ plan, compression: 'zstd', includesTar: Buffer.from(''), imageTar: Buffer.from(''), kernelArgs: KERNEL_ARGS, menuTitle: 'x" ; y' })).toThrow(/quotes/);
+  });
+});
+
+describe('the shell steps', () => {
+  it('parse (sh -n / bash -n)', async () => {
+    for (const [name, text, shell] of [['users', USERS_SH, 'sh'], ['cleanup', CLEANUP_SH, 'sh'], ['export', EXPORT_SH, 'sh'], ['layer', LAYER_SH, 'sh'], ['stage', STAGE_SH, 'sh'], ['mkiso', MKISO_SH, 'bash']] as const) {
+      const r = await execa(shell, ['-n'], { input: text, reject: false });
+      expect(r.exitCode, `${name}: ${r.stderr}`).toBe(0);
+    }
+  });
+});
+
+// users.sh against a fake passwd/group database (getent/groupadd/useradd
+// stand-ins on PATH): the fixed-uid logic, including the refusals.
+describe('users.sh', () => {
+  function world(passwd: string, group: string) {
+    const d = mkdtempSync(join(tmpdir(), 'lk-users-'));
+    mkdirSync(join(d, 'bin'));
+    writeFileSync(join(d, 'passwd'), passwd);
+    writeFileSync(join(d, 'group'), group);
+    const tool = (name: string, body: string) => {
+      writeFileSync(join(d, 'bin', name), `#!/bin/sh\nDB=${d}\n${body}\n`);
+      chmodSync(join(d, 'bin', name), 0o755);
+    };
+    tool('getent', 'f="$DB/$1"; awk -F: -v k="$2" \'$1==k || $3==k {print; found=1} END {exit !found}\' "$f"');
+    tool('groupadd', 'echo "$3:x:$2:" >> "$DB/group"');
+    // useradd [--system] --uid U --gid G ... NAME: record uid, gid, home, shell
+    tool('useradd', 'u= g= h= s=; while [ $# -gt 1 ]; do case "$1" in --uid) u=$2; shift;; --gid) g=$2; shift;; --home-dir) h=$2; shift;; --shell) s=$2; shift;; esac; shift; done; echo "$1:x:$u:$g::$h:$s" >> "$DB/passwd"');
+    writeFileSync(join(d, 'users.sh'), USERS_SH);
+    chmodSync(join(d, 'users.sh'), 0o755);
+    return d;
+  }
+  const run = (d: string, tsv: string) => {
+    writeFileSync(join(d, 'users.tsv'), tsv);
+    return execa(join(d, 'users.sh'), [], { reject: false, all: true, env: { PATH: `${join(d, 'bin')}:${process.env.PATH}` } });
+  };
+  const baseDb = ['root:x:0:0:root:/root:/bin/bash', '_apt:x:42:65534::/nonexistent:/usr/sbin/nologin', ''].join('\n');
+  const baseGroups = ['root:x:0:', 'nogroup:x:65534:', 'systemd-journal:x:999:', ''].join('\n');
+
+  it('creates missing users and groups with the fixed ids and checks the existing ones', async () => {
+    const d = world(baseDb, baseGroups);
+    try {
+      const r = await run(d, usersTsv(plan));
+      expect(r.exitCode, r.all).toBe(0);
+      const passwd = readFileSync(join(d, 'passwd'), 'utf8');
+      expect(passwd).toContain('debian-tor:x:106:112::/var/lib/tor:/bin/false');
+      expect(passwd).toContain('amnesia:x:1000:1000::/home/amnesia:/bin/bash');
+      expect(readFileSync(join(d, 'group'), 'utf8')).toContain('debian-tor:x:112:');
+      expect(r.all).toContain('_apt present as 42:65534');
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+  it('refuses an existing user with other ids, a taken uid and a gid owned by another group', async () => {
+    for (const [db, groups, tsv, msg] of [
+      [baseDb.replace('_apt:x:42', '_apt:x:43'), baseGroups, '_apt\t42\t65534\t/nonexistent\t/usr/sbin/nologin\tno-home\tservice\n', 'user _apt exists as 43:65534'],
+      [baseDb, baseGroups, 'intruder\t42\t42\t/nonexistent\t/usr/sbin/nologin\tno-home\tservice\n', 'uid 42 is taken by _apt'],
+      [baseDb, baseGroups, 'svc\t500\t999\t/nonexistent\t/usr/sbin/nologin\tno-home\tservice\n', 'gid 999 belongs to group systemd-journal'],
+    ] as const) {
+      const d = world(db, groups);
+      try {
+        const r = await run(d, tsv);
+        expect(r.exitCode).not.toBe(0);
+        expect(r.all).toContain(msg);
+      } finally {
+        rmSync(d, { recursive: true, force: true });
+      }
+    }
+  });
+});

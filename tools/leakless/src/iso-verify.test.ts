@@ -1,0 +1,101 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { buildTree, emission } from '@leakless/policy';
+import { applyUnitFile, effectiveDepsInRoot, emittedUnitFiles, resolveInRoot, type Deps } from './iso-verify.js';
+import { qemuArgs } from './boot.js';
+
+const root = mkdtempSync(join(tmpdir(), 'lk-verify-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+const put = (p: string, content: string) => {
+  mkdirSync(dirname(join(root, p)), { recursive: true });
+  writeFileSync(join(root, p), content);
+};
+const deps = () => Object.fromEntries(['Before', 'After', 'Requires', 'Wants', 'BindsTo', 'Requisite', 'PartOf', 'Conflicts'].map((k) => [k, new Set<string>()])) as Deps;
+
+describe('unit files', () => {
+  it('applyUnitFile accumulates and resets like systemd, only in [Unit]', () => {
+    const d = deps();
+    applyUnitFile('[Unit]\nBefore=a.target b.target\nAfter=x\n[Service]\nAfter=ignored\n', d);
+    applyUnitFile('[Unit]\nBefore=\nBefore=c.target\n', d);
+    expect([...d.Before]).toEqual(['c.target']);
+    expect([...d.After]).toEqual(['x']);
+  });
+
+  it('effectiveDepsInRoot: fragment by priority, drop-ins by name, a reset in a drop-in is seen', () => {
+    mkdirSync(join(root, 'usr/lib'), { recursive: true });
+    symlinkSync('usr/lib', join(root, 'lib')); // merged /usr
+    put('/usr/lib/systemd/system/fw.service', '[Unit]\nBefore=network-pre.target\nWants=network-pre.target\n');
+    expect([...effectiveDepsInRoot(root, 'fw.service').deps.Before]).toEqual(['network-pre.target']);
+    put('/lib/systemd/system/fw.service.d/10-pkg.conf', '[Unit]\nBefore=\n');
+    expect([...effectiveDepsInRoot(root, 'fw.service').deps.Before]).toEqual([]);
+    put('/etc/systemd/system/fw.service.d/10-pkg.conf', '[Unit]\nAfter=y\n'); // same name in /etc masks the /usr one
+    const r = effectiveDepsInRoot(root, 'fw.service');
+    expect([...r.deps.Before]).toEqual(['network-pre.target']);
+    expect(r.dropins).toEqual(['/etc/systemd/system/fw.service.d/10-pkg.conf']);
+  });
+
+  it('instances use the template and its drop-ins; a unit masked to /dev/null has none', () => {
+    put('/usr/lib/systemd/system/tor@.service', '[Unit]\nAfter=network.target\n');
+    put('/etc/systemd/system/tor@default.service.d/leakless.conf', '[Unit]\nAfter=leakless-firewall.service\n');
+    expect([...effectiveDepsInRoot(root, 'tor@default.service').deps.After].sort()).toEqual(['leakless-firewall.service', 'network.target']);
+    mkdirSync(join(root, 'dev'), { recursive: true });
+    writeFileSync(join(root, 'dev/null'), '');
+    symlinkSync('/dev/null', join(root, 'etc/systemd/system/masked.service'));
+    put('/usr/lib/systemd/system/masked.service', '[Unit]\nBefore=x\n');
+    expect(effectiveDepsInRoot(root, 'masked.service').fragment).toBeUndefined();
+  });
+
+  it('resolveInRoot never leaves the root, even through absolute symlinks', () => {
+    symlinkSync('/etc/hostname-target', join(root, 'abs-link'));
+    put('/etc/hostname-target', 'inside\n');
+    expect(resolveInRoot(root, '/abs-link')).toBe(join(root, 'etc/hostname-target'));
+    put('/etc/passwd', 'root:x:0:0::/root:/bin/sh\n');
+    symlinkSync('../../../../../../etc/passwd', join(root, 'escape'));
+    expect(resolveInRoot(root, '/escape')).toBe(join(root, 'etc/passwd'));
+    expect(resolveInRoot(root, '/lib/systemd/system/fw.service')).toBe(join(root, 'usr/lib/systemd/system/fw.service'));
+  });
+
+  it('emittedUnitFiles finds a unit’s own file and its drop-ins, template ones included', () => {
+    const tree = buildTree([
+      emission('m', {
+        files: [
+          { path: '/etc/systemd/system/fw.service', content: '', mode: 0o644, clause: 't' },
+          { path: '/etc/systemd/system/tor@default.service.d/a.conf', content: '', mode: 0o644, clause: 't' },
+          { path: '/etc/systemd/system/tor@.service.d/b.conf', content: '', mode: 0o644, clause: 't' },
+          { path: '/etc/other.conf', content: '', mode: 0o644, clause: 't' },
+        ],
+      }),
+    ]);
+    expect(emittedUnitFiles(tree, 'fw.service').map((f) => f.path)).toEqual(['/etc/systemd/system/fw.service']);
+    expect(emittedUnitFiles(tree, 'tor@default.service').map((f) => f.path).sort()).toEqual([
+      '/etc/systemd/system/tor@.service.d/b.conf',
+      '/etc/systemd/system/tor@default.service.d/a.conf',
+    ]);
+  });
+});
+
+describe('qemuArgs', () => {
+  const common = { iso: '/x.iso', accel: 'tcg' as const, memoryMb: 2048, cpus: 2, serialLog: '/s', resultFile: '/r' };
+  it('gives the guest no network at all: -nodefaults, -nic none, and never user-mode networking', () => {
+    for (const firmware of ['bios', 'uefi'] as const) {
+      const a = qemuArgs({ ...common, firmware, ovmfVars: '/v.fd' });
+      expect(a).toContain('-nodefaults');
+      expect(a.join(' ')).toContain('-nic none');
+      // the only network option is "-nic none"; no -netdev, -net, slirp or host forwards
+      expect(a.filter((x, i) => /^-(nic|net|netdev)$/.test(x) && !(x === '-nic' && a[i + 1] === 'none'))).toEqual([]);
+      expect(a.join(' ')).not.toMatch(/slirp|hostfwd|user,|tap,|bridge/);
+      expect(a.join(' ')).toContain('virtserialport,chardev=lkresult,name=leakless.selftest');
+      expect(a.join(' ')).toContain('file=/x.iso,media=cdrom');
+    }
+  });
+  it('UEFI boots OVMF from pflash with a per-run variable store; BIOS boots the CD', () => {
+    const u = qemuArgs({ ...common, firmware: 'uefi', ovmfVars: '/v.fd' }).join(' ');
+    expect(u).toContain('if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd');
+    expect(u).toContain('if=pflash,format=raw,unit=1,file=/v.fd');
+    expect(() => qemuArgs({ ...common, firmware: 'uefi' })).toThrow(/variable store/);
+    expect(qemuArgs({ ...common, firmware: 'bios' }).join(' ')).toContain('-boot order=d');
+    expect(qemuArgs({ ...common, firmware: 'bios', accel: 'kvm' }).join(' ')).toContain('-accel kvm -cpu host');
+  });
+});
