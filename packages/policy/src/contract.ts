@@ -4,7 +4,7 @@
 import type { Policy } from './policy.js';
 
 export interface GeneratedFile {
-  /** Absolute path in the image, e.g. /etc/sysctl.d/50-leakless-pmtud.conf */
+  /** Absolute path in the image, e.g. /etc/sysctl.d/zz-leakless-pmtud.conf */
   readonly path: string;
   readonly content: string;
   /** Explicit permission bits, e.g. 0o644. */

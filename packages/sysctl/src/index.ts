@@ -1,10 +1,12 @@
 // @leakless/sysctl: /etc/sysctl.d (PLPMTUD, IPv6 off, network and kernel
 // hardening) and the /etc/modprobe.d blocklist of uncommon network protocols.
 import { emission, loadTemplate, type Emission, type GeneratedFile, type Policy, type RuntimeAssertion, type StaticAssertion } from '@leakless/policy';
-import { blockedNetworkModules, isPerNetns, sysctlFiles, type SysctlFile, type SysctlSetting } from './settings.js';
+import { FILE_PREFIX, blockedNetworkModules, isPerNetns, sysctlFiles, type SysctlFile, type SysctlSetting } from './settings.js';
+import { effectiveSysctl } from './effective.js';
 import { parseSysctlConf } from './parse.js';
 
-export { sysctlFiles, blockedNetworkModules, isPerNetns } from './settings.js';
+export { sysctlFiles, blockedNetworkModules, isPerNetns, FILE_PREFIX } from './settings.js';
+export { effectiveSysctl } from './effective.js';
 export type { SysctlFile, SysctlSetting } from './settings.js';
 export { parseSysctlConf } from './parse.js';
 
@@ -55,10 +57,23 @@ function staticAssertions(files: readonly SysctlFile[]): StaticAssertion[] {
       },
     },
     {
+      id: 'sysctl.effective-values',
+      statement: 'no other sysctl.d file in the tree or rootfs overrides a policy value (systemd-sysctl order: by file name, last wins)',
+      check: ({ tree }) => {
+        const effective = effectiveSysctl(tree);
+        const wrong = expected.filter((e) => effective.get(e.key)?.value !== e.value);
+        const w = wrong[0];
+        return {
+          ok: wrong.length === 0,
+          detail: w ? `${w.key} ends up ${effective.get(w.key)?.value ?? 'unset'} (from ${effective.get(w.key)?.file ?? 'nowhere'}), policy says ${w.value}` : `${expected.length} keys effective`,
+        };
+      },
+    },
+    {
       id: 'sysctl.pmtud',
       statement: 'net.ipv4.tcp_mtu_probing = 1 (the firewall drops ICMP, so PLPMTUD must be on)',
       check: ({ tree }) => {
-        const v = parseSysctlConf(tree.read(`${SYSCTL_DIR}/50-leakless-pmtud.conf`) ?? '').entries.get('net.ipv4.tcp_mtu_probing');
+        const v = parseSysctlConf(tree.read(`${SYSCTL_DIR}/${FILE_PREFIX}pmtud.conf`) ?? '').entries.get('net.ipv4.tcp_mtu_probing');
         return { ok: v === '1', detail: `tcp_mtu_probing = ${v ?? 'unset'}` };
       },
     },

@@ -17,6 +17,14 @@ export interface SysctlFile {
   readonly settings: readonly SysctlSetting[];
 }
 
+/**
+ * systemd-sysctl applies every sysctl.d file in lexical order of its name,
+ * whatever its directory, and the last write wins; packaged files with letter
+ * names (procps' protect-links.conf sets fs.protected_fifos = 1) sort after any
+ * digit prefix. "zz-" makes the policy's values the last word.
+ */
+export const FILE_PREFIX = 'zz-leakless-';
+
 const s = (key: string, value: string | number, why: string): SysctlSetting => ({ key, value: String(value), why });
 
 /** Per-interface keys are set for `all` and `default` so interfaces created later (veths, USB NICs) inherit them. */
@@ -28,7 +36,7 @@ const allAndDefault = (family: 'ipv4' | 'ipv6', key: string, value: number, why:
 export function sysctlFiles(policy: Policy): SysctlFile[] {
   const files: SysctlFile[] = [
     {
-      name: '50-leakless-pmtud.conf',
+      name: `${FILE_PREFIX}pmtud.conf`,
       title: 'Packetization-layer path MTU discovery (RFC 4821)',
       clause: 'SPEC §2 PLPMTUD (Tails pmtud.conf, #9268)',
       settings: [
@@ -42,7 +50,7 @@ export function sysctlFiles(policy: Policy): SysctlFile[] {
   ];
   if (!policy.document.ipv6.enabled) {
     files.push({
-      name: '50-leakless-ipv6.conf',
+      name: `${FILE_PREFIX}ipv6.conf`,
       title: 'IPv6 off (the ip6 family of the firewall also drops everything: never sysctl alone)',
       clause: 'ipv6.enabled',
       settings: [
@@ -54,7 +62,7 @@ export function sysctlFiles(policy: Policy): SysctlFile[] {
     });
   }
   files.push({
-    name: '50-leakless-net-hardening.conf',
+    name: `${FILE_PREFIX}net-hardening.conf`,
     title: 'Network hardening (Kicksecure security-misc, the subset that keeps a desktop working)',
     clause: 'SPEC §2 sysctl hardening (reference peers.md §3.3)',
     settings: [
@@ -78,7 +86,7 @@ export function sysctlFiles(policy: Policy): SysctlFile[] {
     ],
   });
   files.push({
-    name: '50-leakless-kernel-hardening.conf',
+    name: `${FILE_PREFIX}kernel-hardening.conf`,
     title: 'Kernel hardening (the Tails sysctl.d set)',
     clause: 'SPEC §2 sysctl hardening (reference tails-network-policy.md §6.1)',
     settings: [

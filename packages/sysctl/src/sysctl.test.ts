@@ -18,10 +18,10 @@ function ctxFor(files: typeof out.files): StaticContext {
 describe('sysctl emit', () => {
   it('writes the sysctl.d files and the modprobe blocklist, 0644, each with a clause', () => {
     expect(out.files.map((f) => f.path)).toEqual([
-      '/etc/sysctl.d/50-leakless-pmtud.conf',
-      '/etc/sysctl.d/50-leakless-ipv6.conf',
-      '/etc/sysctl.d/50-leakless-net-hardening.conf',
-      '/etc/sysctl.d/50-leakless-kernel-hardening.conf',
+      '/etc/sysctl.d/zz-leakless-pmtud.conf',
+      '/etc/sysctl.d/zz-leakless-ipv6.conf',
+      '/etc/sysctl.d/zz-leakless-net-hardening.conf',
+      '/etc/sysctl.d/zz-leakless-kernel-hardening.conf',
       MODPROBE_FILE,
     ]);
     for (const f of out.files) {
@@ -61,6 +61,20 @@ describe('sysctl emit', () => {
     const noModprobe = out.files.map((f) => (f.path === MODPROBE_FILE ? { ...f, content: f.content.replace('install sctp /bin/false\n', '') } : f));
     const mod = out.staticAssertions.find((a) => a.id === 'sysctl.modules-blocked')!;
     expect((await mod.check(ctxFor(noModprobe))).ok).toBe(false);
+  });
+
+  it('catches a packaged sysctl.d file that overrides a policy value (procps protect-links.conf)', async () => {
+    const effective = out.staticAssertions.find((a) => a.id === 'sysctl.effective-values')!;
+    expect((await effective.check(ctxFor(out.files))).ok).toBe(true);
+    const packaged = { path: '/usr/lib/sysctl.d/protect-links.conf', content: 'fs.protected_fifos = 1\n', mode: 0o644, clause: 'test' };
+    const r = await effective.check(ctxFor([...out.files, packaged]));
+    expect(r.ok).toBe(true); // "zz-leakless-" sorts after it: the policy value is the last write
+    const late = { ...packaged, path: '/usr/lib/sysctl.d/zzz-late.conf' };
+    const bad = await effective.check(ctxFor([...out.files, late]));
+    expect(bad).toMatchObject({ ok: false });
+    expect(bad.detail).toMatch(/fs.protected_fifos ends up 1 \(from \/usr\/lib\/sysctl.d\/zzz-late.conf\)/);
+    const masked = { path: '/etc/sysctl.d/zz-leakless-kernel-hardening.conf', content: '', mode: 0o644, clause: 'test' };
+    expect((await effective.check(ctxFor([...out.files.filter((f) => f.path !== masked.path), masked]))).ok).toBe(false);
   });
 
   it('has one runtime assertion per key, net.* ones scoped to a network namespace', () => {
