@@ -77,7 +77,7 @@ function withHostname(a: Assembly, hostname: string): Assembly {
   return assemble(r.policy, allModules);
 }
 
-async function liveBuild(a: Assembly, dir: string): Promise<{ ms: number; bytes: number } | { error: string }> {
+export async function liveBuild(a: Assembly, dir: string): Promise<{ ms: number; bytes: number } | { error: string }> {
   const r0 = await execa('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'live-build'], { reject: false, all: true, env: { DEBIAN_FRONTEND: 'noninteractive' } });
   if (r0.exitCode !== 0) return { error: `installing live-build failed: ${(r0.all ?? '').split('\n').slice(-3).join(' | ')}` };
   const plan = planImage(a);
@@ -88,7 +88,10 @@ async function liveBuild(a: Assembly, dir: string): Promise<{ ms: number; bytes:
     'lb',
     ['config', '--distribution', plan.suite, '--archive-areas', 'main', '--debootstrap-options', '--variant=minbase', '--apt-recommends', 'false', '--apt-indices', 'false',
       '--firmware-chroot', 'false', '--memtest', 'none', '--binary-images', 'iso-hybrid', '--bootloaders', 'grub-pc grub-efi', '--bootappend-live', 'boot=live quiet',
-      '--chroot-squashfs-compression-type', 'zstd', '--cache', 'false'],
+      '--chroot-squashfs-compression-type', 'zstd', '--cache', 'false',
+      // live-build defaults to security.debian.org; the Debian mirrors serve the same suite
+      '--mirror-bootstrap', 'http://deb.debian.org/debian/', '--mirror-chroot-security', 'http://deb.debian.org/debian-security/',
+      '--mirror-binary-security', 'http://deb.debian.org/debian-security/'],
     { cwd: dir, reject: false, all: true, env: { SOURCE_DATE_EPOCH: String(plan.sourceDateEpoch) } },
   );
   if (cfg.exitCode !== 0) return { error: `lb config failed: ${(cfg.all ?? '').split('\n').slice(-3).join(' | ')}` };
@@ -151,7 +154,7 @@ export async function benchCommand(argv: readonly string[], io: CommandIo): Prom
     reproducible: a.sha256 === b.sha256,
     configOnlyRebuild: { totalMs: c.totalMs, baseCached: c.baseCached, spec: specStages(c) },
     isoBytes: a.isoBytes,
-    boots: boots.map((x) => ({ firmware: x.firmware, ok: x.ok, bootToResultMs: x.ms, passed: x.report?.passed, failed: x.report?.failed, reason: x.reason })),
+    boots: boots.map((x) => ({ firmware: x.firmware, ok: x.ok, bootToResultMs: x.ms, guestUptime: x.report?.uptime, passed: x.report?.passed, failed: x.report?.failed, reason: x.reason })),
     ...(lb ? { liveBuild: lb } : {}),
   };
   await mkdir(out, { recursive: true });

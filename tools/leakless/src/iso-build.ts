@@ -3,7 +3,7 @@
 // image contains is decided by the pure iso-plan.ts / iso-recipes.ts.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, rename, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { buildTree, emission, tarballOf, type Assembly, type StaticResult, type Tree } from '@leakless/policy';
@@ -176,6 +176,31 @@ function parsePackages(tsv: string): { name: string; version: string; arch: stri
 }
 
 const BASE_COMPLETE = 'base.json';
+/** Each base is ~200 MB; keep the most recently used few (a policy switch back and forth stays cached). */
+const BASES_KEPT = 3;
+
+/** Remove all but the `keep` most recently used bases (and leftovers of interrupted builds). */
+export async function pruneCache(cacheDir: string, keep: number, note: (s: string) => void = () => {}): Promise<void> {
+  const entries = await readdir(cacheDir).catch(() => [] as string[]);
+  const bases: { dir: string; used: number }[] = [];
+  for (const e of entries) {
+    const dir = join(cacheDir, e);
+    if (e.startsWith('.tmp-base-')) {
+      // an interrupted build of another process may still be running: only remove old ones
+      const age = Date.now() - (await stat(dir)).mtimeMs;
+      if (age > 6 * 3600_000) await safeRemove(dir);
+      continue;
+    }
+    if (!e.startsWith('base-')) continue;
+    const st = await stat(join(dir, BASE_COMPLETE)).catch(() => undefined);
+    bases.push({ dir, used: st?.mtimeMs ?? 0 });
+  }
+  bases.sort((a, b) => b.used - a.used);
+  for (const b of bases.slice(keep)) {
+    note(`base layer cache: removing ${b.dir}`);
+    await safeRemove(b.dir);
+  }
+}
 
 /** Build (or reuse) the base layer; returns its cache directory. */
 async function ensureBase(
@@ -190,6 +215,8 @@ async function ensureBase(
   const dir = join(o.cacheDir, `base-${key.slice(0, 16)}`);
   if (!o.freshBase && existsSync(join(dir, BASE_COMPLETE))) {
     note(`base layer: cached (${dir})`);
+    const now = new Date();
+    await utimes(join(dir, BASE_COMPLETE), now, now); // most recently used: kept by pruneCache
     return { dir, key, cached: true, stages: [] };
   }
   note(o.freshBase ? 'base layer: rebuilding (--fresh-base)' : `base layer: not cached, building (key ${key.slice(0, 16)})`);
@@ -214,6 +241,7 @@ async function ensureBase(
     if (existsSync(dir)) await rename(dir, old);
     await rename(tmp, dir);
     if (existsSync(old)) await safeRemove(old);
+    await pruneCache(o.cacheDir, BASES_KEPT, note);
     return { dir, key, cached: false, stages: run.stages };
   } catch (e) {
     await safeRemove(tmp);

@@ -40,6 +40,17 @@ export function parseSelftestDocument(text: string): SelftestDocument {
   return doc as SelftestDocument;
 }
 
+/**
+ * Checks whose answer is final once the self-test starts (after basic.target:
+ * systemd-sysctl, module blacklists, files and users are in place by then).
+ * Only the others (services, listeners, rulesets, namespaces, and anything
+ * inside a namespace) are worth re-checking while the system settles, so a
+ * genuinely wrong sysctl fails at once instead of after the whole settle time.
+ */
+export function isSettled(a: SelftestAssertion): boolean {
+  return a.netns === undefined && ['sysctl', 'file', 'user', 'module-blocked'].includes(a.check.kind);
+}
+
 export interface SelftestOptions {
   /** Re-evaluate failing assertions for up to this long (units still starting at boot). */
   readonly settleMs?: number;
@@ -64,7 +75,7 @@ export async function runSelftest(doc: SelftestDocument, exec: Exec, opts: Selft
     rounds++;
     const results = await evaluateRuntime(pending, exec);
     for (const [i, r] of results.entries()) byId.set(r.id, { module: pending[i]!.module, ...r });
-    pending = pending.filter((a) => !byId.get(a.id)!.ok);
+    pending = pending.filter((a) => !byId.get(a.id)!.ok && !isSettled(a));
     if (pending.length === 0 || now() >= deadline) break;
     await sleep(opts.intervalMs ?? 3000);
   }
