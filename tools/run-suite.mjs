@@ -14,7 +14,7 @@ if (mode !== 'test' && mode !== 'e2e') {
 const run = (cmd, args, opts = {}) => spawnSync(cmd, args, { stdio: 'inherit', ...opts }).status ?? 1;
 
 if (process.getuid?.() === 0) {
-  if (run('bash', ['tools/install-deps.sh', mode]) !== 0) {
+  if (run('bash', ['tools/leakless/install-deps.sh', mode]) !== 0) {
     console.error('run-suite: installing the Debian tools failed');
     console.log('0 passed, 1 failed');
     process.exit(1);

@@ -10,9 +10,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { assemble, readPolicyFile, type Tree } from '@leakless/policy';
-import { allModules } from '../../tools/leakless/src/modules.js';
-import { buildIso } from '../../tools/leakless/src/iso-build.js';
-import { planImage } from '../../tools/leakless/src/iso-plan.js';
+import { allModules } from '@leakless/crosscheck';
+import { buildIso, planImage } from '@leakless/image';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cli = join(repo, 'tools', 'leakless', 'bin', 'leakless.js');

@@ -3,7 +3,8 @@
 // matrix from the policy, the oracle, the uplink capture, the safety
 // invariants, and the planted leaks the lab must catch.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTree, evaluateRuntime, memoryTree, normalizeNftListing, readPolicyFile, type Policy } from '@leakless/policy';
+import { buildTree, memoryTree, readPolicyFile, type Policy } from '@leakless/policy';
+import { evaluateRuntime, normalizeNftListing } from '@leakless/selftest';
 import { emit, lockdownRuleset, renderNft, renderTable, ruleCount, ruleset, unnamedUid, RULESET_PATH, UNIT_NAME } from '@leakless/firewall';
 import {
   antiTests,

@@ -20,7 +20,7 @@ export function labUnavailable(): string | undefined {
   } catch {
     missing.push(PYTHON);
   }
-  if (missing.length) return `missing ${missing.join(', ')} (tools/install-deps.sh test installs them)`;
+  if (missing.length) return `missing ${missing.join(', ')} (tools/leakless/install-deps.sh test installs them)`;
   return undefined;
 }
 

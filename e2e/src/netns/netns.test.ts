@@ -6,7 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { evaluateRuntime, type Exec, type GeneratedFile, type RuntimeAssertion } from '@leakless/policy';
+import { type GeneratedFile, type RuntimeAssertion } from '@leakless/policy';
+import { evaluateRuntime, type Exec } from '@leakless/selftest';
 import { defaultPolicy } from '@leakless/policy/testing';
 import * as netns from '@leakless/netns';
 import * as firewall from '@leakless/firewall';

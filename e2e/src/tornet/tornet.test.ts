@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { execa } from 'execa';
-import { addressIn, buildTree, evaluateRuntime, parseCidr4, parsePolicy, type Emission, type Exec, type GeneratedFile, type Policy, type TorListener } from '@leakless/policy';
+import { addressIn, buildTree, parseCidr4, parsePolicy, type Emission, type GeneratedFile, type Policy, type TorListener } from '@leakless/policy';
+import { evaluateRuntime, type Exec } from '@leakless/selftest';
 import { defaultPolicyInput } from '@leakless/policy/testing';
 import * as firewall from '@leakless/firewall';
 import * as torConfig from '@leakless/tor-config';
@@ -25,7 +26,7 @@ const TOOLS = ['tor', 'tor-gencert', 'dnsmasq', 'getent', 'unshare'];
 const missing = TOOLS.filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
 if (!skipNoLab && missing.length) {
   if (process.env.CI === 'true') throw new Error(`CI=true and the private Tor network cannot run: missing ${missing.join(', ')}`);
-  console.warn(`\n*** SKIPPING the private Tor network: missing ${missing.join(', ')} (tools/install-deps.sh test) ***\n`);
+  console.warn(`\n*** SKIPPING the private Tor network: missing ${missing.join(', ')} (tools/leakless/install-deps.sh test) ***\n`);
 }
 const skip = skipNoLab || missing.length > 0;
 

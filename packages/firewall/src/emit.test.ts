@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildTree, memoryTree, normalizeNftListing, checkStatic, type PolicyDocument, type ToolRunner, type TreeReader } from '@leakless/policy';
+import { buildTree, memoryTree, checkStatic, type PolicyDocument, type ToolRunner, type TreeReader } from '@leakless/policy';
+import { normalizeNftListing } from '@leakless/selftest';
 import { emit, lockdownFile, rulesetFile, listingSha256, ruleset, lockdownRuleset, renderRule, renderTable, RULESET_PATH, LOCKDOWN_PATH, UNIT_NAME, dropInPath } from './index.js';
 import { policyOf } from './testing/policies.js';
 import { loadAndList, nftUnavailable, run } from './testing/tools.js';
@@ -91,7 +92,7 @@ describe.skipIf(noNft !== undefined)('static assertions on the emitted tree (rea
 
 const noAnalyze = (() => {
   if (run('systemd-analyze', ['--version']).exitCode === 0) return false;
-  if (process.env.CI === 'true') throw new Error('CI=true: systemd-analyze missing (tools/install-deps.sh test installs systemd)');
+  if (process.env.CI === 'true') throw new Error('CI=true: systemd-analyze missing (tools/leakless/install-deps.sh test installs systemd)');
   console.warn('SKIPPING systemd-analyze verify: systemd-analyze not installed');
   return true;
 })();

@@ -4,7 +4,6 @@
 // checks (nft -c, and the Tails test suite's structural checks on the AST).
 import {
   emission,
-  normalizeNftListing,
   sha256,
   type CheckResult,
   type Emission,
@@ -14,6 +13,7 @@ import {
   type StaticAssertion,
   type StaticContext,
 } from '@leakless/policy';
+import { normalizeNftListing } from '@leakless/selftest';
 import { ruleCount, type Table } from './ast.js';
 import { lockdownCheck, structuralChecks } from './checks.js';
 import { renderNft, renderTable } from './render.js';
@@ -97,7 +97,7 @@ export function lockdownFile(policy: Policy): string {
   return renderNft(t, header(policy, 'lockdown firewall (loopback only)', t));
 }
 
-/** sha256 of the table as `nft list table` prints it, without counters (runtime.ts normalizeNftListing). */
+/** sha256 of the table as `nft list table` prints it, without counters (the evaluator's normalizeNftListing). */
 export function listingSha256(t: Table): string {
   return sha256(normalizeNftListing(renderTable(t, { listing: true })));
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { buildTree, evaluateRuntime, memoryTree, parsePolicy, type Exec, type GeneratedFile, type StaticContext, type ToolRunner } from '@leakless/policy';
+import { buildTree, memoryTree, parsePolicy, type GeneratedFile, type StaticContext, type ToolRunner } from '@leakless/policy';
+import { evaluateRuntime, type Exec } from '@leakless/selftest';
 import { defaultPolicy, defaultPolicyInput } from '@leakless/policy/testing';
 import { FIREWALL_UNIT, LAUNCHER, SETUP_SCRIPT, UNIT, UNIT_PATH, emit, planNamespaces } from './index.js';
 

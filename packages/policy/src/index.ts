@@ -31,6 +31,4 @@ export { tarballOf } from './tar.js';
 export { writeOutputs } from './output.js';
 export { assemble, checkStatic } from './assemble.js';
 export type { Assembly, StaticResult } from './assemble.js';
-export { evaluateRuntime, normalizeNftListing } from './runtime.js';
-export type { Exec, RuntimeResult } from './runtime.js';
 export { addressIn, cidrWithin, parseCidr4, formatCidr4, nthAddress } from './net.js';

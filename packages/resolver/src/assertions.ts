@@ -12,7 +12,6 @@ const result = (problems: readonly string[], okDetail: string): CheckResult => (
 
 const NM_LIB_CONF_D = '/usr/lib/NetworkManager/conf.d';
 const NM_CONF = '/etc/NetworkManager/NetworkManager.conf';
-const UNIT_DIRS = ['/etc/systemd/system/', '/usr/lib/systemd/system/', '/lib/systemd/system/', '/run/systemd/system/'];
 
 /** NetworkManager.conf, then conf.d files of /usr/lib and /etc sorted by name (an /etc file shadows the same name in /usr/lib). */
 export function effectiveNmConfig(tree: TreeReader) {
@@ -65,23 +64,6 @@ function keyfileProblems(tree: TreeReader): string[] {
   return problems;
 }
 
-/** Every systemd unit or drop-in line that binds a file over /etc/resolv.conf or names the clearnet file. */
-function clearnetBinds(tree: TreeReader, file: string): { unit: string; path: string; line: string }[] {
-  const out: { unit: string; path: string; line: string }[] = [];
-  for (const p of tree.paths()) {
-    const dir = UNIT_DIRS.find((d) => p.startsWith(d));
-    if (!dir) continue;
-    const rel = p.slice(dir.length);
-    const unit = rel.includes('/') ? rel.split('/')[0]!.replace(/\.d$/, '') : rel;
-    for (const raw of (tree.read(p) ?? '').split('\n')) {
-      const line = raw.trim();
-      if (line.startsWith('#') || line.startsWith(';')) continue;
-      if (line.includes(file) || /^Bind(ReadOnly)?Paths=.*:\/etc\/resolv\.conf\b/.test(line)) out.push({ unit, path: p, line });
-    }
-  }
-  return out;
-}
-
 export function staticAssertions(policy: Policy): StaticAssertion[] {
   const cr = policy.clearnetResolver;
   return [
@@ -116,21 +98,6 @@ export function staticAssertions(policy: Policy): StaticAssertion[] {
         if (!code.some((l) => l.includes(`f=${cr.file}`))) problems.push(`does not write ${cr.file}`);
         if (code.some((l) => /\b(rm|mv|ln|install|cp)\b/.test(l))) problems.push('replaces the file (rm/mv/ln/cp/install): the bind mounts would keep the old inode');
         return result(problems, 'sh -n ok, truncates in place');
-      },
-    },
-    {
-      id: 'resolver.clearnet-visibility',
-      statement: `only ${cr.units.join(' and ')} see ${cr.file} (read-only, over /etc/resolv.conf); no other unit binds anything over /etc/resolv.conf`,
-      check({ tree }) {
-        const binds = clearnetBinds(tree, cr.file);
-        const want = `BindReadOnlyPaths=${cr.file}:/etc/resolv.conf`;
-        const problems: string[] = [];
-        for (const b of binds) {
-          if (!cr.units.includes(b.unit)) problems.push(`${b.path}: unit ${b.unit} is not allowed clearnet DNS: ${b.line}`);
-          else if (b.line !== want) problems.push(`${b.path}: ${b.line} (expected ${want})`);
-        }
-        for (const u of cr.units) if (!binds.some((b) => b.unit === u && b.line === want)) problems.push(`${u} has no ${want}`);
-        return result(problems, `${binds.length} binds, all for ${cr.units.join(', ')}`);
       },
     },
   ];

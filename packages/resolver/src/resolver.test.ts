@@ -3,15 +3,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { buildTree, memoryTree, parsePolicy, type Emission, type GeneratedFile, type Policy, type StaticContext, type ToolRunner } from '@leakless/policy';
+import { buildTree, memoryTree, parsePolicy, type GeneratedFile, type Policy, type StaticContext, type ToolRunner } from '@leakless/policy';
 import { defaultPolicy, defaultPolicyInput } from '@leakless/policy/testing';
-import * as torConfig from '@leakless/tor-config';
 import { emit, NM_CONF_D, NM_CONNECTIONS, NM_DISPATCHER, RESOLV_CONF, parseIni, unitDropInPath } from './index.js';
 
 const policy = defaultPolicy();
 const out = emit(policy);
-// The visibility check spans modules: tor's drop-in comes from tor-config.
-const tor = torConfig.emit(policy);
 
 const realRun: ToolRunner = async (cmd, args, opts) => {
   const r = await execa(cmd, [...args], { reject: false, input: opts?.input ?? '' });
@@ -25,15 +22,14 @@ function policyWith(mutate: (p: Record<string, any>) => void): Policy {
   if (!r.ok) throw new Error(JSON.stringify(r.issues));
   return r.policy;
 }
-function ctxFor(files: readonly GeneratedFile[], withTor = true, p: Policy = policy): StaticContext {
-  const em: Emission[] = [{ ...out, files }, ...(withTor ? [tor] : [])];
-  return { tree: memoryTree(buildTree(em)), policy: p, run: realRun };
+function ctxFor(files: readonly GeneratedFile[], p: Policy = policy): StaticContext {
+  return { tree: memoryTree(buildTree([{ ...out, files }])), policy: p, run: realRun };
 }
 const file = (path: string) => out.files.find((f) => f.path === path)!;
 const edit = (files: readonly GeneratedFile[], path: string, fn: (f: GeneratedFile) => GeneratedFile) => files.map((f) => (f.path === path ? fn(f) : f));
 const extra = (path: string, content: string, mode = 0o644): GeneratedFile => ({ path, content, mode, clause: 'test' });
-async function check(id: string, files: readonly GeneratedFile[], withTor = true) {
-  return out.staticAssertions.find((a) => a.id === id)!.check(ctxFor(files, withTor));
+async function check(id: string, files: readonly GeneratedFile[]) {
+  return out.staticAssertions.find((a) => a.id === id)!.check(ctxFor(files));
 }
 
 const PRIVACY = `${NM_CONF_D}/50-leakless-privacy.conf`;
@@ -91,13 +87,13 @@ describe('resolver emit', () => {
     for (const a of lookups) expect(a.check).toMatchObject({ range: policy.automapRange, name: expect.stringMatching(/^[a-z2-7]{56}\.onion$/) });
   });
 
-  it('passes its static assertions on its own output (with tor-config’s drop-in)', async () => {
+  it('passes its static assertions on its own output', async () => {
     const ctx = ctxFor(out.files);
     for (const a of out.staticAssertions) expect(await a.check(ctx), a.id).toMatchObject({ ok: true });
   });
 
   it('anti-tests: each static assertion catches its planted fault', async () => {
-    const cases: [string, string, readonly GeneratedFile[], boolean?][] = [
+    const cases: [string, string, readonly GeneratedFile[]][] = [
       ['resolver.resolv-conf', 'a second nameserver', edit(out.files, RESOLV_CONF, (f) => ({ ...f, content: f.content + 'nameserver 192.168.1.1\n' }))],
       ['resolver.resolv-conf', 'a search domain', edit(out.files, RESOLV_CONF, (f) => ({ ...f, content: f.content + 'search lan\n' }))],
       ['resolver.networkmanager', 'a later conf.d file turns dns back on', [...out.files, extra(`${NM_CONF_D}/90-local.conf`, '[main]\ndns=default\n')]],
@@ -109,12 +105,8 @@ describe('resolver emit', () => {
       ['resolver.dispatcher', 'not executable', edit(out.files, NM_DISPATCHER, (f) => ({ ...f, mode: 0o644 }))],
       ['resolver.dispatcher', 'recreates the file', edit(out.files, NM_DISPATCHER, (f) => ({ ...f, content: f.content.replace(': > "$f"', 'rm -f "$f"; : > "$f"') }))],
       ['resolver.dispatcher', 'shell syntax error', edit(out.files, NM_DISPATCHER, (f) => ({ ...f, content: f.content.replace('done', 'done; fi') }))],
-      ['resolver.clearnet-visibility', 'another unit gets clearnet DNS', [...out.files, extra('/etc/systemd/system/evil.service.d/x.conf', '[Service]\nBindReadOnlyPaths=/etc/resolv-over-clearnet.conf:/etc/resolv.conf\n')]],
-      ['resolver.clearnet-visibility', 'a unit binds its own resolv.conf', [...out.files, extra('/usr/lib/systemd/system/evil.service', '[Service]\nBindPaths=/tmp/r:/etc/resolv.conf\n')]],
-      ['resolver.clearnet-visibility', 'writable bind', edit(out.files, unitDropInPath('leakless-pretor-time.service'), (f) => ({ ...f, content: f.content.replace('BindReadOnlyPaths=', 'BindPaths=') }))],
-      ['resolver.clearnet-visibility', 'tor has no drop-in', out.files, false],
     ];
-    for (const [id, name, files, withTor] of cases) expect((await check(id, files, withTor ?? true)).ok, `${id}: ${name}`).toBe(false);
+    for (const [id, name, files] of cases) expect((await check(id, files)).ok, `${id}: ${name}`).toBe(false);
   });
 });
 

@@ -4,7 +4,8 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { buildTree, evaluateRuntime, memoryTree, type Exec, type StaticContext } from '@leakless/policy';
+import { buildTree, memoryTree, type StaticContext } from '@leakless/policy';
+import { evaluateRuntime, type Exec } from '@leakless/selftest';
 import { defaultPolicy } from '@leakless/policy/testing';
 import { emit, parseSysctlConf, isPerNetns, MODPROBE_FILE } from './index.js';
 

@@ -4,12 +4,11 @@ import { sha256, type CheckResult, type GeneratedFile, type Policy, type Runtime
 import { APT_PROXY_CONF, APT_SOURCES, ENVIRONMENT, TORSOCKS_CONF, aptSocksPort, aptUser, systemSocksPort } from './apps.js';
 import { TORRC, TORRC_D_GLOB, listenerValue, reachableValue } from './torrc.js';
 import { parseDump, runTor, type TorRun } from './verify.js';
-import { consistencyProblems, firewallTable } from './consistency.js';
 import type { ToolRunner } from '@leakless/policy';
 
-// Several assertions read tor's effective configuration of the same tree: run tor once per tree.
+// Several assertions (and the cross-module checks) read tor's effective configuration of the same tree: run tor once per tree.
 const dumps = new WeakMap<TreeReader, Promise<TorRun>>();
-function dumpOf(tree: TreeReader, run: ToolRunner): Promise<TorRun> {
+export function dumpOf(tree: TreeReader, run: ToolRunner): Promise<TorRun> {
   let d = dumps.get(tree);
   if (!d) dumps.set(tree, (d = runTor('dump', tree, run)));
   return d;
@@ -139,17 +138,6 @@ export function staticAssertions(policy: Policy): StaticAssertion[] {
         const r = await dumpOf(tree, run);
         if (!r.ok) return { ok: false, detail: r.problem! };
         return result(effectiveConfigProblems(parseDump(r.stdout), policy), `${policy.torListeners.length} listeners and every setting as the policy says`);
-      },
-    },
-    {
-      id: 'tor.firewall-consistency',
-      statement:
-        "cross-module: each port tor really listens on is reachable by exactly its clients in the firewall, udp/53 to resolv.conf's nameserver lands on tor's DNSPort (clients only), tor's automap range is what the firewall sends to its TransPort, and the tor user may leave on exactly the ports tor may pick relays on",
-      tools: ['tor', 'sh'],
-      async check({ tree, run }) {
-        const r = await dumpOf(tree, run);
-        if (!r.ok) return { ok: false, detail: r.problem! };
-        return result(consistencyProblems(parseDump(r.stdout), firewallTable(policy), policy, tree), 'torrc, firewall and resolv.conf agree');
       },
     },
     {

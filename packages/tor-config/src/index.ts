@@ -8,9 +8,8 @@ import { DEBIAN_DEFAULTS_TORRC, TORRC, TORRC_D, TORRC_D_GLOB, torrcSections, typ
 
 export * from './torrc.js';
 export * from './apps.js';
-export { effectiveConfigProblems, unitDropInDir, UNIT_DROPIN_NAME } from './assertions.js';
+export { effectiveConfigProblems, unitDropInDir, UNIT_DROPIN_NAME, dumpOf } from './assertions.js';
 export { parseDump, runTor, dropInsOf } from './verify.js';
-export { consistencyProblems, torListening, reachablePorts, nameservers, firewallTable } from './consistency.js';
 export type { TorRun } from './verify.js';
 
 export const name = 'tor-config';

@@ -4,10 +4,10 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { buildTree, evaluateRuntime, memoryTree, parsePolicy, type Emission, type Exec, type GeneratedFile, type Policy, type StaticContext, type ToolRunner } from '@leakless/policy';
+import { buildTree, memoryTree, parsePolicy, type Emission, type GeneratedFile, type Policy, type StaticContext, type ToolRunner } from '@leakless/policy';
+import { evaluateRuntime, type Exec } from '@leakless/selftest';
 import { defaultPolicy, defaultPolicyInput } from '@leakless/policy/testing';
-import { insertBefore, mapRules, ruleset, type Rule } from '@leakless/firewall';
-import { emit, consistencyProblems, runTor, parseDump, TORRC, TORRC_D, APT_SOURCES, ENVIRONMENT, TORSOCKS_CONF, NO_ISOLATION, unitDropInDir, UNIT_DROPIN_NAME, effectiveConfigProblems } from './index.js';
+import { emit, runTor, parseDump, TORRC, TORRC_D, APT_SOURCES, ENVIRONMENT, TORSOCKS_CONF, NO_ISOLATION, unitDropInDir, UNIT_DROPIN_NAME, effectiveConfigProblems } from './index.js';
 
 const policy = defaultPolicy();
 const out = emit(policy);
@@ -26,11 +26,8 @@ function policyWith(mutate: (p: Record<string, any>) => void): Policy {
   return r.policy;
 }
 
-// The consistency check also reads /etc/resolv.conf (the resolver module's file).
-const resolvConf = (p: Policy): GeneratedFile => ({ path: '/etc/resolv.conf', content: `nameserver ${p.dnsPort.address}\n`, mode: 0o644, clause: 'test' });
 function ctxFor(files: readonly GeneratedFile[], p: Policy = policy, run: ToolRunner = realRun): StaticContext {
-  const withResolv = files.some((f) => f.path === '/etc/resolv.conf') ? files : [...files, resolvConf(p)];
-  return { tree: memoryTree(buildTree([{ ...out, files: withResolv }])), policy: p, run };
+  return { tree: memoryTree(buildTree([{ ...out, files }])), policy: p, run };
 }
 const file = (e: Emission, path: string) => e.files.find((f) => f.path === path)!;
 const edit = (files: readonly GeneratedFile[], path: string, fn: (f: GeneratedFile) => GeneratedFile) => files.map((f) => (f.path === path ? fn(f) : f));
@@ -40,11 +37,11 @@ async function failing(files: readonly GeneratedFile[], p: Policy = policy): Pro
   return r.filter(([, ok]) => !ok).map(([id]) => id);
 }
 
-// tor is a test dependency (tools/install-deps.sh test); CI must not silently skip.
+// tor is a test dependency (tools/leakless/install-deps.sh test); CI must not silently skip.
 const hasTor = (await execa('tor', ['--version'], { reject: false })).exitCode === 0;
 if (!hasTor) {
   if (process.env.CI === 'true') throw new Error('tor-config tests: tor is not installed (CI=true)');
-  console.warn('SKIPPED tor-config checks that run tor: tor is not installed (tools/install-deps.sh test)');
+  console.warn('SKIPPED tor-config checks that run tor: tor is not installed (tools/leakless/install-deps.sh test)');
 }
 const isRoot = process.getuid?.() === 0;
 
@@ -212,55 +209,6 @@ describe.skipIf(!hasTor)('tor-config static assertions with the real tor', () =>
     expect(await verify.check(ctxFor(twice))).toMatchObject({ ok: false, detail: expect.stringMatching(/exactly one %include/) });
   });
 });
-
-describe.skipIf(!hasTor)('cross-module consistency: tor’s effective config × firewall AST × resolv.conf', () => {
-  async function dumpFor(files: readonly GeneratedFile[], p: Policy = policy) {
-    const ctx = ctxFor(files, p);
-    const r = await runTor('dump', ctx.tree, realRun);
-    expect(r.ok, r.problem).toBe(true);
-    return { dump: parseDump(r.stdout), tree: ctx.tree };
-  }
-  const dropIn = (content: string): GeneratedFile => ({ path: `${TORRC_D}/50-local.conf`, content, mode: 0o644, clause: 'test' });
-  const aptUid = policy.userByName('_apt').uid;
-
-  it('agree for the default policy and for one with reachable ports', async () => {
-    const { dump, tree } = await dumpFor(out.files);
-    expect(consistencyProblems(dump, ruleset(policy), policy, tree)).toEqual([]);
-    const p = policyWith((d) => (d.tor.reachablePorts = [443, 9001]));
-    const e = await dumpFor(emit(p).files, p);
-    expect(consistencyProblems(e.dump, ruleset(p), p, e.tree)).toEqual([]);
-  });
-
-  it('anti-tests: a planted disagreement in any of the three is reported', async () => {
-    const { dump, tree } = await dumpFor(out.files);
-    const t = ruleset(policy);
-    const isAptGrant = (r: Rule) => r.match.skuid === aptUid && r.match.dport?.ports[0] === policy.socksPorts[0]!.port && r.verdict.kind === 'accept';
-    // firewall: _apt loses its SocksPort
-    expect(consistencyProblems(dump, mapRules(t, isAptGrant, () => []), policy, tree).join('\n')).toMatch(/tor\.socksPorts\[0\].*firewall lets uids \[1000\]/);
-    // firewall: _apt may use the DNSPort
-    const aptDns: Rule = { match: { oif: { name: 'lo' }, daddr: { addrs: [policy.dnsPort.address] }, protocol: 'udp', dport: { ports: [policy.dnsPort.port] }, skuid: aptUid, ctState: ['new'] }, verdict: { kind: 'accept' }, clause: 'tor.dnsPort.clients (planted)' };
-    expect(consistencyProblems(dump, insertBefore(t, 'output', isAptGrant, [aptDns]), policy, tree).join('\n')).toMatch(new RegExp(`uid ${aptUid}: a lookup via 127\\.0\\.0\\.1 is accepted`));
-    // firewall: the tor user may leave on any port although tor.reachablePorts is set
-    const p = policyWith((d) => (d.tor.reachablePorts = [443]));
-    const e = await dumpFor(emit(p).files, p);
-    const anyPort = mapRules(ruleset(p), (r) => r.match.skuid === p.torUser.uid && r.match.tcpSyn === true, (r) => ({ ...r, match: { ...r.match, dport: undefined } }));
-    expect(consistencyProblems(e.dump, anyPort, p, e.tree).join('\n')).toMatch(/tcp 203\.0\.113\.1:80: the firewall lets the tor user, tor may not/);
-    // torrc: a drop-in adds a DNSPort nobody declared (drop-in lines add to the base's)
-    const moved = await dumpFor([...out.files, dropIn(`DNSPort ${policy.dnsPort.address}:${policy.dnsPort.port + 1}\n`)]);
-    expect(consistencyProblems(moved.dump, t, policy, moved.tree).join('\n')).toMatch(/tor listens on udp 127\.0\.0\.1:\d+, which the policy \(and so the firewall\) does not declare/);
-    // and the redirect missing tor: the dump of a torrc whose DNSPort moved
-    const movedOnly = new Map(dump);
-    movedOnly.set('DNSPort', [`${policy.dnsPort.address}:${policy.dnsPort.port + 1}`]);
-    expect(consistencyProblems(movedOnly, t, policy, tree).join('\n')).toMatch(/udp\/53 to 127\.0\.0\.1 goes to 127\.0\.0\.1:\d+, not to tor's DNSPort/);
-    // torrc: a drop-in changes the automap range
-    const automap = await dumpFor([...out.files, dropIn('VirtualAddrNetworkIPv4 127.64.0.0/10\n')]);
-    expect(consistencyProblems(automap.dump, t, policy, automap.tree).join('\n')).toMatch(/tcp to 127\.64\.0\.1 \(inside tor's automap range 127\.64\.0\.0\/10\) is not redirected/);
-    // resolv.conf: a nameserver the firewall does not redirect
-    const lan = await dumpFor([...out.files, { path: '/etc/resolv.conf', content: 'nameserver 192.168.1.1\n', mode: 0o644, clause: 'test' }]);
-    expect(consistencyProblems(lan.dump, t, policy, lan.tree).join('\n')).toMatch(/udp\/53 to 192\.168\.1\.1 goes to 192\.168\.1\.1:53/);
-  });
-});
-
 // The runtime assertions evaluated against a real tor started from the
 // emitted torrc in a network namespace (no route out of the namespace; a test drop-in
 // moves tor state into a temp dir), with the emitted files bind-mounted over /etc/tor in a

@@ -22,7 +22,5 @@ export { parseDebosLine } from './log.js';
 export type { DebosEvent } from './log.js';
 export { createProgress, silentProgress, formatDuration } from './progress.js';
 export type { Progress, ProgressOptions, StageTiming } from './progress.js';
-export { kvmUsable, probeKvm, probeBootSector, PROBE_EXIT_CODE } from './kvm.js';
-export type { KvmVerdict, KvmProbeOptions } from './kvm.js';
 export { runDebos, debosArgs, DebosError } from './runner.js';
 export type { DebosMode, DebosRun, DebosRunOptions, DebosFailure } from './runner.js';

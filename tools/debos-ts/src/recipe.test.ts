@@ -108,7 +108,7 @@ describe('action builders reject what debos 1.1.1 would reject or misread', () =
 const haveDebos = (await execa('debos', ['--help'], { reject: false })).exitCode === 0;
 const isRoot = process.getuid?.() === 0;
 if (!haveDebos || !isRoot) {
-  const why = !haveDebos ? 'debos is not installed (tools/install-deps.sh e2e)' : 'debos needs root';
+  const why = !haveDebos ? 'debos is not installed (tools/leakless/install-deps.sh e2e)' : 'debos needs root';
   if (process.env.CI === 'true') throw new Error(`debos-ts: ${why} (CI=true)`);
   console.warn(`SKIPPED debos --dry-run check: ${why}`);
 }

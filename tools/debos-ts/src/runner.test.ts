@@ -8,7 +8,6 @@ import { createProgress, formatDuration } from './progress.js';
 import { debosArgs, DebosError, runDebos } from './runner.js';
 import { recipe, renderRecipe } from './recipe.js';
 import { run } from './actions.js';
-import { probeBootSector, PROBE_EXIT_CODE } from './kvm.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'debos-runner-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -20,7 +19,6 @@ function fakeDebos(name: string, body: string): string {
   chmodSync(p, 0o755);
   return p;
 }
-const noKvm = async () => ({ usable: false, reason: 'test: no kvm' });
 
 describe('parseDebosLine', () => {
   it('reads action starts, command output, failures and the end', () => {
@@ -58,7 +56,7 @@ describe('runDebos with a stand-in debos', () => {
     const out: string[] = [];
     const progress = createProgress({ label: 'base', write: (s) => out.push(s), tty: false });
     const log = join(dir, 'ok.log');
-    const r = await runDebos({ recipe: 'r.yaml', artifactDir: join(dir, 'art'), cwd: dir, logFile: log, debos: bin, progress, kvm: noKvm });
+    const r = await runDebos({ recipe: 'r.yaml', artifactDir: join(dir, 'art'), cwd: dir, logFile: log, debos: bin, progress, mode: 'host' });
     expect(r.mode).toBe('host');
     expect(r.argv).toContain('--disable-fakemachine');
     expect(r.stages.map((s) => [s.name, s.ok])).toEqual([['bootstrap', true], ['packages', true]]);
@@ -69,9 +67,9 @@ describe('runDebos with a stand-in debos', () => {
     expect(out.join('')).toMatch(/\[base\] done: packages \(\d/);
   });
 
-  it('uses fakemachine only when KVM really works', async () => {
+  it('fakemachine mode: debos runs without --disable-fakemachine', async () => {
     const bin = fakeDebos('mode', `echo "$*" >&2; ts '==== Recipe done ===='`);
-    const r = await runDebos({ recipe: 'r.yaml', artifactDir: dir, cwd: dir, logFile: join(dir, 'm.log'), debos: bin, kvm: async () => ({ usable: true, reason: 'ok' }) });
+    const r = await runDebos({ recipe: 'r.yaml', artifactDir: dir, cwd: dir, logFile: join(dir, 'm.log'), debos: bin, mode: 'fakemachine' });
     expect(r.mode).toBe('fakemachine');
     expect(r.argv).not.toContain('--disable-fakemachine');
   });
@@ -89,7 +87,7 @@ describe('runDebos with a stand-in debos', () => {
     ].join('\n'));
     const out: string[] = [];
     const err = await runDebos({
-      recipe: 'r.yaml', artifactDir: dir, cwd: dir, logFile: join(dir, 'fail.log'), debos: bin, kvm: noKvm, tailLines: 10,
+      recipe: 'r.yaml', artifactDir: dir, cwd: dir, logFile: join(dir, 'fail.log'), debos: bin, mode: 'host', tailLines: 10,
       progress: createProgress({ label: 'base', write: (s) => out.push(s), tty: false }),
     }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DebosError);
@@ -108,7 +106,7 @@ describe('runDebos with a stand-in debos', () => {
 
   it('exit 0 without "Recipe done" is a failure too (debos was cut short)', async () => {
     const bin = fakeDebos('short', `ts '==== bootstrap ===='`);
-    const e = (await runDebos({ recipe: 'r', artifactDir: dir, cwd: dir, logFile: join(dir, 's.log'), debos: bin, kvm: noKvm }).catch((x: unknown) => x)) as DebosError;
+    const e = (await runDebos({ recipe: 'r', artifactDir: dir, cwd: dir, logFile: join(dir, 's.log'), debos: bin, mode: 'host' }).catch((x: unknown) => x)) as DebosError;
     expect(e).toBeInstanceOf(DebosError);
     expect(e.action).toBe('bootstrap');
     expect(e.message).toContain('did not report "Recipe done"');
@@ -116,14 +114,14 @@ describe('runDebos with a stand-in debos', () => {
 
   it('a timeout kills debos and says so', async () => {
     const bin = fakeDebos('slow', `ts '==== squashfs ===='\nexec sleep 30`);
-    const e = (await runDebos({ recipe: 'r', artifactDir: dir, cwd: dir, logFile: join(dir, 't.log'), debos: bin, kvm: noKvm, timeoutMs: 300 }).catch((x: unknown) => x)) as DebosError;
+    const e = (await runDebos({ recipe: 'r', artifactDir: dir, cwd: dir, logFile: join(dir, 't.log'), debos: bin, mode: 'host', timeoutMs: 300 }).catch((x: unknown) => x)) as DebosError;
     expect(e.kind).toBe('timeout');
     expect(e.action).toBe('squashfs');
     expect(e.message).toContain('timed out');
   });
 
   it('a missing debos binary: a clear message with the install command, exit code 127', async () => {
-    const e = (await runDebos({ recipe: 'r', artifactDir: dir, cwd: dir, logFile: join(dir, 'nf.log'), debos: join(dir, 'no-such-debos'), kvm: noKvm }).catch((x: unknown) => x)) as DebosError;
+    const e = (await runDebos({ recipe: 'r', artifactDir: dir, cwd: dir, logFile: join(dir, 'nf.log'), debos: join(dir, 'no-such-debos'), mode: 'host' }).catch((x: unknown) => x)) as DebosError;
     expect(e).toBeInstanceOf(DebosError);
     expect(e.kind).toBe('not-found');
     expect(e.exitCode).toBe(127);
@@ -180,7 +178,7 @@ describe('progress display', () => {
 const haveDebos = (await execa('debos', ['--help'], { reject: false })).exitCode === 0;
 const isRoot = process.getuid?.() === 0;
 if (!haveDebos || !isRoot) {
-  const why = !haveDebos ? 'debos is not installed (tools/install-deps.sh e2e)' : 'debos needs root';
+  const why = !haveDebos ? 'debos is not installed (tools/leakless/install-deps.sh e2e)' : 'debos needs root';
   if (process.env.CI === 'true') throw new Error(`debos-ts runner: ${why} (CI=true)`);
   console.warn(`SKIPPED real debos runner test: ${why}`);
 }
@@ -193,7 +191,7 @@ describe.skipIf(!haveDebos || !isRoot)('runDebos with debos 1.1.1', () => {
       run({ description: 'never', command: 'echo never' }),
     ]);
     writeFileSync(join(dir, 'real.yaml'), renderRecipe(r));
-    const e = (await runDebos({ recipe: join(dir, 'real.yaml'), artifactDir: join(dir, 'real-art'), cwd: dir, logFile: join(dir, 'real.log'), mode: 'auto' }).catch((x: unknown) => x)) as DebosError;
+    const e = (await runDebos({ recipe: join(dir, 'real.yaml'), artifactDir: join(dir, 'real-art'), cwd: dir, logFile: join(dir, 'real.log'), mode: 'host' }).catch((x: unknown) => x)) as DebosError;
     expect(e).toBeInstanceOf(DebosError);
     expect(e.action).toBe('explode');
     expect(e.tail.join('\n')).toContain('about to fail');
@@ -202,12 +200,3 @@ describe.skipIf(!haveDebos || !isRoot)('runDebos with debos 1.1.1', () => {
   });
 });
 
-describe('KVM probe boot sector', () => {
-  it('is a valid MBR that writes 0x21 to the isa-debug-exit port', () => {
-    const s = probeBootSector();
-    expect(s.length).toBe(512);
-    expect([s[510], s[511]]).toEqual([0x55, 0xaa]);
-    expect([...s.subarray(0, 4)]).toEqual([0xb0, 0x21, 0xe6, 0xf4]);
-    expect(PROBE_EXIT_CODE).toBe(67);
-  });
-});

@@ -1,17 +1,17 @@
 // Running debos with execa: every line goes to the full log file and to the
 // progress display (stage = the action debos announced, plus elapsed time);
 // on failure the error names the failing action and carries the last lines
-// it logged. Host mode (--disable-fakemachine) is chosen when KVM cannot run
-// a guest, which is the case on these build machines (build-toolchain §1.6).
+// it logged. Whether debos runs in fakemachine or host mode
+// (--disable-fakemachine) is the caller's decision (see @leakless/image's
+// accelerator probe): this runner only carries it out.
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { execa } from 'execa';
-import { kvmUsable, type KvmVerdict } from './kvm.js';
 import { parseDebosLine } from './log.js';
 import { silentProgress, type Progress, type StageTiming } from './progress.js';
 
-export type DebosMode = 'auto' | 'host' | 'fakemachine';
+export type DebosMode = 'host' | 'fakemachine';
 
 export interface DebosRunOptions {
   /** Path of the rendered recipe (its directory is $RECIPEDIR). */
@@ -21,8 +21,9 @@ export interface DebosRunOptions {
   readonly cwd: string;
   /** The full log (every line debos and its commands printed). */
   readonly logFile: string;
-  /** auto: host mode unless KVM can really run a guest. */
-  readonly mode?: DebosMode;
+  readonly mode: DebosMode;
+  /** Why this mode (written to the log). */
+  readonly modeReason?: string;
   /** -e K:V: environment for commands debos runs in the chroot (systemd-nspawn --setenv). */
   readonly environ?: Readonly<Record<string, string>>;
   /** Environment of the debos process itself (host `run` actions inherit it). */
@@ -36,8 +37,6 @@ export interface DebosRunOptions {
   readonly tailLines?: number;
   readonly timeoutMs?: number;
   readonly extraArgs?: readonly string[];
-  /** Injected in tests; default probes KVM once per process. */
-  readonly kvm?: () => Promise<KvmVerdict>;
 }
 
 export interface DebosRun {
@@ -83,14 +82,6 @@ export function debosArgs(o: Pick<DebosRunOptions, 'recipe' | 'artifactDir' | 'e
   return args;
 }
 
-async function chooseMode(o: DebosRunOptions): Promise<{ mode: 'host' | 'fakemachine'; reason: string }> {
-  const wanted = o.mode ?? 'auto';
-  if (wanted === 'host') return { mode: 'host', reason: 'host mode requested' };
-  if (wanted === 'fakemachine') return { mode: 'fakemachine', reason: 'fakemachine requested' };
-  const v = await (o.kvm ?? kvmUsable)();
-  return v.usable ? { mode: 'fakemachine', reason: v.reason } : { mode: 'host', reason: `--disable-fakemachine: ${v.reason}` };
-}
-
 function closeStream(s: WriteStream): Promise<void> {
   return new Promise((resolve) => s.end(resolve));
 }
@@ -98,7 +89,8 @@ function closeStream(s: WriteStream): Promise<void> {
 export async function runDebos(o: DebosRunOptions): Promise<DebosRun> {
   const progress = o.progress ?? silentProgress();
   const tailLines = o.tailLines ?? 40;
-  const { mode, reason } = await chooseMode(o);
+  const mode = o.mode;
+  const reason = o.modeReason ?? `${mode} mode requested`;
   const bin = o.debos ?? 'debos';
   const args = debosArgs(o, mode);
   await mkdir(dirname(o.logFile), { recursive: true });
@@ -173,7 +165,7 @@ export async function runDebos(o: DebosRunOptions): Promise<DebosRun> {
       'not-found',
       127,
       `${bin}: not found. Install it without Recommends (they pull systemd-resolved, which breaks DNS here): ` +
-        `apt-get install --no-install-recommends debos systemd-container (or: tools/install-deps.sh e2e)`,
+        `apt-get install --no-install-recommends debos systemd-container (or: tools/leakless/install-deps.sh e2e)`,
       o.logFile,
       undefined,
       [],

@@ -8,10 +8,9 @@ import { execa } from 'execa';
 import { assemble, formatIssue, readPolicyFile, type Assembly } from '@leakless/policy';
 import { formatDuration, type StageTiming } from '@leakless/debos-ts';
 import { parseArgs, UsageError } from './args.js';
-import { allModules } from './modules.js';
+import { allModules } from '@leakless/crosscheck';
 import { table } from './table.js';
-import { buildIso, IsoBuildError, type IsoBuildResult } from './iso-build.js';
-import { PlanError } from './iso-plan.js';
+import { buildIso, IsoBuildError, PlanError, type IsoBuildResult } from '@leakless/image';
 
 export interface CommandIo {
   out(s: string): void;
@@ -45,8 +44,10 @@ Runs as root. Installs missing Debian build tools first (without Recommends).
 exit codes: 0 built and verified, 1 build or verification failed, 2 bad input`;
 
 const here = dirname(fileURLToPath(import.meta.url));
-/** tools/install-deps.sh, from tools/leakless/{src,dist}. */
-export const INSTALL_DEPS = join(here, '..', '..', 'install-deps.sh');
+/** The CLI's own install script (tools/leakless/install-deps.sh), from src/ or dist/. */
+export const INSTALL_DEPS = join(here, '..', 'install-deps.sh');
+/** The CLI's bin script, for commands that run the CLI in a cold process (bench). */
+export const CLI_BIN = join(here, '..', 'bin', 'leakless.js');
 
 export function requireRoot(what: string): string | undefined {
   if (process.getuid?.() === 0) return undefined;

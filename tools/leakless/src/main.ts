@@ -16,10 +16,9 @@ import {
   type StaticResult,
 } from '@leakless/policy';
 import { parseArgs, UsageError, type Parsed } from './args.js';
-import { allModules } from './modules.js';
-import { diskTree } from './disk-tree.js';
+import { allModules } from '@leakless/crosscheck';
+import { diskTree, toolRunner } from '@leakless/image';
 import { table } from './table.js';
-import { toolRunner } from './run-tool.js';
 import { isoCommand, ISO_HELP } from './iso.js';
 import { bootCommand, BOOT_HELP } from './boot.js';
 import { benchCommand, BENCH_HELP } from './bench.js';

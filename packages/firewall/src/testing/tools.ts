@@ -18,7 +18,7 @@ export function run(cmd: string, args: readonly string[], input = ''): Ran {
 export function nftUnavailable(): string | undefined {
   const r = run('unshare', ['-rn', 'nft', '--version']);
   if (r.exitCode === 0) return undefined;
-  const reason = `unshare -rn nft unavailable (${r.stderr.trim() || `exit ${r.exitCode}`}); install nftables (tools/install-deps.sh test)`;
+  const reason = `unshare -rn nft unavailable (${r.stderr.trim() || `exit ${r.exitCode}`}); install nftables (tools/leakless/install-deps.sh test)`;
   if (process.env.CI === 'true') throw new Error(`CI=true: ${reason}`);
   console.warn(`SKIPPING nft tests: ${reason}`);
   return reason;

@@ -1,11 +1,10 @@
-// Cross-module consistency (SPEC §2 beyond-Tails 6): what tor really listens
-// on (tor's own parse of the emitted tree), what the firewall grants (its AST,
-// evaluated packet by packet, so rule order counts) and what resolv.conf
-// names must agree. The firewall module checks its AST against the policy;
-// this checks the three emitted artefacts against each other.
-import { accepted, evaluateOutput, listenerGrants, loopbackGrants, ruleset, unnamedUid, type Table } from '@leakless/firewall';
+// torrc × firewall × resolv.conf: what tor really listens on (tor's own parse
+// of the emitted tree), what the firewall grants (its AST, evaluated packet
+// by packet, so rule order counts) and what resolv.conf names must agree.
+// Each module checks its own output against the policy; this checks three
+// modules' outputs against each other.
+import { accepted, evaluateOutput, listenerGrants, loopbackGrants, unnamedUid, type Table } from '@leakless/firewall';
 import { addressIn, nthAddress, parseCidr4, type Policy, type TreeReader } from '@leakless/policy';
-import { parseDump } from './verify.js';
 
 export interface TorListening {
   readonly kind: 'socks' | 'control' | 'dns' | 'trans';
@@ -132,10 +131,3 @@ export function consistencyProblems(dump: Map<string, string[]>, table: Table, p
   }
   return problems;
 }
-
-/** The firewall AST the image loads (the firewall module renders this very object). */
-export function firewallTable(policy: Policy): Table {
-  return ruleset(policy);
-}
-
-export { parseDump };

@@ -3,8 +3,8 @@
 // the shared evaluator, wait a bounded time for services that are still
 // starting, and report as a table and as JSON. Bundled into the image by
 // selftest-bundle.ts and run by Debian's nodejs (SPEC §3).
-import { evaluateRuntime, type Exec, type RuntimeResult } from '@leakless/policy';
-import type { SelftestAssertion, SelftestDocument } from './iso-plan.js';
+import { evaluateRuntime, type Exec, type RuntimeResult } from './evaluate.js';
+import type { SelftestAssertion, SelftestDocument } from './document.js';
 
 export interface SelftestResult extends RuntimeResult {
   readonly module: string;
@@ -82,6 +82,17 @@ export async function runSelftest(doc: SelftestDocument, exec: Exec, opts: Selft
   const results = assertions.map((a) => byId.get(a.id)!);
   const failed = results.filter((r) => !r.ok).length;
   return { policy: doc.policy, release: doc.release, ok: failed === 0, passed: results.length - failed, failed, rounds, results };
+}
+
+/** A report counts only if every assertion the image carries was evaluated and held. */
+export function judgeReport(report: SelftestReport, expected: number | undefined): { ok: boolean; reason?: string } {
+  const failed = report.results.filter((r) => !r.ok);
+  if (report.results.length === 0) return { ok: false, reason: 'the self-test evaluated nothing' };
+  if (expected !== undefined && report.results.length !== expected) {
+    return { ok: false, reason: `the self-test evaluated ${report.results.length} assertions, the image carries ${expected}` };
+  }
+  if (failed.length) return { ok: false, reason: `${failed.length} assertion(s) failed: ${failed.map((f) => f.id).join(', ')}` };
+  return { ok: true };
 }
 
 export function formatReport(r: SelftestReport): string {

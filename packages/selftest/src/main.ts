@@ -4,7 +4,7 @@
 // Exit: 0 every assertion holds, 1 one failed (or could not be observed), 2 bad input.
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import type { Exec } from '@leakless/policy';
+import type { Exec } from './evaluate.js';
 import { formatReport, parseSelftestDocument, resultLine, runSelftest } from './selftest.js';
 
 const DEFAULT_ASSERTIONS = '/usr/share/leakless/runtime-assertions.json';

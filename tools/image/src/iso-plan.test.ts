@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { assemble, emission, readPolicyFile, type LeaklessModule, type Policy } from '@leakless/policy';
 import { fileURLToPath } from 'node:url';
 import { DEBIAN_ACCOUNTS, imageFiles, LIVE_PACKAGES, PlanError, planImage, selftestPackages, SELFTEST_UNIT, SELFTEST_PATH, RUNTIME_ASSERTIONS_PATH } from './iso-plan.js';
-import { allModules } from './modules.js';
+import { allModules } from '@leakless/crosscheck';
 
 const config = fileURLToPath(new URL('../../../image-config/default.yaml', import.meta.url));
 const loaded = await readPolicyFile(config);

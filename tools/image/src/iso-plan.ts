@@ -4,6 +4,7 @@
 // the image adds next to the modules' tree. Generic over Emission: no module
 // is special-cased, so a module that appears in allModules is in the image.
 import type { Assembly, GeneratedFile, RuntimeAssertion, RuntimeCheck, UserRole } from '@leakless/policy';
+import type { SelftestAssertion, SelftestDocument } from '@leakless/selftest';
 import { byteOrder, sha256 } from '@leakless/policy';
 
 export class PlanError extends Error {
@@ -20,18 +21,6 @@ export interface PlanUser {
   readonly createHome: boolean;
   /** Who asked for it: "policy" or the module names. */
   readonly from: readonly string[];
-}
-
-export interface SelftestAssertion extends RuntimeAssertion {
-  readonly module: string;
-}
-
-/** The JSON the image carries at RUNTIME_ASSERTIONS_PATH. */
-export interface SelftestDocument {
-  readonly version: 1;
-  readonly policy: string;
-  readonly release: string;
-  readonly assertions: readonly SelftestAssertion[];
 }
 
 export interface ImagePlan {

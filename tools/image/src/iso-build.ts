@@ -10,7 +10,8 @@ import { buildTree, emission, tarballOf, type Assembly, type StaticResult, type 
 import { createProgress, runDebos, type DebosMode, type Progress, type StageTiming } from '@leakless/debos-ts';
 import { imageFiles, planImage, PlanError, type ImagePlan } from './iso-plan.js';
 import { baseKey, baseRecipe, ISO_NAME, KERNEL_ARGS, MODULE_LAYER, topRecipe, type BaseInputs, type RenderedRecipe } from './iso-recipes.js';
-import { bundleSelftest } from './selftest-bundle.js';
+import { bundleSelftest } from '@leakless/selftest';
+import { chooseDebosMode, type DebosChoice } from './kvm.js';
 import { safeRemove, withStackedRootfs } from './iso-mounts.js';
 import { elToritoPlatforms, verifyRootfs } from './iso-verify.js';
 
@@ -31,6 +32,7 @@ export interface IsoBuildOptions {
   readonly verify?: 'enforce' | 'report';
   /** Change the emitted tree before it goes into the image (anti-tests plant a fault here). */
   readonly transformTree?: (tree: Tree) => Tree;
+  /** Default: fakemachine only when a KVM guest can really run (see kvm.ts). */
   readonly debosMode?: DebosMode;
   /** Progress display factory (one per stage group); default prints to stderr. */
   readonly progress?: (label: string, total?: number) => Progress;
@@ -209,6 +211,7 @@ async function ensureBase(
   workDir: string,
   progress: (label: string, total?: number) => Progress,
   note: (s: string) => void,
+  debos: DebosChoice,
 ): Promise<{ dir: string; key: string; cached: boolean; stages: readonly StageTiming[] }> {
   const rendered = baseRecipe(inp);
   const key = baseKey(rendered, inp);
@@ -230,7 +233,8 @@ async function ensureBase(
       artifactDir: tmp,
       cwd: workDir,
       logFile: join(workDir, 'logs', 'base.log'),
-      mode: o.debosMode ?? 'auto',
+      mode: debos.mode,
+      modeReason: debos.reason,
       environ: { SOURCE_DATE_EPOCH: String(inp.plan.sourceDateEpoch), LC_ALL: 'C.UTF-8' },
       env: { SOURCE_DATE_EPOCH: String(inp.plan.sourceDateEpoch), LC_ALL: 'C.UTF-8' },
       progress: progress('base', rendered.recipe.actions.length),
@@ -256,6 +260,8 @@ export async function buildIso(assembly: Assembly, o: IsoBuildOptions): Promise<
   const compression = o.compression ?? 'zstd';
   const plan: ImagePlan = planImage(assembly);
   const sde = plan.sourceDateEpoch;
+  const debos = await chooseDebosMode(o.debosMode);
+  note(`debos: ${debos.mode} mode (${debos.reason})`);
 
   await mkdir(o.workRoot, { recursive: true });
   const workDir = resolve(join(o.workRoot, `iso-${process.pid}-${randomBytes(3).toString('hex')}`));
@@ -272,7 +278,7 @@ export async function buildIso(assembly: Assembly, o: IsoBuildOptions): Promise<
 
     const versions = await toolVersions();
     const sources = await resolveSources(o.mirror, plan.suite);
-    const base = await ensureBase({ plan, sources, compression, toolVersions: versions.base }, o, workDir, progress, note);
+    const base = await ensureBase({ plan, sources, compression, toolVersions: versions.base }, o, workDir, progress, note, debos);
 
     const rendered = topRecipe({
       plan,
@@ -291,7 +297,8 @@ export async function buildIso(assembly: Assembly, o: IsoBuildOptions): Promise<
       artifactDir: outDir,
       cwd: workDir,
       logFile: join(workDir, 'logs', 'image.log'),
-      mode: o.debosMode ?? 'auto',
+      mode: debos.mode,
+      modeReason: debos.reason,
       environ: { SOURCE_DATE_EPOCH: String(sde), LC_ALL: 'C.UTF-8' },
       env: { SOURCE_DATE_EPOCH: String(sde), LC_ALL: 'C.UTF-8' },
       progress: progress('image', rendered.recipe.actions.length),

@@ -4,8 +4,9 @@
 // `ip netns exec NAME`) and inside the booted image.
 import { createHash } from 'node:crypto';
 import { isIPv4 } from 'node:net';
-import type { RuntimeAssertion, RuntimeCheck } from './contract.js';
-import { addressIn, parseCidr4 } from './net.js';
+import type { RuntimeAssertion, RuntimeCheck } from '@leakless/policy';
+// the dependency-free subpath: the in-image bundle carries no zod, yaml or ejs
+import { addressIn, parseCidr4 } from '@leakless/policy/net';
 
 export type Exec = (cmd: string, args: readonly string[]) => Promise<{ exitCode: number; stdout: string; stderr: string }>;
 

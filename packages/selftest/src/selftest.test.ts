@@ -3,11 +3,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import type { Exec } from '@leakless/policy';
-import type { SelftestDocument } from './iso-plan.js';
-import { formatReport, parseResultLine, parseSelftestDocument, resultLine, runSelftest } from './selftest.js';
-import { bundleSelftest } from './selftest-bundle.js';
-import { judgeReport } from './boot.js';
+import type { Exec } from './evaluate.js';
+import type { SelftestDocument } from './document.js';
+import { formatReport, judgeReport, parseResultLine, parseSelftestDocument, resultLine, runSelftest } from './selftest.js';
+import { bundleSelftest } from './bundle.js';
 
 const doc: SelftestDocument = {
   version: 1,

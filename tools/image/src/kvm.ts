@@ -7,6 +7,7 @@ import { open, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import type { DebosMode } from '@leakless/debos-ts';
 
 export interface KvmVerdict {
   readonly usable: boolean;
@@ -67,4 +68,16 @@ export async function probeKvm(opts: KvmProbeOptions = {}): Promise<KvmVerdict> 
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+export interface DebosChoice {
+  readonly mode: DebosMode;
+  readonly reason: string;
+}
+
+/** fakemachine only when a KVM guest really runs; an explicit mode wins. */
+export async function chooseDebosMode(requested?: DebosMode): Promise<DebosChoice> {
+  if (requested) return { mode: requested, reason: `${requested} mode requested` };
+  const v = await kvmUsable();
+  return v.usable ? { mode: 'fakemachine', reason: v.reason } : { mode: 'host', reason: `--disable-fakemachine: ${v.reason}` };
 }

@@ -2,14 +2,14 @@
 # Installs the Debian tools a suite needs, only those missing, never with
 # Recommends (debos' Recommends pull systemd-resolved, which replaces
 # /etc/resolv.conf with a dangling link and breaks DNS on these machines).
-#   tools/install-deps.sh test   lab: nftables, tor, tcpdump, iproute2 …
-#   tools/install-deps.sh e2e    image: mmdebstrap, debos, squashfs, xorriso, grub, qemu, ovmf
+#   tools/leakless/install-deps.sh test   lab: nftables, tor, tcpdump, iproute2 …
+#   tools/leakless/install-deps.sh e2e    image: mmdebstrap, debos, squashfs, xorriso, grub, qemu, ovmf
 set -euo pipefail
 group=${1:?usage: install-deps.sh test|e2e}
 [ "$(id -u)" = 0 ] || { echo "install-deps: must run as root" >&2; exit 2; }
 
-test_pkgs="nftables tor iproute2 tcpdump procps kmod util-linux python3 iputils-ping dnsmasq-base openssl dbus-daemon systemd"
-e2e_pkgs="$test_pkgs mmdebstrap debos squashfs-tools xorriso grub-pc-bin grub-efi-amd64-bin grub-common mtools dosfstools qemu-system-x86 ovmf systemd-container"
+test_pkgs="nftables tor debos iproute2 tcpdump procps kmod util-linux python3 iputils-ping dnsmasq-base openssl dbus-daemon systemd"
+e2e_pkgs="$test_pkgs mmdebstrap squashfs-tools xorriso grub-pc-bin grub-efi-amd64-bin grub-common mtools dosfstools qemu-system-x86 ovmf systemd-container"
 case "$group" in
   test) pkgs=$test_pkgs ;;
   e2e) pkgs=$e2e_pkgs ;;

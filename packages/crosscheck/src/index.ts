@@ -1,0 +1,64 @@
+// @leakless/crosscheck: the modules the image is assembled from, in emit
+// order, and the checks that span modules. A module reads the policy and
+// never another module's output; whether two modules' outputs agree (the
+// ports tor listens on and the firewall's grants, resolv.conf and the DNS
+// redirect) is checked here, above them, in one place.
+import { emission, type CheckResult, type LeaklessModule, type Policy, type StaticAssertion } from '@leakless/policy';
+import * as sysctl from '@leakless/sysctl';
+import * as firewall from '@leakless/firewall';
+import * as netns from '@leakless/netns';
+import * as htpdate from '@leakless/htpdate';
+import * as torConfig from '@leakless/tor-config';
+import * as resolver from '@leakless/resolver';
+import { consistencyProblems } from './consistency.js';
+import { clearnetBinds } from './units.js';
+
+export { consistencyProblems, torListening, reachablePorts, nameservers } from './consistency.js';
+export type { TorListening } from './consistency.js';
+
+export const name = 'crosscheck';
+
+const result = (problems: readonly string[], okDetail: string): CheckResult => ({
+  ok: problems.length === 0,
+  detail: problems.length ? `${problems.length} problem(s), first: ${problems[0]}` : okDetail,
+});
+
+export function crossModuleAssertions(policy: Policy): StaticAssertion[] {
+  const cr = policy.clearnetResolver;
+  return [
+    {
+      id: 'crosscheck.tor-firewall-resolver',
+      statement:
+        "each port tor really listens on is reachable by exactly its clients in the firewall, udp/53 to resolv.conf's nameserver lands on tor's DNSPort (clients only), tor's automap range is what the firewall sends to its TransPort, and the tor user may leave on exactly the ports tor may pick relays on",
+      tools: ['tor', 'sh'],
+      async check({ tree, run }) {
+        const r = await torConfig.dumpOf(tree, run);
+        if (!r.ok) return { ok: false, detail: r.problem! };
+        return result(consistencyProblems(torConfig.parseDump(r.stdout), firewall.ruleset(policy), policy, tree), 'torrc, firewall and resolv.conf agree');
+      },
+    },
+    // The DHCP servers' file (the resolver module) is bound over /etc/resolv.conf
+    // by tor-config's and htpdate's unit drop-ins: only the policy's units may.
+    {
+      id: 'crosscheck.clearnet-resolver-visibility',
+      statement: `only ${cr.units.join(' and ')} see ${cr.file} (read-only, over /etc/resolv.conf); no other unit binds anything over /etc/resolv.conf`,
+      check({ tree }) {
+        const binds = clearnetBinds(tree, cr.file);
+        const want = `BindReadOnlyPaths=${cr.file}:/etc/resolv.conf`;
+        const problems: string[] = [];
+        for (const b of binds) {
+          if (!cr.units.includes(b.unit)) problems.push(`${b.path}: unit ${b.unit} is not allowed clearnet DNS: ${b.line}`);
+          else if (b.line !== want) problems.push(`${b.path}: ${b.line} (expected ${want})`);
+        }
+        for (const u of cr.units) if (!binds.some((b) => b.unit === u && b.line === want)) problems.push(`${u} has no ${want}`);
+        return result(problems, `${binds.length} binds, all for ${cr.units.join(', ')}`);
+      },
+    },
+  ];
+}
+
+/** The checks across modules, as a module that emits no files: `leakless check` and the image run them with the rest. */
+export const crosscheck: LeaklessModule = { name, emit: (policy) => emission(name, { staticAssertions: crossModuleAssertions(policy) }) };
+
+/** Every module of the image, in emit order, and the cross-module checks last. */
+export const allModules: readonly LeaklessModule[] = [sysctl, firewall, netns, htpdate, torConfig, resolver, crosscheck];

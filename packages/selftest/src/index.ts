@@ -1,0 +1,9 @@
+// @leakless/selftest: evaluating runtime assertions on a live system. The
+// same evaluator runs in a module's tests, in the lab and, bundled into one
+// file, as the image's leakless-selftest.
+export { evaluateRuntime, normalizeNftListing, ipAddresses, ipRoutes } from './evaluate.js';
+export type { Exec, RuntimeResult } from './evaluate.js';
+export type { SelftestAssertion, SelftestDocument } from './document.js';
+export { runSelftest, isSettled, judgeReport, formatReport, resultLine, parseResultLine, parseSelftestDocument, RESULT_MARKER } from './selftest.js';
+export type { SelftestReport, SelftestResult, SelftestOptions } from './selftest.js';
+export { bundleSelftest, SELFTEST_NODE_TARGET } from './bundle.js';

@@ -1,0 +1,144 @@
+// The benchmarks (SPEC §9): the numbers a release engineer quotes. Two cold
+// builds (stage times, and whether both give the same sha256), a rebuild after
+// a config-only change (the cached base is reused), the ISO size, BIOS and
+// UEFI boot-to-self-test times, emit of all modules in a cold process, and
+// optionally the same package set built with Debian's live-build.
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { assemble, parsePolicy, type Assembly, type PolicyDocument } from '@leakless/policy';
+import { type StageTiming } from '@leakless/debos-ts';
+import { kvmUsable } from './kvm.js';
+import { allModules } from '@leakless/crosscheck';
+import { buildIso, type IsoBuildResult } from './iso-build.js';
+import { bootIso, type BootResult } from './boot.js';
+import { planImage } from './iso-plan.js';
+import { createProgress } from '@leakless/debos-ts';
+
+interface BuildFigures {
+  readonly totalMs: number;
+  readonly baseCached: boolean;
+  readonly stages: { group: string; name: string; ms: number }[];
+  readonly sha256: string;
+  readonly isoBytes: number;
+}
+
+function figures(r: IsoBuildResult): BuildFigures {
+  const tag = (group: string, s: readonly StageTiming[]) => s.map((x) => ({ group, name: x.name, ms: x.ms }));
+  return {
+    totalMs: r.totalMs,
+    baseCached: r.base.cached,
+    stages: [...tag('base', r.base.stages), ...tag('image', r.image.stages), ...tag('verify', r.verify.stages)],
+    sha256: r.manifest.iso.sha256,
+    isoBytes: r.manifest.iso.bytes,
+  };
+}
+
+/** SPEC §9's categories from the recipe stages. */
+export function specStages(f: BuildFigures): Record<string, number> {
+  const sum = (pred: (s: { group: string; name: string }) => boolean) => f.stages.filter(pred).reduce((a, s) => a + s.ms, 0);
+  return {
+    bootstrap: sum((s) => s.group === 'base' && (s.name === 'bootstrap' || s.name === 'users')),
+    packages: sum((s) => s.group === 'base' && (s.name === 'packages' || s.name === 'cleanup' || s.name === 'export')),
+    includes: sum((s) => s.group === 'image' && ['includes', 'image-files', 'units'].includes(s.name)),
+    squashfs: sum((s) => s.name === 'squashfs' || s.name === 'squashfs-modules'),
+    iso: sum((s) => s.group === 'image' && (s.name === 'stage' || s.name === 'iso')),
+    verify: sum((s) => s.group === 'verify'),
+  };
+}
+
+function withHostname(a: Assembly, hostname: string): Assembly {
+  const doc = structuredClone(a.policy.document) as PolicyDocument;
+  (doc.image as { hostname: string }).hostname = hostname;
+  const r = parsePolicy(doc);
+  if (!r.ok) throw new Error(`bench: the modified policy is invalid: ${JSON.stringify(r.issues[0])}`);
+  return assemble(r.policy, allModules);
+}
+
+export async function liveBuild(a: Assembly, dir: string): Promise<{ ms: number; bytes: number } | { error: string }> {
+  const r0 = await execa('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'live-build'], { reject: false, all: true, env: { DEBIAN_FRONTEND: 'noninteractive' } });
+  if (r0.exitCode !== 0) return { error: `installing live-build failed: ${(r0.all ?? '').split('\n').slice(-3).join(' | ')}` };
+  const plan = planImage(a);
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(join(dir, 'config', 'package-lists'), { recursive: true });
+  const started = Date.now();
+  const cfg = await execa(
+    'lb',
+    ['config', '--distribution', plan.suite, '--archive-areas', 'main', '--debootstrap-options', '--variant=minbase', '--apt-recommends', 'false', '--apt-indices', 'false',
+      '--firmware-chroot', 'false', '--memtest', 'none', '--binary-images', 'iso-hybrid', '--bootloaders', 'grub-pc grub-efi', '--bootappend-live', 'boot=live quiet',
+      '--chroot-squashfs-compression-type', 'zstd', '--cache', 'false',
+      // live-build defaults to security.debian.org; the Debian mirrors serve the same suite
+      '--mirror-bootstrap', 'http://deb.debian.org/debian/', '--mirror-chroot-security', 'http://deb.debian.org/debian-security/',
+      '--mirror-binary-security', 'http://deb.debian.org/debian-security/'],
+    { cwd: dir, reject: false, all: true, env: { SOURCE_DATE_EPOCH: String(plan.sourceDateEpoch) } },
+  );
+  if (cfg.exitCode !== 0) return { error: `lb config failed: ${(cfg.all ?? '').split('\n').slice(-3).join(' | ')}` };
+  // live-build brings the kernel and live-boot itself
+  const pkgs = plan.packages.filter((p) => !['linux-image-amd64', 'live-boot'].includes(p));
+  await writeFile(join(dir, 'config', 'package-lists', 'leakless.list.chroot'), pkgs.join('\n') + '\n');
+  const b = await execa('lb', ['build'], { cwd: dir, reject: false, all: true, env: { SOURCE_DATE_EPOCH: String(plan.sourceDateEpoch) } });
+  await writeFile(join(dir, 'build.log'), b.all ?? '');
+  if (b.exitCode !== 0) return { error: `lb build failed (log: ${join(dir, 'build.log')})` };
+  const iso = (await execa('sh', ['-c', 'ls *.iso'], { cwd: dir, reject: false })).stdout.split('\n')[0];
+  const bytes = iso ? (await execa('stat', ['-c', '%s', join(dir, iso)])).stdout : '0';
+  return { ms: Date.now() - started, bytes: Number(bytes) };
+}
+
+export interface BenchOptions {
+  /** Where the bench builds go. */
+  readonly out: string;
+  /** A command line that emits every module in a cold process into `--out DIR --tar FILE` (the CLI). */
+  readonly emitCommand: readonly string[];
+  readonly liveBuild: boolean;
+  readonly note: (s: string) => void;
+}
+
+export type BenchReport = Awaited<ReturnType<typeof runBench>>;
+
+/** Every measurement of SPEC §9; also written to OUT/report.json. */
+export async function runBench(assembly: Assembly, o: BenchOptions) {
+  const { out, note } = o;
+  const cacheDir = join(out, 'cache');
+  const build = (outDir: string, a: Assembly, fresh: boolean) =>
+    buildIso(a, { outDir, cacheDir, workRoot: join(out, 'work'), freshBase: fresh, note: (s) => note(s) });
+
+  // emit of all modules in a cold process (node start, policy load, every emit, tarball)
+  const emitDir = await mkdtemp(join(tmpdir(), 'leakless-bench-emit-'));
+  const t0 = Date.now();
+  const [emitBin, ...emitArgs] = o.emitCommand;
+  const emit = await execa(emitBin!, [...emitArgs, '--out', join(emitDir, 'tree'), '--tar', join(emitDir, 'x.tar')], { reject: false });
+  const emitMs = Date.now() - t0;
+  await rm(emitDir, { recursive: true, force: true });
+  if (emit.exitCode !== 0) note(`emit failed: ${emit.stderr}`);
+
+  note('cold build 1/2');
+  const a = figures(await build(join(out, 'a'), assembly, true));
+  note('cold build 2/2');
+  const b = figures(await build(join(out, 'b'), assembly, true));
+  note('rebuild after a config-only change (image.hostname)');
+  const c = figures(await build(join(out, 'c'), withHostname(assembly, `${assembly.policy.document.image.hostname}-bench`), false));
+
+  const accel = (await kvmUsable()).usable ? 'kvm' : 'tcg';
+  const expected = planImage(assembly).selftest.assertions.length;
+  const boots: BootResult[] = [];
+  for (const firmware of ['bios', 'uefi'] as const) {
+    boots.push(await bootIso({ iso: join(out, 'a', 'leakless-amd64.iso'), firmware, accel, timeoutMs: 600_000, expectedAssertions: expected, progress: createProgress({ label: 'boot' }) }));
+  }
+  const lb = o.liveBuild ? await liveBuild(assembly, join(out, 'live-build')) : undefined;
+
+  const report = {
+    machine: { cpus: (await readFile('/proc/cpuinfo', 'utf8')).split('\n').filter((l) => l.startsWith('processor')).length, accel },
+    emit: { coldProcessMs: emitMs, ok: emit.exitCode === 0 },
+    coldBuild: { ...a, spec: specStages(a) },
+    secondColdBuild: { totalMs: b.totalMs, sha256: b.sha256 },
+    reproducible: a.sha256 === b.sha256,
+    configOnlyRebuild: { totalMs: c.totalMs, baseCached: c.baseCached, spec: specStages(c) },
+    isoBytes: a.isoBytes,
+    boots: boots.map((x) => ({ firmware: x.firmware, ok: x.ok, bootToResultMs: x.ms, guestUptime: x.report?.uptime, passed: x.report?.passed, failed: x.report?.failed, reason: x.reason })),
+    ...(lb ? { liveBuild: lb } : {}),
+  };
+  await mkdir(out, { recursive: true });
+  await writeFile(join(out, 'report.json'), JSON.stringify(report, null, 2) + '\n');
+  return { ...report, stages: a.stages };
+}

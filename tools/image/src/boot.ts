@@ -1,0 +1,129 @@
+// Boot the ISO in QEMU through its real boot path (BIOS:
+// SeaBIOS → El Torito → GRUB; UEFI: OVMF → efi.img → GRUB) with NO network
+// device at all, let the image run leakless-selftest, and read the result
+// back over a virtio-serial port. The port is also the trigger: the image's
+// leakless-selftest.service only runs when /dev/virtio-ports/leakless.selftest
+// exists (or the leakless.selftest kernel argument is given), so a normal
+// boot on real hardware never runs it.
+import { copyFile, mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { formatDuration, type Progress } from '@leakless/debos-ts';
+import { kvmUsable } from './kvm.js';
+import { SELFTEST_PORT } from './iso-plan.js';
+import { judgeReport, parseResultLine, type SelftestReport } from '@leakless/selftest';
+
+export type Firmware = 'bios' | 'uefi';
+
+export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
+export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+
+export interface QemuPlan {
+  readonly firmware: Firmware;
+  readonly iso: string;
+  readonly accel: 'kvm' | 'tcg';
+  readonly memoryMb: number;
+  readonly cpus: number;
+  readonly serialLog: string;
+  readonly resultFile: string;
+  /** UEFI: a per-run copy of the OVMF variable store. */
+  readonly ovmfVars?: string;
+}
+
+/**
+ * The QEMU command line. -nodefaults means no NIC, no monitor, no default
+ * devices: the guest has exactly the devices listed here, and none of them is
+ * a network device (never user-mode networking; SPEC §5 rules of the lab).
+ */
+export function qemuArgs(p: QemuPlan): string[] {
+  const args = ['-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot', '-nic', 'none'];
+  args.push('-accel', p.accel, '-cpu', p.accel === 'kvm' ? 'host' : 'max');
+  args.push('-m', String(p.memoryMb), '-smp', String(p.cpus));
+  if (p.firmware === 'uefi') {
+    if (!p.ovmfVars) throw new Error('UEFI boot needs a copy of the OVMF variable store');
+    args.push('-machine', 'q35');
+    args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`);
+    args.push('-drive', `if=pflash,format=raw,unit=1,file=${p.ovmfVars}`);
+  } else {
+    args.push('-machine', 'pc', '-boot', 'order=d');
+  }
+  args.push('-drive', `file=${p.iso},media=cdrom,if=ide,readonly=on`);
+  args.push('-serial', `file:${p.serialLog}`);
+  args.push('-device', 'virtio-serial-pci', '-chardev', `file,id=lkresult,path=${p.resultFile}`, '-device', `virtserialport,chardev=lkresult,name=${SELFTEST_PORT}`);
+  return args;
+}
+
+export interface BootResult {
+  readonly firmware: Firmware;
+  readonly ok: boolean;
+  /** From starting QEMU to the self-test result. */
+  readonly ms: number;
+  readonly report?: SelftestReport;
+  /** Why it is not ok, when it is not. */
+  readonly reason?: string;
+  readonly serialTail: readonly string[];
+  readonly logDir: string;
+}
+
+const tailOf = (text: string, n: number) =>
+  text
+    .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+    .split(/\r?\n/)
+    .filter((l) => l.trim() !== '')
+    .slice(-n);
+
+export interface BootOptions {
+  readonly iso: string;
+  readonly firmware: Firmware;
+  readonly accel: 'kvm' | 'tcg';
+  readonly timeoutMs: number;
+  readonly memoryMb?: number;
+  readonly expectedAssertions?: number;
+  readonly logDir?: string;
+  readonly progress?: Progress;
+}
+
+export async function bootIso(o: BootOptions): Promise<BootResult> {
+  const logDir = o.logDir ?? (await mkdtemp(join(tmpdir(), `leakless-boot-${o.firmware}-`)));
+  const serialLog = join(logDir, 'serial.log');
+  const resultFile = join(logDir, 'result.txt');
+  let ovmfVars: string | undefined;
+  if (o.firmware === 'uefi') {
+    ovmfVars = join(logDir, 'OVMF_VARS.fd');
+    await copyFile(OVMF_VARS, ovmfVars);
+  }
+  const args = qemuArgs({ firmware: o.firmware, iso: o.iso, accel: o.accel, memoryMb: o.memoryMb ?? 2048, cpus: 2, serialLog, resultFile, ...(ovmfVars ? { ovmfVars } : {}) });
+  const progress = o.progress;
+  progress?.stage(`${o.firmware}: boot to self-test result`);
+  const started = Date.now();
+  const qemu = execa('qemu-system-x86_64', args, { reject: false, stdin: 'ignore', all: true, timeout: o.timeoutMs, forceKillAfterDelay: 5000 });
+  let exited = false;
+  void qemu.finally(() => {
+    exited = true;
+  });
+  const read = (f: string) => readFile(f, 'utf8').catch(() => '');
+  let report: SelftestReport | undefined;
+  while (!exited) {
+    report = parseResultLine(await read(resultFile));
+    if (report) break;
+    const last = tailOf(await read(serialLog), 1)[0];
+    if (last) progress?.line(last);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const ms = Date.now() - started;
+  if (!exited) qemu.kill('SIGTERM');
+  const q = await qemu;
+  report ??= parseResultLine(await read(resultFile));
+  const serialTail = tailOf(await read(serialLog), 40);
+  let result: BootResult;
+  if (report) {
+    const j = judgeReport(report, o.expectedAssertions);
+    result = { firmware: o.firmware, ok: j.ok, ms, report, ...(j.reason ? { reason: j.reason } : {}), serialTail, logDir };
+  } else {
+    const how = q.timedOut ? `no result within ${formatDuration(o.timeoutMs)}` : `QEMU exited (${q.exitCode ?? q.signal}) before the self-test reported${q.all ? `: ${tailOf(q.all, 3).join(' | ')}` : ''}`;
+    result = { firmware: o.firmware, ok: false, ms, reason: how, serialTail, logDir };
+  }
+  progress?.finish(result.ok);
+  return result;
+}
