@@ -23,4 +23,4 @@ export type { DebosEvent } from './log.js';
 export { createProgress, silentProgress, formatDuration } from './progress.js';
 export type { Progress, ProgressOptions, StageTiming } from './progress.js';
 export { runDebos, debosArgs, DebosError } from './runner.js';
-export type { DebosMode, DebosRun, DebosRunOptions, DebosFailure } from './runner.js';
+export type { DebosMode, DebosRun, DebosRunOptions, DebosFailure, FakemachineBackend } from './runner.js';

@@ -4,6 +4,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { needRoot, needTool, skipUnless } from '@leakless/testing';
 import { apt, download, include, overlay, pack, run, unpack, RecipeError } from './actions.js';
 import { recipe, renderRecipe, stagesOf } from './recipe.js';
 import { toYaml } from './yaml.js';
@@ -104,16 +105,10 @@ describe('action builders reject what debos 1.1.1 would reject or misread', () =
   });
 });
 
-// debos itself accepts the rendered recipe (parse + Verify of every action).
-const haveDebos = (await execa('debos', ['--help'], { reject: false })).exitCode === 0;
-const isRoot = process.getuid?.() === 0;
-if (!haveDebos || !isRoot) {
-  const why = !haveDebos ? 'debos is not installed (tools/leakless/install-deps.sh e2e)' : 'debos needs root';
-  if (process.env.CI === 'true') throw new Error(`debos-ts: ${why} (CI=true)`);
-  console.warn(`SKIPPED debos --dry-run check: ${why}`);
-}
+// debos itself accepts the rendered recipe (parse + Verify of every action), in host mode.
+const noDebos = skipUnless('the debos --dry-run check', needRoot('debos runs as root'), needTool('debos', ['--help'], 'tools/leakless/install-deps.sh test installs it'));
 
-describe.skipIf(!haveDebos || !isRoot)('debos 1.1.1 accepts the rendered recipe', () => {
+describe.skipIf(noDebos)('debos 1.1.1 accepts the rendered recipe', () => {
   it('debos --dry-run parses and verifies it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'debos-ts-'));
     try {

@@ -12,6 +12,8 @@ import { parseDebosLine } from './log.js';
 import { silentProgress, type Progress, type StageTiming } from './progress.js';
 
 export type DebosMode = 'host' | 'fakemachine';
+/** fakemachine's backends; naming one makes debos fail instead of falling back to the host. */
+export type FakemachineBackend = 'kvm' | 'qemu' | 'uml';
 
 export interface DebosRunOptions {
   /** Path of the rendered recipe (its directory is $RECIPEDIR). */
@@ -22,6 +24,8 @@ export interface DebosRunOptions {
   /** The full log (every line debos and its commands printed). */
   readonly logFile: string;
   readonly mode: DebosMode;
+  /** fakemachine mode: the backend (--fakemachine-backend); default debos' auto (which may fall back to the host). */
+  readonly fakemachineBackend?: FakemachineBackend;
   /** Why this mode (written to the log). */
   readonly modeReason?: string;
   /** -e K:V: environment for commands debos runs in the chroot (systemd-nspawn --setenv). */
@@ -40,6 +44,7 @@ export interface DebosRunOptions {
 }
 
 export interface DebosRun {
+  /** The mode debos ran in (host when debos fell back from fakemachine on its own). */
   readonly mode: 'host' | 'fakemachine';
   readonly modeReason: string;
   readonly argv: readonly string[];
@@ -69,9 +74,10 @@ export class DebosError extends Error {
 }
 
 /** The debos command line (pure: the mode is decided by the caller). */
-export function debosArgs(o: Pick<DebosRunOptions, 'recipe' | 'artifactDir' | 'environ' | 'templateVars' | 'extraArgs'>, mode: 'host' | 'fakemachine'): string[] {
+export function debosArgs(o: Pick<DebosRunOptions, 'recipe' | 'artifactDir' | 'environ' | 'templateVars' | 'extraArgs' | 'fakemachineBackend'>, mode: 'host' | 'fakemachine'): string[] {
   const args: string[] = [];
   if (mode === 'host') args.push('--disable-fakemachine');
+  else if (o.fakemachineBackend) args.push('--fakemachine-backend', o.fakemachineBackend);
   args.push('--artifactdir', o.artifactDir);
   for (const k of Object.keys(o.templateVars ?? {}).sort()) args.push('-t', `${k}:${o.templateVars![k]}`);
   for (const k of Object.keys(o.environ ?? {}).sort()) {
@@ -105,6 +111,7 @@ export async function runDebos(o: DebosRunOptions): Promise<DebosRun> {
   let failedAction: string | undefined;
   let failure: string | undefined;
   let sawDone = false;
+  let fellBack = false;
   const keep = (buf: string[], line: string) => {
     buf.push(line);
     if (buf.length > tailLines) buf.shift();
@@ -145,6 +152,7 @@ export async function runDebos(o: DebosRunOptions): Promise<DebosRun> {
           progress.line(ev.text);
           break;
         case 'host-mode':
+          fellBack = mode === 'fakemachine';
           break;
         case 'message':
           keep(actionLines, line);
@@ -174,7 +182,10 @@ export async function runDebos(o: DebosRunOptions): Promise<DebosRun> {
   }
   const ok = r.exitCode === 0 && !failedAction && sawDone;
   const stages = progress.finish(ok);
-  if (ok) return { mode, modeReason: reason, argv: [bin, ...args], stages, ms: Date.now() - started, logFile: o.logFile };
+  if (ok) {
+    const ran = fellBack ? { mode: 'host' as const, modeReason: `${reason}; but debos could not start fakemachine and ran on the host (see ${o.logFile})` } : { mode, modeReason: reason };
+    return { ...ran, argv: [bin, ...args], stages, ms: Date.now() - started, logFile: o.logFile };
+  }
 
   const action = failedAction ?? currentAction;
   const tail = actionLines.length ? actionLines : recent;

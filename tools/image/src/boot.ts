@@ -5,12 +5,11 @@
 // leakless-selftest.service only runs when /dev/virtio-ports/leakless.selftest
 // exists (or the leakless.selftest kernel argument is given), so a normal
 // boot on real hardware never runs it.
-import { copyFile, mkdtemp, readFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { formatDuration, type Progress } from '@leakless/debos-ts';
-import { kvmUsable } from './kvm.js';
 import { SELFTEST_PORT } from './iso-plan.js';
 import { judgeReport, parseResultLine, type SelftestReport } from '@leakless/selftest';
 
@@ -64,6 +63,8 @@ export interface BootResult {
   readonly reason?: string;
   readonly serialTail: readonly string[];
   readonly logDir: string;
+  /** The longest time the serial console stayed silent (from QEMU's start to the result). */
+  readonly longestSilenceMs: number;
 }
 
 const tailOf = (text: string, n: number) =>
@@ -73,11 +74,30 @@ const tailOf = (text: string, n: number) =>
     .filter((l) => l.trim() !== '')
     .slice(-n);
 
+/**
+ * A boot whose serial console stays silent this long is stopped: the guest
+ * hangs (a KVM that opens but cannot run Linux prints GRUB's "Booting …" and
+ * then nothing, for ever). Measured on the 2-core build machine under TCG
+ * (serial output timestamped as it arrived, full boots to the self-test
+ * result, kernel argument `quiet`): the longest silent gaps were 62.5 s (BIOS)
+ * and 73.6 s (UEFI), both from live-boot's last initramfs line to the login
+ * prompt, while systemd starts the system without printing; the next longest
+ * were GRUB loading the kernel and initrd from the CD (21.6 s BIOS, 16.4 s
+ * UEFI). The limit is 180 s, about 2.4 times the longest gap: a machine half
+ * as fast still passes, and a hung guest is stopped after 3 minutes instead
+ * of the 10-minute timeout.
+ */
+export const STALL_LIMIT_MS = 180_000;
+
 export interface BootOptions {
   readonly iso: string;
   readonly firmware: Firmware;
   readonly accel: 'kvm' | 'tcg';
   readonly timeoutMs: number;
+  /** Stop when the serial console is silent this long (default STALL_LIMIT_MS). */
+  readonly stallMs?: number;
+  /** The QEMU binary (default qemu-system-x86_64 on PATH). */
+  readonly qemu?: string;
   readonly memoryMb?: number;
   readonly expectedAssertions?: number;
   readonly logDir?: string;
@@ -86,6 +106,7 @@ export interface BootOptions {
 
 export async function bootIso(o: BootOptions): Promise<BootResult> {
   const logDir = o.logDir ?? (await mkdtemp(join(tmpdir(), `leakless-boot-${o.firmware}-`)));
+  await mkdir(logDir, { recursive: true });
   const serialLog = join(logDir, 'serial.log');
   const resultFile = join(logDir, 'result.txt');
   let ovmfVars: string | undefined;
@@ -95,21 +116,39 @@ export async function bootIso(o: BootOptions): Promise<BootResult> {
   }
   const args = qemuArgs({ firmware: o.firmware, iso: o.iso, accel: o.accel, memoryMb: o.memoryMb ?? 2048, cpus: 2, serialLog, resultFile, ...(ovmfVars ? { ovmfVars } : {}) });
   const progress = o.progress;
-  progress?.stage(`${o.firmware}: boot to self-test result`);
+  const stallMs = o.stallMs ?? STALL_LIMIT_MS;
+  progress?.stage(`${o.firmware}: boot to self-test result (${o.accel})`);
   const started = Date.now();
-  const qemu = execa('qemu-system-x86_64', args, { reject: false, stdin: 'ignore', all: true, timeout: o.timeoutMs, forceKillAfterDelay: 5000 });
+  const qemu = execa(o.qemu ?? 'qemu-system-x86_64', args, { reject: false, stdin: 'ignore', all: true, timeout: o.timeoutMs, forceKillAfterDelay: 5000 });
   let exited = false;
   void qemu.finally(() => {
     exited = true;
   });
   const read = (f: string) => readFile(f, 'utf8').catch(() => '');
+  const size = (f: string) => stat(f).then((s) => s.size, () => 0);
   let report: SelftestReport | undefined;
+  let seen = -1;
+  let lastOutput = started;
+  let longestSilenceMs = 0;
+  let stalled = false;
   while (!exited) {
     report = parseResultLine(await read(resultFile));
     if (report) break;
-    const last = tailOf(await read(serialLog), 1)[0];
-    if (last) progress?.line(last);
-    await new Promise((r) => setTimeout(r, 500));
+    // any byte on the serial console or the result port is a sign of life
+    const now = Date.now();
+    const bytes = (await size(serialLog)) + (await size(resultFile));
+    if (bytes !== seen) {
+      seen = bytes;
+      lastOutput = now;
+      const last = tailOf(await read(serialLog), 1)[0];
+      if (last) progress?.line(last);
+    }
+    longestSilenceMs = Math.max(longestSilenceMs, now - lastOutput);
+    if (now - lastOutput > stallMs) {
+      stalled = true;
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 250));
   }
   const ms = Date.now() - started;
   if (!exited) qemu.kill('SIGTERM');
@@ -119,10 +158,15 @@ export async function bootIso(o: BootOptions): Promise<BootResult> {
   let result: BootResult;
   if (report) {
     const j = judgeReport(report, o.expectedAssertions);
-    result = { firmware: o.firmware, ok: j.ok, ms, report, ...(j.reason ? { reason: j.reason } : {}), serialTail, logDir };
+    result = { firmware: o.firmware, ok: j.ok, ms, report, ...(j.reason ? { reason: j.reason } : {}), serialTail, logDir, longestSilenceMs };
   } else {
-    const how = q.timedOut ? `no result within ${formatDuration(o.timeoutMs)}` : `QEMU exited (${q.exitCode ?? q.signal}) before the self-test reported${q.all ? `: ${tailOf(q.all, 3).join(' | ')}` : ''}`;
-    result = { firmware: o.firmware, ok: false, ms, reason: how, serialTail, logDir };
+    const lastLine = serialTail.at(-1);
+    const how = stalled
+      ? `stopped: the serial console was silent for ${formatDuration(Date.now() - lastOutput)} (stall limit ${formatDuration(stallMs)}) under ${o.accel.toUpperCase()}; the guest hangs${lastLine ? ` after "${lastLine}"` : ' before printing anything'}`
+      : q.timedOut
+        ? `no result within ${formatDuration(o.timeoutMs)}`
+        : `QEMU exited (${q.exitCode ?? q.signal}) before the self-test reported${q.all ? `: ${tailOf(q.all, 3).join(' | ')}` : ''}`;
+    result = { firmware: o.firmware, ok: false, ms, reason: how, serialTail, logDir, longestSilenceMs };
   }
   progress?.finish(result.ok);
   return result;

@@ -2,20 +2,42 @@
 // (pure: packages, users, units, the self-test document), recipes (pure:
 // debos YAML for the cached base layer and the module layer), build (debos,
 // squashfs, ISO), verify (the built root filesystem), boot (QEMU, the
-// in-image self-test read back), bench (the numbers of SPEC §9).
+// in-image self-test read back), bench (build, rebuild, size, boot and
+// reproducibility figures).
 export { planImage, imageFiles, selftestDigest, PlanError, SELFTEST_PORT, SELFTEST_PATH, SELFTEST_UNIT, RUNTIME_ASSERTIONS_PATH, LIVE_PACKAGES, DEBIAN_ACCOUNTS, selftestPackages } from './iso-plan.js';
 export type { ImagePlan, PlanUser } from './iso-plan.js';
-export { baseKey, baseRecipe, topRecipe, grubCfg, usersTsv, ISO_NAME, KERNEL_ARGS, MODULE_LAYER } from './iso-recipes.js';
+export { baseKey, baseInputsRecord, baseRecipe, topRecipe, grubCfg, usersTsv, ISO_NAME, KERNEL_ARGS, MODULE_LAYER } from './iso-recipes.js';
 export type { BaseInputs, RenderedRecipe } from './iso-recipes.js';
-export { buildIso, IsoBuildError, pruneCache, digestFile, resolveSources } from './iso-build.js';
+export { buildIso, IsoBuildError, digestFile, probeKernelSource, BASE_KIND, BASES_KEPT, CACHE_KEEP } from './iso-build.js';
 export type { IsoBuildOptions, IsoBuildResult, Manifest } from './iso-build.js';
 export { verifyRootfs, elToritoPlatforms } from './iso-verify.js';
-export { bootIso, qemuArgs, OVMF_CODE, OVMF_VARS } from './boot.js';
+export { bootIso, qemuArgs, OVMF_CODE, OVMF_VARS, STALL_LIMIT_MS } from './boot.js';
 export type { BootOptions, BootResult, Firmware, QemuPlan } from './boot.js';
-export { runBench, liveBuild, specStages } from './bench.js';
+export { runBench, liveBuild, liveBuildConfig, specStages } from './bench.js';
 export type { BenchOptions, BenchReport } from './bench.js';
-export { kvmUsable, probeKvm, probeBootSector, PROBE_EXIT_CODE } from './kvm.js';
-export type { KvmVerdict, KvmProbeOptions } from './kvm.js';
+export {
+  ACCEL_FLAGS,
+  FAKEMACHINE_FLAGS,
+  FAKEMACHINE_MODULES,
+  PANIC_LINE,
+  PROBE_TIMEOUT_MS,
+  AccelError,
+  bootProbeKernel,
+  chooseAccel,
+  decideAccel,
+  fakemachineMissing,
+  fakemachineRelease,
+  hostView,
+  kvmVerdict,
+  probeKvm,
+  probeQemuArgs,
+} from './accel.js';
+export type { Accel, AccelDecision, AccelFlag, ChooseOptions, DebosChoice, DecideInputs, FakemachineBackend, FakemachineFlag, HostView, KernelBoot, KvmProbeOptions, KvmVerdict } from './accel.js';
+export { ensureProbeKernel, kernelPackageOf, ProbeKernelError, PROBE_KERNEL_KIND } from './probe-kernel.js';
+export { commitEntry, contentDigest, digestContent, entryDirName, listEntries, lookupEntry, lookupLatest, newEntryDir, parseEntry, pruneCache, checkContent, CACHE_FORMAT, ENTRY_FILE } from './cache.js';
+export type { CacheEntry, CacheHit, ContentFile, PruneOptions } from './cache.js';
+export { resolveSources, parseSources, mirrorFor, SourcesError, HOST_DEBIAN_SOURCES } from './sources.js';
+export type { AptSources, SourceEntry } from './sources.js';
 export { diskTree } from './disk-tree.js';
 export { toolRunner } from './run-tool.js';
 export { safeRemove, mountsUnder } from './iso-mounts.js';

@@ -2,16 +2,19 @@
 // and manifest out. Side effects (debos, mounts, files) live here; what the
 // image contains is decided by the pure iso-plan.ts / iso-recipes.ts.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
-import { chmod, mkdir, readdir, readFile, rename, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { chmod, mkdir, readFile, rename, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { buildTree, emission, tarballOf, type Assembly, type StaticResult, type Tree } from '@leakless/policy';
-import { createProgress, runDebos, type DebosMode, type Progress, type StageTiming } from '@leakless/debos-ts';
+import { createProgress, runDebos, type Progress, type StageTiming } from '@leakless/debos-ts';
 import { imageFiles, planImage, PlanError, type ImagePlan } from './iso-plan.js';
-import { baseKey, baseRecipe, ISO_NAME, KERNEL_ARGS, MODULE_LAYER, topRecipe, type BaseInputs, type RenderedRecipe } from './iso-recipes.js';
+import { baseInputsRecord, baseKey, baseRecipe, ISO_NAME, KERNEL_ARGS, MODULE_LAYER, topRecipe, type BaseInputs, type RenderedRecipe } from './iso-recipes.js';
 import { bundleSelftest } from '@leakless/selftest';
-import { chooseDebosMode, type DebosChoice } from './kvm.js';
+import { AccelError, chooseAccel, type AccelDecision, type AccelFlag, type DebosChoice, type FakemachineFlag } from './accel.js';
+import { commitEntry, lookupEntry, newEntryDir, pruneCache } from './cache.js';
+import { ensureProbeKernel, PROBE_KERNEL_KIND } from './probe-kernel.js';
+import { resolveSources, SourcesError } from './sources.js';
 import { safeRemove, withStackedRootfs } from './iso-mounts.js';
 import { elToritoPlatforms, verifyRootfs } from './iso-verify.js';
 
@@ -32,8 +35,10 @@ export interface IsoBuildOptions {
   readonly verify?: 'enforce' | 'report';
   /** Change the emitted tree before it goes into the image (anti-tests plant a fault here). */
   readonly transformTree?: (tree: Tree) => Tree;
-  /** Default: fakemachine only when a KVM guest can really run (see kvm.ts). */
-  readonly debosMode?: DebosMode;
+  /** auto (default): KVM only when a KVM guest boots a real kernel (accel.ts). */
+  readonly accel?: AccelFlag;
+  /** auto (default): debos in fakemachine only when KVM boots Linux and fakemachine's host files are present. */
+  readonly fakemachine?: FakemachineFlag;
   /** Progress display factory (one per stage group); default prints to stderr. */
   readonly progress?: (label: string, total?: number) => Progress;
   readonly note?: (text: string) => void;
@@ -74,6 +79,8 @@ export interface IsoBuildResult {
   readonly image: { readonly stages: readonly StageTiming[] };
   readonly verify: { readonly results: readonly StaticResult[]; readonly stages: readonly StageTiming[] };
   readonly totalMs: number;
+  /** The accelerator and debos mode, and why. */
+  readonly accel: AccelDecision;
   /** Kept when the build failed verification or keepWork was set. */
   readonly workDir?: string;
 }
@@ -86,28 +93,6 @@ export class IsoBuildError extends Error {
   ) {
     super(message);
   }
-}
-
-const HOST_DEBIAN_SOURCES = ['/etc/apt/sources.list.d/debian.sources', '/etc/apt/sources.list'];
-
-/** The apt sources the base bootstraps from (mmdebstrap pastes a file MIRROR into the chroot, build-toolchain §2.3). */
-export async function resolveSources(mirror: string | undefined, suite: string): Promise<{ name: string; content: string }> {
-  if (mirror !== undefined && /^https?:\/\//.test(mirror)) {
-    if (/\s/.test(mirror)) throw new IsoBuildError(`--mirror: not a URL: ${mirror}`);
-    return { name: 'mirror.list', content: `deb ${mirror} ${suite} main\n` };
-  }
-  const candidates = mirror !== undefined ? [mirror] : HOST_DEBIAN_SOURCES;
-  for (const c of candidates) {
-    if (!existsSync(c)) continue;
-    const name = c.endsWith('.sources') ? 'debian.sources' : 'debian.list';
-    return { name, content: await readFile(c, 'utf8') };
-  }
-  if (mirror !== undefined) throw new IsoBuildError(`--mirror: ${mirror} is neither an http(s) URL nor a file`);
-  // mmdebstrap's own default, with the updates and security suites of a stable release
-  return {
-    name: 'debian.list',
-    content: `deb http://deb.debian.org/debian ${suite} main\ndeb http://deb.debian.org/debian ${suite}-updates main\ndeb http://deb.debian.org/debian-security ${suite}-security main\n`,
-  };
 }
 
 async function firstLine(cmd: string, args: string[]): Promise<string> {
@@ -177,32 +162,11 @@ function parsePackages(tsv: string): { name: string; version: string; arch: stri
     });
 }
 
-const BASE_COMPLETE = 'base.json';
+export const BASE_KIND = 'base';
 /** Each base is ~200 MB; keep the most recently used few (a policy switch back and forth stays cached). */
-const BASES_KEPT = 3;
-
-/** Remove all but the `keep` most recently used bases (and leftovers of interrupted builds). */
-export async function pruneCache(cacheDir: string, keep: number, note: (s: string) => void = () => {}): Promise<void> {
-  const entries = await readdir(cacheDir).catch(() => [] as string[]);
-  const bases: { dir: string; used: number }[] = [];
-  for (const e of entries) {
-    const dir = join(cacheDir, e);
-    if (e.startsWith('.tmp-base-')) {
-      // an interrupted build of another process may still be running: only remove old ones
-      const age = Date.now() - (await stat(dir)).mtimeMs;
-      if (age > 6 * 3600_000) await safeRemove(dir);
-      continue;
-    }
-    if (!e.startsWith('base-')) continue;
-    const st = await stat(join(dir, BASE_COMPLETE)).catch(() => undefined);
-    bases.push({ dir, used: st?.mtimeMs ?? 0 });
-  }
-  bases.sort((a, b) => b.used - a.used);
-  for (const b of bases.slice(keep)) {
-    note(`base layer cache: removing ${b.dir}`);
-    await safeRemove(b.dir);
-  }
-}
+export const BASES_KEPT = 3;
+/** What pruning keeps of each kind of cache entry. */
+export const CACHE_KEEP = { [BASE_KIND]: BASES_KEPT, [PROBE_KERNEL_KIND]: 1 };
 
 /** Build (or reuse) the base layer; returns its cache directory. */
 async function ensureBase(
@@ -215,18 +179,17 @@ async function ensureBase(
 ): Promise<{ dir: string; key: string; cached: boolean; stages: readonly StageTiming[] }> {
   const rendered = baseRecipe(inp);
   const key = baseKey(rendered, inp);
-  const dir = join(o.cacheDir, `base-${key.slice(0, 16)}`);
-  if (!o.freshBase && existsSync(join(dir, BASE_COMPLETE))) {
-    note(`base layer: cached (${dir})`);
-    const now = new Date();
-    await utimes(join(dir, BASE_COMPLETE), now, now); // most recently used: kept by pruneCache
-    return { dir, key, cached: true, stages: [] };
+  if (!o.freshBase) {
+    const hit = await lookupEntry(o.cacheDir, BASE_KIND, key, { note });
+    if (hit) {
+      note(`base layer: cached (${hit.dir}, content sha256 ${hit.entry.content.sha256.slice(0, 16)}… verified)`);
+      return { dir: hit.dir, key, cached: true, stages: [] };
+    }
   }
   note(o.freshBase ? 'base layer: rebuilding (--fresh-base)' : `base layer: not cached, building (key ${key.slice(0, 16)})`);
   const recipeDir = join(workDir, 'base');
   const recipePath = await writeRecipeDir(recipeDir, rendered);
-  await mkdir(o.cacheDir, { recursive: true });
-  const tmp = join(o.cacheDir, `.tmp-base-${key.slice(0, 16)}-${process.pid}-${randomBytes(3).toString('hex')}`);
+  const tmp = await newEntryDir(o.cacheDir, BASE_KIND);
   try {
     const run = await runDebos({
       recipe: recipePath,
@@ -234,23 +197,42 @@ async function ensureBase(
       cwd: workDir,
       logFile: join(workDir, 'logs', 'base.log'),
       mode: debos.mode,
+      ...(debos.backend ? { fakemachineBackend: debos.backend } : {}),
       modeReason: debos.reason,
       environ: { SOURCE_DATE_EPOCH: String(inp.plan.sourceDateEpoch), LC_ALL: 'C.UTF-8' },
       env: { SOURCE_DATE_EPOCH: String(inp.plan.sourceDateEpoch), LC_ALL: 'C.UTF-8' },
       progress: progress('base', rendered.recipe.actions.length),
     });
-    note(`base layer: built in ${(run.ms / 1000).toFixed(1)}s (${run.modeReason})`);
-    await writeFile(join(tmp, BASE_COMPLETE), JSON.stringify({ key, recipe: rendered.yaml, tools: inp.toolVersions, stages: run.stages }, null, 2) + '\n');
-    const old = `${dir}.old-${process.pid}`;
-    if (existsSync(dir)) await rename(dir, old);
-    await rename(tmp, dir);
-    if (existsSync(old)) await safeRemove(old);
-    await pruneCache(o.cacheDir, BASES_KEPT, note);
-    return { dir, key, cached: false, stages: run.stages };
+    note(`base layer: built in ${(run.ms / 1000).toFixed(1)}s (${run.mode}: ${run.modeReason})`);
+    const entry = await commitEntry(o.cacheDir, tmp, BASE_KIND, key, baseInputsRecord(rendered, inp));
+    note(`base layer: cached as ${entry.dir} (${(entry.entry.content.bytes / 1e6).toFixed(1)} MB, content sha256 ${entry.entry.content.sha256.slice(0, 16)}…)`);
+    await pruneCache(o.cacheDir, { keep: CACHE_KEEP, note });
+    return { dir: entry.dir, key, cached: false, stages: run.stages };
   } catch (e) {
     await safeRemove(tmp);
     throw e;
   }
+}
+
+/** The accelerator decision of a build: flags, then the (cached) probes. */
+async function chooseBuildAccel(o: IsoBuildOptions, progress: (label: string, total?: number) => Progress, note: (s: string) => void): Promise<AccelDecision> {
+  try {
+    return await chooseAccel({
+      forDebos: true,
+      ...(o.accel ? { accel: o.accel } : {}),
+      ...(o.fakemachine ? { fakemachine: o.fakemachine } : {}),
+      kernel: probeKernelSource(o.cacheDir, note),
+      progress: progress('accel'),
+      note,
+    });
+  } catch (e) {
+    throw e instanceof AccelError ? new IsoBuildError(e.message) : e;
+  }
+}
+
+/** The KVM probe's kernel, fetched into (and cached in) the build cache. */
+export function probeKernelSource(cacheDir: string, note?: (s: string) => void): { fetch: (progress: Progress) => Promise<string>; cacheKey: string } {
+  return { cacheKey: `cache:${resolve(cacheDir)}`, fetch: (progress) => ensureProbeKernel({ cacheDir, progress, ...(note ? { note } : {}) }) };
 }
 
 export async function buildIso(assembly: Assembly, o: IsoBuildOptions): Promise<IsoBuildResult> {
@@ -260,8 +242,9 @@ export async function buildIso(assembly: Assembly, o: IsoBuildOptions): Promise<
   const compression = o.compression ?? 'zstd';
   const plan: ImagePlan = planImage(assembly);
   const sde = plan.sourceDateEpoch;
-  const debos = await chooseDebosMode(o.debosMode);
-  note(`debos: ${debos.mode} mode (${debos.reason})`);
+  const accel = await chooseBuildAccel(o, progress, note);
+  const debos = accel.debos;
+  note(`debos: ${debos.mode} mode${debos.backend ? ` (backend ${debos.backend})` : ''}: ${debos.reason}`);
 
   await mkdir(o.workRoot, { recursive: true });
   const workDir = resolve(join(o.workRoot, `iso-${process.pid}-${randomBytes(3).toString('hex')}`));
@@ -277,7 +260,9 @@ export async function buildIso(assembly: Assembly, o: IsoBuildOptions): Promise<
     const imageTar = await tarballOf(imageTree, sde);
 
     const versions = await toolVersions();
-    const sources = await resolveSources(o.mirror, plan.suite);
+    const sources = await resolveSources(o.mirror, plan.suite).catch((e: unknown) => {
+      throw e instanceof SourcesError ? new IsoBuildError(e.message) : e;
+    });
     const base = await ensureBase({ plan, sources, compression, toolVersions: versions.base }, o, workDir, progress, note, debos);
 
     const rendered = topRecipe({
@@ -298,6 +283,7 @@ export async function buildIso(assembly: Assembly, o: IsoBuildOptions): Promise<
       cwd: workDir,
       logFile: join(workDir, 'logs', 'image.log'),
       mode: debos.mode,
+      ...(debos.backend ? { fakemachineBackend: debos.backend } : {}),
       modeReason: debos.reason,
       environ: { SOURCE_DATE_EPOCH: String(sde), LC_ALL: 'C.UTF-8' },
       env: { SOURCE_DATE_EPOCH: String(sde), LC_ALL: 'C.UTF-8' },
@@ -361,6 +347,7 @@ export async function buildIso(assembly: Assembly, o: IsoBuildOptions): Promise<
       image: { stages: image.stages },
       verify: { results, stages: verifyStages },
       totalMs: Date.now() - started,
+      accel,
       ...(keep ? { workDir } : {}),
     };
   } catch (e) {

@@ -101,12 +101,22 @@ export function baseRecipe(inp: BaseInputs): RenderedRecipe {
   return { recipe: r, yaml: renderRecipe(r), files };
 }
 
-/** The cache key of the base: every byte that can change what it contains. */
-export function baseKey(b: RenderedRecipe, inp: BaseInputs): string {
+/** Every byte that can change what the base contains, one line each. */
+function baseKeyParts(b: RenderedRecipe, inp: BaseInputs): string[] {
   const parts: string[] = [`format ${BASE_FORMAT}`, `recipe ${sha256(b.yaml)}`];
   for (const [path, f] of [...b.files.entries()].sort(([a], [c]) => (a < c ? -1 : 1))) parts.push(`file ${path} ${f.mode.toString(8)} ${sha256(f.content)}`);
   for (const k of Object.keys(inp.toolVersions).sort()) parts.push(`tool ${k} ${inp.toolVersions[k]}`);
-  return sha256(parts.join('\n'));
+  return parts;
+}
+
+/** The cache key of the base. */
+export function baseKey(b: RenderedRecipe, inp: BaseInputs): string {
+  return sha256(baseKeyParts(b, inp).join('\n'));
+}
+
+/** The inputs a cached base records (what made it: the key's parts, and the recipe and apt sources in full). */
+export function baseInputsRecord(b: RenderedRecipe, inp: BaseInputs): Record<string, unknown> {
+  return { keyParts: baseKeyParts(b, inp), recipe: b.yaml, sources: inp.sources, tools: inp.toolVersions, policy: inp.plan.selftest.policy, suite: inp.plan.suite };
 }
 
 export interface TopInputs {

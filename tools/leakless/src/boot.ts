@@ -1,16 +1,16 @@
 // `leakless boot`: flags, prerequisites and the report around @leakless/image's bootIso.
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { createProgress, formatDuration } from '@leakless/debos-ts';
-import { bootIso, kvmUsable, OVMF_CODE, safeRemove, type BootResult, type Firmware } from '@leakless/image';
+import { ACCEL_FLAGS, AccelError, bootIso, chooseAccel, OVMF_CODE, probeKernelSource, safeRemove, STALL_LIMIT_MS, type AccelFlag, type BootResult, type Firmware } from '@leakless/image';
 import { parseArgs, UsageError } from './args.js';
 import { table } from './table.js';
-import { installDeps, type CommandIo } from './iso.js';
+import { choiceFlag, installDeps, type CommandIo } from './iso.js';
 
-export const BOOT_HELP = `usage: leakless boot [--iso FILE] [--firmware bios|uefi|both] [--timeout SECONDS] [--accel auto|kvm|tcg]
-                     [--memory MB] [--expect N] [--json]
+export const BOOT_HELP = `usage: leakless boot [--iso FILE] [--firmware bios|uefi|both] [--timeout SECONDS] [--stall SECONDS]
+                     [--accel auto|kvm|tcg] [--cache DIR] [--memory MB] [--expect N] [--json]
 
 Boots the ISO in QEMU with no network device (-nodefaults -nic none), through
 the real firmware and GRUB, once per firmware. The image runs leakless-selftest
@@ -20,7 +20,10 @@ virtio-serial port; this command reads it back and prints it.
   --iso FILE          default dist/leakless-amd64.iso
   --firmware F        bios, uefi or both (default both)
   --timeout SECONDS   per boot (default 600)
-  --accel A           auto (KVM only if it can really run a guest), kvm or tcg
+  --stall SECONDS     stop a boot whose serial console stays silent this long
+                      (default ${STALL_LIMIT_MS / 1000}: a hung guest, e.g. a KVM that cannot run Linux)
+  --accel A           auto (default: KVM only if a KVM guest boots a Debian kernel), kvm or tcg
+  --cache DIR         where the probe's Debian kernel is cached; default $LEAKLESS_CACHE or dist/cache
   --memory MB         guest memory (default 2048)
   --expect N          the number of assertions the image carries; default from
                       the manifest next to the ISO (a short report fails)
@@ -29,7 +32,7 @@ virtio-serial port; this command reads it back and prints it.
 exit codes: 0 every boot passed its self-test, 1 a boot or a check failed, 2 bad input`;
 
 export async function bootCommand(argv: readonly string[], io: CommandIo): Promise<number> {
-  const { flags, positionals } = parseArgs(argv, { iso: 'string', firmware: 'string', timeout: 'string', accel: 'string', memory: 'string', expect: 'string', json: 'boolean', 'keep-logs': 'boolean' });
+  const { flags, positionals } = parseArgs(argv, { iso: 'string', firmware: 'string', timeout: 'string', stall: 'string', accel: 'string', cache: 'string', memory: 'string', expect: 'string', json: 'boolean', 'keep-logs': 'boolean' });
   if (positionals.length) throw new UsageError(`boot takes no arguments (got "${positionals[0]}")`);
   const iso = resolve((flags.iso as string | undefined) ?? 'dist/leakless-amd64.iso');
   if (!existsSync(iso)) throw new UsageError(`--iso: ${iso} does not exist (build it with leakless iso)`);
@@ -40,8 +43,10 @@ export async function bootCommand(argv: readonly string[], io: CommandIo): Promi
   if (!Number.isInteger(timeout) || timeout < 10) throw new UsageError('--timeout must be a whole number of seconds >= 10');
   const memory = Number((flags.memory as string | undefined) ?? '2048');
   if (!Number.isInteger(memory) || memory < 512) throw new UsageError('--memory must be a whole number of MB >= 512');
-  const accelFlag = (flags.accel as string | undefined) ?? 'auto';
-  if (!['auto', 'kvm', 'tcg'].includes(accelFlag)) throw new UsageError(`--accel must be auto, kvm or tcg (got "${accelFlag}")`);
+  const stall = Number((flags.stall as string | undefined) ?? String(STALL_LIMIT_MS / 1000));
+  if (!Number.isInteger(stall) || stall < 5) throw new UsageError('--stall must be a whole number of seconds >= 5');
+  const accelFlag = choiceFlag<AccelFlag>(flags, 'accel', ACCEL_FLAGS) ?? 'auto';
+  const cacheDir = resolve((flags.cache as string | undefined) ?? process.env.LEAKLESS_CACHE ?? join('dist', 'cache'));
   let expected: number | undefined;
   if (typeof flags.expect === 'string') {
     expected = Number(flags.expect);
@@ -61,30 +66,42 @@ export async function bootCommand(argv: readonly string[], io: CommandIo): Promi
       return 1;
     }
   }
-  const accel = accelFlag === 'auto' ? ((await kvmUsable()).usable ? 'kvm' : 'tcg') : (accelFlag as 'kvm' | 'tcg');
+  let decision;
+  try {
+    decision = await chooseAccel({ accel: accelFlag, forDebos: false, kernel: probeKernelSource(cacheDir, (s) => io.err(`[accel] ${s}`)), progress: createProgress({ label: 'accel' }), note: (s) => io.err(`[accel] ${s}`) });
+  } catch (e) {
+    if (e instanceof AccelError) {
+      io.err(`leakless boot: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+  const { accel, accelReason } = decision;
+  io.err(`[boot] accelerator: ${accel} (${accelReason})`);
 
   const results: BootResult[] = [];
   for (const f of firmwares) {
     const progress = createProgress({ label: 'boot' });
-    results.push(await bootIso({ iso, firmware: f, accel, timeoutMs: timeout * 1000, memoryMb: memory, ...(expected !== undefined ? { expectedAssertions: expected } : {}), progress }));
+    results.push(await bootIso({ iso, firmware: f, accel, timeoutMs: timeout * 1000, stallMs: stall * 1000, memoryMb: memory, ...(expected !== undefined ? { expectedAssertions: expected } : {}), progress }));
   }
   const ok = results.every((r) => r.ok);
   if (flags.json) {
-    io.out(JSON.stringify({ iso, accel, ok, boots: results }, null, 2));
+    io.out(JSON.stringify({ iso, accel, accelReason, ok, boots: results }, null, 2));
   } else {
-    io.out(table(['firmware', 'result', 'checks', 'boot to result', 'guest uptime at self-test start/end'], results.map((r) => [
+    io.out(table(['firmware', 'result', 'checks', 'boot to result', 'guest uptime at self-test start/end', 'longest serial silence'], results.map((r) => [
       r.firmware,
       r.ok ? 'passed' : 'FAILED',
       r.report ? `${r.report.passed} passed, ${r.report.failed} failed` : '-',
       formatDuration(r.ms),
       r.report?.uptime ? `${r.report.uptime.start.toFixed(0)}s / ${r.report.uptime.end.toFixed(0)}s` : '-',
+      formatDuration(r.longestSilenceMs),
     ])));
     for (const r of results.filter((x) => !x.ok)) {
       io.out(`\n${r.firmware}: ${r.reason}`);
       for (const f of r.report?.results.filter((x) => !x.ok) ?? []) io.out(`  FAILED ${f.id}: ${f.detail}`);
       if (!r.report) io.out(`last serial lines (${r.logDir}/serial.log):\n${r.serialTail.map((l) => `  | ${l}`).join('\n')}`);
     }
-    io.out(`\naccelerator: ${accel}; ${ok ? 'all boots passed' : 'FAILED'}`);
+    io.out(`\naccelerator: ${accel} (${accelReason}); ${ok ? 'all boots passed' : 'FAILED'}`);
   }
   if (!flags['keep-logs']) for (const r of results.filter((x) => x.ok)) await safeRemove(r.logDir);
   return ok ? 0 : 1;

@@ -10,7 +10,7 @@ import { formatDuration, type StageTiming } from '@leakless/debos-ts';
 import { parseArgs, UsageError } from './args.js';
 import { allModules } from '@leakless/crosscheck';
 import { table } from './table.js';
-import { buildIso, IsoBuildError, PlanError, type IsoBuildResult } from '@leakless/image';
+import { ACCEL_FLAGS, buildIso, FAKEMACHINE_FLAGS, IsoBuildError, PlanError, type AccelFlag, type FakemachineFlag, type IsoBuildResult } from '@leakless/image';
 
 export interface CommandIo {
   out(s: string): void;
@@ -18,11 +18,14 @@ export interface CommandIo {
 }
 
 export const ISO_HELP = `usage: leakless iso [--config FILE] [--out DIR] [--cache DIR] [--mirror URL|FILE] [--fresh-base]
-                    [--compression zstd|xz] [--keep-work] [--keep-going] [--no-install] [--json]
+                    [--compression zstd|xz] [--accel auto|kvm|tcg] [--fakemachine auto|on|off]
+                    [--keep-work] [--keep-going] [--no-install] [--json]
 
 Builds dist/leakless-amd64.iso (BIOS+UEFI hybrid live ISO, bit-reproducible)
-and dist/leakless-amd64.manifest.json from the policy, with debos
-(--disable-fakemachine when KVM cannot run a guest). The base layer
+and dist/leakless-amd64.manifest.json from the policy, with debos. debos runs
+in fakemachine only when a KVM guest boots a real Debian kernel here and
+fakemachine's host files (the host kernel, its modules, busybox,
+systemd-resolved) are present; otherwise --disable-fakemachine. The base layer
 (mmdebstrap, fixed users, packages) is cached under the hash of its inputs;
 the module layer (chroot-includes, units) is rebuilt every time in seconds.
 The built root filesystem is verified: every module's static assertions,
@@ -36,6 +39,8 @@ Runs as root. Installs missing Debian build tools first (without Recommends).
   --mirror URL|FILE    apt mirror URL or sources file; default the host's Debian sources
   --fresh-base         rebuild the base layer even if it is cached
   --compression ALG    squashfs compressor: zstd (default, fast) or xz (smaller)
+  --accel A            auto (default: KVM only if a KVM guest boots a Debian kernel), kvm or tcg
+  --fakemachine F      auto (default), on (fail if it cannot start) or off (--disable-fakemachine)
   --keep-work          keep the work directory (recipes, logs) after success
   --keep-going         write the ISO even if verification fails (the exit code is still 1)
   --no-install         do not install missing Debian tools
@@ -80,10 +85,20 @@ export function stageRows(group: string, stages: readonly StageTiming[]): string
   return stages.map((s) => [group, s.name, formatDuration(s.ms), s.ok ? 'ok' : 'FAILED']);
 }
 
+/** A --accel / --fakemachine value, or a usage error naming the flag. */
+export function choiceFlag<T extends string>(flags: Record<string, unknown>, name: string, choices: readonly T[]): T | undefined {
+  const v = flags[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !(choices as readonly string[]).includes(v)) throw new UsageError(`--${name} must be ${choices.slice(0, -1).join(', ')} or ${choices.at(-1)} (got "${String(v)}")`);
+  return v as T;
+}
+
 export function isoReport(r: IsoBuildResult): string {
   const m = r.manifest;
   const failed = r.verify.results.filter((x) => !x.ok);
   const lines = [
+    `accelerator: ${r.accel.accel} (${r.accel.accelReason}); debos: ${r.accel.debos.mode} (${r.accel.debos.reason})`,
+    '',
     table(['layer', 'stage', 'time', ''], [
       ...(r.base.cached ? [['base', `cached (${r.base.key.slice(0, 16)})`, '-', 'ok']] : stageRows('base', r.base.stages)),
       ...stageRows('image', r.image.stages),
@@ -113,8 +128,11 @@ export async function isoCommand(argv: readonly string[], io: CommandIo): Promis
   const { flags, positionals } = parseArgs(argv, {
     config: 'string', out: 'string', cache: 'string', work: 'string', mirror: 'string', 'fresh-base': 'boolean',
     compression: 'string', 'keep-work': 'boolean', 'keep-going': 'boolean', 'no-install': 'boolean', json: 'boolean',
+    accel: 'string', fakemachine: 'string',
   });
   if (positionals.length) throw new UsageError(`iso takes no arguments (got "${positionals[0]}")`);
+  const accel = choiceFlag<AccelFlag>(flags, 'accel', ACCEL_FLAGS);
+  const fakemachine = choiceFlag<FakemachineFlag>(flags, 'fakemachine', FAKEMACHINE_FLAGS);
   const compression = (flags.compression as string | undefined) ?? 'zstd';
   if (compression !== 'zstd' && compression !== 'xz') throw new UsageError(`--compression must be zstd or xz (got "${compression}")`);
   const notRoot = requireRoot('leakless iso');
@@ -136,9 +154,11 @@ export async function isoCommand(argv: readonly string[], io: CommandIo): Promis
       compression,
       keepWork: Boolean(flags['keep-work']),
       verify: flags['keep-going'] ? 'report' : 'enforce',
+      ...(accel ? { accel } : {}),
+      ...(fakemachine ? { fakemachine } : {}),
     });
     if (flags.json) {
-      io.out(JSON.stringify({ ok: r.ok, iso: r.iso, manifest: r.manifestPath, base: r.base, image: r.image, verify: r.verify, totalMs: r.totalMs, sha256: r.manifest.iso.sha256, bytes: r.manifest.iso.bytes }, null, 2));
+      io.out(JSON.stringify({ ok: r.ok, iso: r.iso, manifest: r.manifestPath, accel: r.accel, base: r.base, image: r.image, verify: r.verify, totalMs: r.totalMs, sha256: r.manifest.iso.sha256, bytes: r.manifest.iso.bytes }, null, 2));
     } else io.out(isoReport(r));
     return r.ok ? 0 : 1;
   } catch (e) {
