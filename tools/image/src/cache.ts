@@ -23,7 +23,7 @@ export const TMP_PREFIX = '.tmp-';
 /** A `.tmp-` directory this old is a leftover of a killed build, not a build still running. */
 export const STALE_TMP_MS = 6 * 3600_000;
 
-export interface ContentFile {
+export interface FileDigest {
   readonly path: string;
   readonly bytes: number;
   readonly sha256: string;
@@ -34,7 +34,7 @@ export interface CacheEntry {
   readonly kind: string;
   readonly key: string;
   readonly inputs: Readonly<Record<string, unknown>>;
-  readonly content: { readonly sha256: string; readonly bytes: number; readonly files: readonly ContentFile[] };
+  readonly content: { readonly sha256: string; readonly bytes: number; readonly files: readonly FileDigest[] };
   readonly created: string;
   readonly lastUsed: string;
 }
@@ -54,13 +54,14 @@ export function entryDirName(kind: string, key: string): string {
 }
 
 /** The digest of an entry's whole content: the sorted list of its files' digests. */
-export function contentDigest(files: readonly ContentFile[]): { sha256: string; bytes: number } {
+export function contentDigest(files: readonly FileDigest[]): { sha256: string; bytes: number } {
   const sorted = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const text = sorted.map((f) => `${f.sha256}  ${f.bytes}  ${f.path}\n`).join('');
   return { sha256: createHash('sha256').update(text).digest('hex'), bytes: sorted.reduce((n, f) => n + f.bytes, 0) };
 }
 
-async function digestOne(path: string, shownAs: string): Promise<ContentFile> {
+/** sha256 and size of a file, streamed (squashfs layers and ISOs are hundreds of MB). */
+export async function digestFile(path: string, shownAs: string): Promise<FileDigest> {
   const h = createHash('sha256');
   let bytes = 0;
   for await (const chunk of createReadStream(path)) {
@@ -71,14 +72,14 @@ async function digestOne(path: string, shownAs: string): Promise<ContentFile> {
 }
 
 /** Every regular file below dir except entry.json, relative paths, sorted. */
-export async function digestContent(dir: string): Promise<ContentFile[]> {
-  const out: ContentFile[] = [];
+export async function digestContent(dir: string): Promise<FileDigest[]> {
+  const out: FileDigest[] = [];
   const walk = async (rel: string): Promise<void> => {
     const names = (await readdir(join(dir, rel), { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
     for (const d of names) {
       const r = rel ? `${rel}/${d.name}` : d.name;
       if (d.isDirectory()) await walk(r);
-      else if (d.isFile() && r !== ENTRY_FILE) out.push(await digestOne(join(dir, r), r));
+      else if (d.isFile() && r !== ENTRY_FILE) out.push(await digestFile(join(dir, r), r));
       else if (!d.isFile()) throw new Error(`cache: ${join(dir, r)} is neither a file nor a directory`);
     }
   };

@@ -8,7 +8,7 @@ export { planImage, imageFiles, selftestDigest, PlanError, SELFTEST_PORT, SELFTE
 export type { ImagePlan, PlanUser } from './iso-plan.js';
 export { baseKey, baseInputsRecord, baseRecipe, topRecipe, grubCfg, usersTsv, ISO_NAME, KERNEL_ARGS, MODULE_LAYER } from './iso-recipes.js';
 export type { BaseInputs, RenderedRecipe } from './iso-recipes.js';
-export { buildIso, IsoBuildError, digestFile, probeKernelSource, BASE_KIND, BASES_KEPT, CACHE_KEEP } from './iso-build.js';
+export { buildIso, IsoBuildError, probeKernelSource, BASE_KIND, BASES_KEPT, CACHE_KEEP } from './iso-build.js';
 export type { IsoBuildOptions, IsoBuildResult, Manifest } from './iso-build.js';
 export { verifyRootfs, elToritoPlatforms } from './iso-verify.js';
 export { bootIso, qemuArgs, OVMF_CODE, OVMF_VARS, STALL_LIMIT_MS } from './boot.js';
@@ -34,8 +34,8 @@ export {
 } from './accel.js';
 export type { Accel, AccelDecision, AccelFlag, ChooseOptions, DebosChoice, DecideInputs, FakemachineBackend, FakemachineFlag, HostView, KernelBoot, KvmProbeOptions, KvmVerdict } from './accel.js';
 export { ensureProbeKernel, kernelPackageOf, ProbeKernelError, PROBE_KERNEL_KIND } from './probe-kernel.js';
-export { commitEntry, contentDigest, digestContent, entryDirName, listEntries, lookupEntry, lookupLatest, newEntryDir, parseEntry, pruneCache, checkContent, CACHE_FORMAT, ENTRY_FILE } from './cache.js';
-export type { CacheEntry, CacheHit, ContentFile, PruneOptions } from './cache.js';
+export { commitEntry, contentDigest, digestContent, digestFile, entryDirName, listEntries, lookupEntry, lookupLatest, newEntryDir, parseEntry, pruneCache, checkContent, CACHE_FORMAT, ENTRY_FILE } from './cache.js';
+export type { CacheEntry, CacheHit, FileDigest, PruneOptions } from './cache.js';
 export { resolveSources, parseSources, mirrorFor, SourcesError, HOST_DEBIAN_SOURCES } from './sources.js';
 export type { AptSources, SourceEntry } from './sources.js';
 export { diskTree } from './disk-tree.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { needRoot, skipUnless } from '@leakless/testing';
-import { digestFile } from './iso-build.js';
+import { digestFile } from './cache.js';
 import { mountsUnder, safeRemove } from './iso-mounts.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lk-isobuild-'));

@@ -2,7 +2,6 @@
 // and manifest out. Side effects (debos, mounts, files) live here; what the
 // image contains is decided by the pure iso-plan.ts / iso-recipes.ts.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { chmod, mkdir, readFile, rename, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { execa } from 'execa';
@@ -12,7 +11,7 @@ import { imageFiles, planImage, PlanError, type ImagePlan } from './iso-plan.js'
 import { baseInputsRecord, baseKey, baseRecipe, ISO_NAME, KERNEL_ARGS, MODULE_LAYER, topRecipe, type BaseInputs, type RenderedRecipe } from './iso-recipes.js';
 import { bundleSelftest } from '@leakless/selftest';
 import { AccelError, chooseAccel, type AccelDecision, type AccelFlag, type DebosChoice, type FakemachineFlag } from './accel.js';
-import { commitEntry, lookupEntry, newEntryDir, pruneCache } from './cache.js';
+import { commitEntry, digestFile, lookupEntry, newEntryDir, pruneCache, type FileDigest } from './cache.js';
 import { ensureProbeKernel, PROBE_KERNEL_KIND } from './probe-kernel.js';
 import { resolveSources, SourcesError } from './sources.js';
 import { safeRemove, withStackedRootfs } from './iso-mounts.js';
@@ -42,12 +41,6 @@ export interface IsoBuildOptions {
   /** Progress display factory (one per stage group); default prints to stderr. */
   readonly progress?: (label: string, total?: number) => Progress;
   readonly note?: (text: string) => void;
-}
-
-export interface FileDigest {
-  readonly path: string;
-  readonly bytes: number;
-  readonly sha256: string;
 }
 
 export interface Manifest {
@@ -136,16 +129,6 @@ async function writeRecipeDir(dir: string, r: RenderedRecipe): Promise<string> {
     await chmod(p, f.mode);
   }
   return yamlPath;
-}
-
-export async function digestFile(path: string, shownAs: string): Promise<FileDigest> {
-  const h = createHash('sha256');
-  let bytes = 0;
-  for await (const chunk of createReadStream(path)) {
-    h.update(chunk as Buffer);
-    bytes += (chunk as Buffer).length;
-  }
-  return { path: shownAs, bytes, sha256: h.digest('hex') };
 }
 
 function digestBuffer(b: Buffer, shownAs: string): FileDigest {
