@@ -4,6 +4,7 @@
 // Each module checks its own output against the policy; this checks three
 // modules' outputs against each other.
 import { accepted, evaluateOutput, listenerGrants, loopbackGrants, unnamedUid, type Table } from '@leakless/firewall';
+import type { NamespacePlan } from '@leakless/netns';
 import { addressIn, nthAddress, parseCidr4, type Policy, type TreeReader } from '@leakless/policy';
 
 export interface TorListening {
@@ -129,5 +130,17 @@ export function consistencyProblems(dump: Map<string, string[]>, table: Table, p
     const torMay = reach === undefined || reach.includes(port);
     if (out !== torMay) problems.push(`tcp ${PUBLIC_PROBE}:${port}: the firewall ${out ? 'lets' : 'stops'} the tor user, tor ${torMay ? 'may' : 'may not'} pick a relay there`);
   }
+  return problems;
+}
+
+/** Each namespace's DNAT (read off its table) must land on a SocksPort tor listens on. */
+export function namespaceSocksProblems(dump: Map<string, string[]>, plans: readonly NamespacePlan[]): string[] {
+  const socks = new Set(torListening(dump).filter((l) => l.kind === 'socks').map((l) => `${l.address}:${l.port}`));
+  const problems: string[] = [];
+  for (const p of plans)
+    for (const c of p.table.chains)
+      for (const r of c.rules)
+        if (r.verdict.kind === 'dnat' && !socks.has(`${r.verdict.address}:${r.verdict.port}`))
+          problems.push(`${p.nftPath}: "${r.clause}" DNATs to ${r.verdict.address}:${r.verdict.port}, where tor has no SocksPort`);
   return problems;
 }

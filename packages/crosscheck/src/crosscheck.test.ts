@@ -2,43 +2,26 @@
 // configuration (tor's own parse of torrc + drop-ins), the firewall AST and
 // resolv.conf agree; each kind of planted disagreement is reported.
 import { describe, expect, it } from 'vitest';
-import { execa } from 'execa';
-import { buildTree, memoryTree, parsePolicy, type GeneratedFile, type Policy, type ToolRunner } from '@leakless/policy';
-import { defaultPolicy, defaultPolicyInput } from '@leakless/policy/testing';
+import { UNITS, buildTree, hostToolRunner, memoryTree, type GeneratedFile, type Policy } from '@leakless/policy';
+import { defaultPolicy, policyWith } from '@leakless/policy/testing';
+import { needTool, skipUnless } from '@leakless/testing';
 import { insertBefore, mapRules, ruleset, type Rule } from '@leakless/firewall';
-import { emit, parseDump, runTor, TORRC_D } from '@leakless/tor-config';
+import { emit, parseDump, runTor, TORRC, TORRC_D } from '@leakless/tor-config';
 import * as resolver from '@leakless/resolver';
 import { allModules, consistencyProblems, crossModuleAssertions } from './index.js';
 
 const policy = defaultPolicy();
 const out = emit(policy);
 
-const realRun: ToolRunner = async (cmd, args, opts) => {
-  const r = await execa(cmd, [...args], { reject: false, input: opts?.input ?? '', timeout: 60_000 });
-  return { exitCode: r.exitCode ?? 127, stdout: r.stdout, stderr: r.stderr };
-};
-
-function policyWith(mutate: (p: Record<string, any>) => void): Policy {
-  const input = defaultPolicyInput();
-  mutate(input);
-  const r = parsePolicy(input);
-  if (!r.ok) throw new Error(JSON.stringify(r.issues));
-  return r.policy;
-}
-
 /** tor-config's files plus the resolver's resolv.conf (unless the test brings its own). */
 function ctxFor(files: readonly GeneratedFile[], p: Policy = policy) {
   const resolv = resolver.emit(p).files.filter((f) => f.path === '/etc/resolv.conf');
   const withResolv = files.some((f) => f.path === '/etc/resolv.conf') ? files : [...files, ...resolv];
-  return { tree: memoryTree(buildTree([{ ...out, files: withResolv }])), policy: p, run: realRun };
+  return { tree: memoryTree(buildTree([{ ...out, files: withResolv }])), policy: p, run: hostToolRunner };
 }
 
 // tor is a test dependency (tools/leakless/install-deps.sh test); CI must not silently skip.
-const hasTor = (await execa('tor', ['--version'], { reject: false })).exitCode === 0;
-if (!hasTor) {
-  if (process.env.CI === 'true') throw new Error('crosscheck tests: tor is not installed (CI=true)');
-  console.warn('SKIPPED crosscheck tests that run tor: tor is not installed (tools/leakless/install-deps.sh test)');
-}
+const noTor = skipUnless('the crosscheck tests that run tor', needTool('tor', ['--version'], 'tools/leakless/install-deps.sh test installs tor'));
 
 describe('the module set', () => {
   it('lists every module once, the cross-module checks last', () => {
@@ -49,10 +32,10 @@ describe('the module set', () => {
   });
 });
 
-describe.skipIf(!hasTor)('cross-module consistency: tor’s effective config × firewall AST × resolv.conf', () => {
+describe.skipIf(noTor)('cross-module consistency: tor’s effective config × firewall AST × resolv.conf', () => {
   async function dumpFor(files: readonly GeneratedFile[], p: Policy = policy) {
     const ctx = ctxFor(files, p);
-    const r = await runTor('dump', ctx.tree, realRun);
+    const r = await runTor('dump', ctx.tree, hostToolRunner);
     expect(r.ok, r.problem).toBe(true);
     return { dump: parseDump(r.stdout), tree: ctx.tree };
   }
@@ -97,7 +80,7 @@ describe.skipIf(!hasTor)('cross-module consistency: tor’s effective config × 
   });
 });
 
-describe.skipIf(!hasTor)('the cross-module static assertion', () => {
+describe.skipIf(noTor)('the cross-module static assertion', () => {
   it('holds on the emitted tree and fails on a planted disagreement', async () => {
     const [a] = crossModuleAssertions(policy);
     expect(await a!.check(ctxFor(out.files))).toMatchObject({ ok: true });
@@ -110,7 +93,7 @@ describe('clearnet resolver visibility across modules', () => {
   const all = allModules.map((m) => m.emit(policy));
   const files = all.flatMap((e) => e.files);
   const [, visibility] = crossModuleAssertions(policy);
-  const check = (fs: readonly GeneratedFile[]) => visibility!.check({ tree: memoryTree(buildTree([{ ...all[0]!, files: fs }])), policy, run: realRun });
+  const check = (fs: readonly GeneratedFile[]) => visibility!.check({ tree: memoryTree(buildTree([{ ...all[0]!, files: fs }])), policy, run: hostToolRunner });
   const extra = (path: string, content: string): GeneratedFile => ({ path, content, mode: 0o644, clause: 'test' });
   const pretorDropIn = files.find((f) => f.path.startsWith('/etc/systemd/system/leakless-pretor-time.service.d/') && f.content.includes('BindReadOnlyPaths='))!;
   const torDropIn = files.find((f) => f.path.startsWith(`/etc/systemd/system/${policy.torUnit}.d/`) && f.content.includes('BindReadOnlyPaths='))!;
@@ -126,5 +109,34 @@ describe('clearnet resolver visibility across modules', () => {
     ['tor has no drop-in', files.filter((f) => f !== torDropIn)],
   ])('anti-test: %s', async (_name, fs) => {
     expect(await check(fs as GeneratedFile[])).toMatchObject({ ok: false });
+  });
+});
+
+describe('units one module requires of another', () => {
+  const files = allModules.flatMap((m) => m.emit(policy).files);
+  const [, , , required] = crossModuleAssertions(policy);
+  const check = (fs: readonly GeneratedFile[]) => required!.check({ tree: memoryTree(buildTree([{ ...out, files: fs }])), policy, run: hostToolRunner });
+
+  it('holds on every module’s output together (the netns unit requires the firewall unit, which the firewall module ships)', async () => {
+    expect(required!.id).toBe('crosscheck.units-required');
+    expect(await check(files)).toMatchObject({ ok: true });
+  });
+  it('anti-test: a tree without the firewall unit', async () => {
+    const r = await check(files.filter((f) => f.path !== `/etc/systemd/system/${UNITS.firewall}`));
+    expect(r).toMatchObject({ ok: false, detail: expect.stringContaining(`leakless-netns.service: Requires=${UNITS.firewall}, which no module ships`) });
+  });
+});
+
+describe.skipIf(noTor)('the namespaces’ SocksPorts across modules', () => {
+  const [, , socks] = crossModuleAssertions(policy);
+  it('every DNAT of the default namespaces lands on a SocksPort tor listens on', async () => {
+    expect(socks!.id).toBe('crosscheck.netns-socksports');
+    expect(await socks!.check(ctxFor(out.files))).toMatchObject({ ok: true });
+  });
+  it('anti-test: a torrc without the browser SocksPort', async () => {
+    const torrc = out.files.find((f) => f.path === TORRC)!;
+    const files = out.files.map((f) => (f === torrc ? { ...f, content: f.content.replace(/^SocksPort 10\.200\.1\.1:9050 .*\n/m, '') } : f));
+    expect(files.find((f) => f.path === TORRC)!.content).not.toBe(torrc.content);
+    expect(await socks!.check(ctxFor(files))).toMatchObject({ ok: false, detail: expect.stringMatching(/DNATs to 10\.200\.1\.1:9050, where tor has no SocksPort/) });
   });
 });

@@ -3,25 +3,22 @@
 // never another module's output; whether two modules' outputs agree (the
 // ports tor listens on and the firewall's grants, resolv.conf and the DNS
 // redirect) is checked here, above them, in one place.
-import { emission, type CheckResult, type LeaklessModule, type Policy, type StaticAssertion } from '@leakless/policy';
+import { checkResult, emission, type LeaklessModule, type Policy, type StaticAssertion } from '@leakless/policy';
 import * as sysctl from '@leakless/sysctl';
 import * as firewall from '@leakless/firewall';
 import * as netns from '@leakless/netns';
 import * as htpdate from '@leakless/htpdate';
 import * as torConfig from '@leakless/tor-config';
 import * as resolver from '@leakless/resolver';
-import { consistencyProblems } from './consistency.js';
-import { clearnetBinds } from './units.js';
+import { consistencyProblems, namespaceSocksProblems } from './consistency.js';
+import { clearnetBinds, missingRequirements } from './units.js';
 
-export { consistencyProblems, torListening, reachablePorts, nameservers } from './consistency.js';
+export { consistencyProblems, namespaceSocksProblems, torListening, reachablePorts, nameservers } from './consistency.js';
 export type { TorListening } from './consistency.js';
+export { clearnetBinds, missingRequirements } from './units.js';
 
 export const name = 'crosscheck';
 
-const result = (problems: readonly string[], okDetail: string): CheckResult => ({
-  ok: problems.length === 0,
-  detail: problems.length ? `${problems.length} problem(s), first: ${problems[0]}` : okDetail,
-});
 
 export function crossModuleAssertions(policy: Policy): StaticAssertion[] {
   const cr = policy.clearnetResolver;
@@ -34,7 +31,7 @@ export function crossModuleAssertions(policy: Policy): StaticAssertion[] {
       async check({ tree, run }) {
         const r = await torConfig.dumpOf(tree, run);
         if (!r.ok) return { ok: false, detail: r.problem! };
-        return result(consistencyProblems(torConfig.parseDump(r.stdout), firewall.ruleset(policy), policy, tree), 'torrc, firewall and resolv.conf agree');
+        return checkResult(consistencyProblems(torConfig.parseDump(r.stdout), firewall.ruleset(policy), policy, tree), 'torrc, firewall and resolv.conf agree');
       },
     },
     // The DHCP servers' file (the resolver module) is bound over /etc/resolv.conf
@@ -51,7 +48,33 @@ export function crossModuleAssertions(policy: Policy): StaticAssertion[] {
           else if (b.line !== want) problems.push(`${b.path}: ${b.line} (expected ${want})`);
         }
         for (const u of cr.units) if (!binds.some((b) => b.unit === u && b.line === want)) problems.push(`${u} has no ${want}`);
-        return result(problems, `${binds.length} binds, all for ${cr.units.join(', ')}`);
+        return checkResult(problems, `${binds.length} binds, all for ${cr.units.join(', ')}`);
+      },
+    },
+    // The netns module DNATs 127.0.0.1:<port> inside a tor-only namespace to a
+    // SocksPort on the host side; tor-config makes tor listen there.
+    {
+      id: 'crosscheck.netns-socksports',
+      statement: 'every DNAT inside a namespace points at a SocksPort tor really listens on (tor’s own parse of the emitted torrc)',
+      tools: ['tor', 'sh'],
+      async check({ tree, run }) {
+        const r = await torConfig.dumpOf(tree, run);
+        if (!r.ok) return { ok: false, detail: r.problem! };
+        const plans = netns.planNamespaces(policy);
+        return checkResult(namespaceSocksProblems(torConfig.parseDump(r.stdout), plans), `${plans.length} namespaces, every DNAT to a listening SocksPort`);
+      },
+    },
+    // A unit Requires= another module's unit (netns → firewall): the image must ship it,
+    // or the requiring unit never starts (and its enforcement with it).
+    {
+      id: 'crosscheck.units-required',
+      statement: 'every leakless unit another unit Requires= is shipped in the tree',
+      check({ tree }) {
+        const missing = missingRequirements(tree);
+        return checkResult(
+          missing.map((m) => `${m.path}: Requires=${m.requires}, which no module ships`),
+          'every required leakless unit is shipped',
+        );
       },
     },
   ];

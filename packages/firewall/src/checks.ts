@@ -1,11 +1,11 @@
 // Structural checks on the AST: the Tails test suite's firewall assertions
 // (reference §7.1, features/step_definitions/tor.rb) plus the Beyond-Tails
 // items of SPEC §2. They read the model, never nft text, and several ask the
-// evaluator (evaluate.ts) so rule order is taken into account. Each check is
+// evaluator (@leakless/nft) so rule order is taken into account. Each check is
 // proven able to fail by a test that plants the defect it looks for.
-import { nthAddress, parseCidr4, cidrWithin, type CheckResult, type Policy } from '@leakless/policy';
-import { LOG_PREFIX, chainOf, type Chain, type Rule, type Table } from './ast.js';
-import { accepted, evaluateHook, evaluateOutput, listenerGrants, unnamedUid, type Packet } from './evaluate.js';
+import { checkResult, nthAddress, parseCidr4, cidrWithin, type CheckResult, type Policy } from '@leakless/policy';
+import { LOG_PREFIX, accepted, chainOf, evaluateHook, evaluateOutput, type Chain, type Packet, type Rule, type Table } from '@leakless/nft';
+import { listenerGrants, unnamedUid } from './grants.js';
 
 export interface AstCheck {
   readonly id: string;
@@ -23,9 +23,11 @@ function filterChains(t: Table): Chain[] {
   });
 }
 
-function result(problems: readonly string[], okDetail: string): CheckResult {
-  return { ok: problems.length === 0, detail: problems.length ? `${problems.length} problem(s): ${problems.slice(0, 3).join('; ')}` : okDetail };
+/** The problems a per-chain check finds in input, forward and output, and in each rule of them. */
+function perFilterChain(t: Table, chain: (c: Chain) => (string | false)[], rule: (r: Rule, c: Chain, i: number) => string | false = () => false): string[] {
+  return filterChains(t).flatMap((c) => [...chain(c), ...c.rules.map((r, i) => rule(r, c, i))].filter((p): p is string => p !== false));
 }
+
 
 const where = (c: Chain, i: number, r: Rule) => `${c.name}[${i}] "${r.clause}"`;
 
@@ -47,64 +49,65 @@ export const structuralChecks: readonly AstCheck[] = [
   {
     id: 'firewall.policies-drop',
     statement: 'input, forward and output have policy drop and end with a catch-all refusal',
-    check(t) {
-      const problems: string[] = [];
-      for (const c of filterChains(t)) {
-        if (c.base.policy !== 'drop') problems.push(`${c.name} policy ${c.base.policy}`);
-        const last = c.rules.at(-1);
-        if (!last || !isCatchAll(last) || accepted({ verdict: last.verdict, index: 0, chain: c.name })) problems.push(`${c.name} does not end with a catch-all drop/reject`);
-      }
-      return result(problems, 'all three filter chains drop by default');
-    },
+    check: (t) =>
+      checkResult(
+        perFilterChain(t, (c) => {
+          const last = c.rules.at(-1);
+          return [
+            c.base.policy !== 'drop' && `${c.name} policy ${c.base.policy}`,
+            (!last || !isCatchAll(last) || accepted({ verdict: last.verdict, index: 0, chain: c.name })) && `${c.name} does not end with a catch-all drop/reject`,
+          ];
+        }),
+        'all three filter chains drop by default',
+      ),
   },
   {
     id: 'firewall.ipv6-refused',
     statement: 'the first rule of every filter chain refuses all IPv6, and no rule accepts IPv6',
-    check(t) {
-      const problems: string[] = [];
-      for (const c of filterChains(t)) {
-        const first = c.rules[0];
-        const m = first?.match;
-        if (!first || !m || m.nfproto !== 'ipv6' || Object.keys(m).length !== 1 || !['drop', 'reject'].includes(first.verdict.kind))
-          problems.push(`${c.name}: first rule is not "meta nfproto ipv6 drop/reject"`);
-        c.rules.forEach((r, i) => {
-          if (r.match.nfproto === 'ipv6' && r.verdict.kind === 'accept') problems.push(`${where(c, i, r)} accepts IPv6`);
-        });
-      }
-      return result(problems, 'IPv6 refused first in input, forward and output');
-    },
+    check: (t) =>
+      checkResult(
+        perFilterChain(
+          t,
+          (c) => {
+            const m = c.rules[0]?.match;
+            const refusesV6 = m?.nfproto === 'ipv6' && Object.keys(m).length === 1 && ['drop', 'reject'].includes(c.rules[0]!.verdict.kind);
+            return [!refusesV6 && `${c.name}: first rule is not "meta nfproto ipv6 drop/reject"`];
+          },
+          (r, c, i) => r.match.nfproto === 'ipv6' && r.verdict.kind === 'accept' && `${where(c, i, r)} accepts IPv6`,
+        ),
+        'IPv6 refused first in input, forward and output',
+      ),
   },
   {
     id: 'firewall.invalid-dropped',
     statement: 'ct state invalid is dropped before any accept in every filter chain',
-    check(t) {
-      const problems: string[] = [];
-      for (const c of filterChains(t)) {
-        const inv = c.rules.findIndex((r) => r.verdict.kind === 'drop' && r.match.ctState?.length === 1 && r.match.ctState[0] === 'invalid' && Object.keys(r.match).length === 1);
-        const firstAccept = c.rules.findIndex((r) => r.verdict.kind === 'accept');
-        if (inv < 0) problems.push(`${c.name}: no "ct state invalid drop"`);
-        else if (firstAccept >= 0 && firstAccept < inv) problems.push(`${c.name}: an accept precedes the invalid drop`);
-      }
-      return result(problems, 'invalid dropped first in all filter chains');
-    },
+    check: (t) =>
+      checkResult(
+        perFilterChain(t, (c) => {
+          const inv = c.rules.findIndex((r) => r.verdict.kind === 'drop' && r.match.ctState?.length === 1 && r.match.ctState[0] === 'invalid' && Object.keys(r.match).length === 1);
+          const firstAccept = c.rules.findIndex((r) => r.verdict.kind === 'accept');
+          return [inv < 0 ? `${c.name}: no "ct state invalid drop"` : firstAccept >= 0 && firstAccept < inv && `${c.name}: an accept precedes the invalid drop`];
+        }),
+        'invalid dropped first in all filter chains',
+      ),
   },
   {
     id: 'firewall.related-icmp-lo-only',
     statement: 'RELATED packets are accepted only for ICMP on loopback (every other accept requires new or established)',
-    check(t) {
-      const problems: string[] = [];
-      for (const c of filterChains(t)) {
-        c.rules.forEach((r, i) => {
-          if (r.verdict.kind !== 'accept') return;
-          const ct = r.match.ctState;
-          const mayBeRelated = ct === undefined || ct.includes('related');
-          if (!mayBeRelated) return;
-          if (!loScoped(r)) problems.push(`${where(c, i, r)} accepts RELATED off loopback`);
-          else if (ct?.includes('related') && r.match.protocol !== 'icmp') problems.push(`${where(c, i, r)} accepts RELATED non-ICMP`);
-        });
-      }
-      return result(problems, 'RELATED only as ICMP on lo');
-    },
+    check: (t) =>
+      checkResult(
+        perFilterChain(
+          t,
+          () => [],
+          (r, c, i) => {
+            const ct = r.match.ctState;
+            if (r.verdict.kind !== 'accept' || (ct !== undefined && !ct.includes('related'))) return false;
+            if (!loScoped(r)) return `${where(c, i, r)} accepts RELATED off loopback`;
+            return ct?.includes('related') === true && r.match.protocol !== 'icmp' && `${where(c, i, r)} accepts RELATED non-ICMP`;
+          },
+        ),
+        'RELATED only as ICMP on lo',
+      ),
   },
   {
     id: 'firewall.egress-principals',
@@ -127,7 +130,7 @@ export const structuralChecks: readonly AstCheck[] = [
         const byOut = r.match.oifname && !r.match.oifname.negate && clearnetVeths.has(r.match.oifname.name) && r.match.ctState?.every((s) => s === 'established');
         if (!byIn && !byOut) problems.push(`${where(fwd, i, r)} forwards for something other than a clearnet namespace`);
       });
-      return result(problems, `non-LAN egress only for uids ${[...allowed].join(', ')} and clearnet namespaces`);
+      return checkResult(problems, `non-LAN egress only for uids ${[...allowed].join(', ')} and clearnet namespaces`);
     },
   },
   {
@@ -152,7 +155,7 @@ export const structuralChecks: readonly AstCheck[] = [
           }
         }
       }
-      return result(problems, `LAN = ${want}, minus ${policy.lanBlockedServices.map((s) => `${s.protocol}/${s.port}`).join(', ')}`);
+      return checkResult(problems, `LAN = ${want}, minus ${policy.lanBlockedServices.map((s) => `${s.protocol}/${s.port}`).join(', ')}`);
     },
   },
   {
@@ -185,7 +188,7 @@ export const structuralChecks: readonly AstCheck[] = [
           }
         }
       }
-      return result(problems, `${policy.internalRange} is not LAN for ${uids.length} uids and ${policy.namespaces.length} namespaces`);
+      return checkResult(problems, `${policy.internalRange} is not LAN for ${uids.length} uids and ${policy.namespaces.length} namespaces`);
     },
   },
   {
@@ -203,7 +206,7 @@ export const structuralChecks: readonly AstCheck[] = [
         problems.push('first rule is not automapRange tcp → TransPort');
       if (!dns || dns.verdict.kind !== 'dnat' || dns.match.protocol !== 'udp' || dns.match.dport?.ports.join() !== '53' || dns.match.daddr?.addrs.join() !== policy.dnsPort.address || listener(dns.verdict.address, dns.verdict.port, 'udp')?.kind !== 'dns')
         problems.push('second rule is not udp/53 → DNSPort');
-      return result(problems, `${policy.automapRange} → ${policy.transPort.address}:${policy.transPort.port}, udp/53 → ${policy.dnsPort.address}:${policy.dnsPort.port}`);
+      return checkResult(problems, `${policy.automapRange} → ${policy.transPort.address}:${policy.transPort.port}, udp/53 → ${policy.dnsPort.address}:${policy.dnsPort.port}`);
     },
   },
   {
@@ -218,7 +221,7 @@ export const structuralChecks: readonly AstCheck[] = [
         const ns = want.find((n) => r.match.saddr?.addrs.length === 1 && r.match.saddr.addrs[0] === n.subnet && !r.match.saddr.negate);
         if (r.verdict.kind !== 'masquerade' || !ns) problems.push(`"${r.clause}" is not a masquerade of a clearnet namespace subnet`);
       }
-      return result(problems, want.map((n) => `masquerade ${n.subnet}`).join(', ') || 'no clearnet namespace, no masquerade');
+      return checkResult(problems, want.map((n) => `masquerade ${n.subnet}`).join(', ') || 'no clearnet namespace, no masquerade');
     },
   },
   {
@@ -234,7 +237,7 @@ export const structuralChecks: readonly AstCheck[] = [
         const wantNs = l.netns ? [l.netns] : [];
         if (g.namespaces.join() !== wantNs.join()) problems.push(`${g.clause} reachable from namespaces [${g.namespaces.join(',')}], expected [${wantNs.join(',')}]`);
       }
-      return result(problems, `${policy.torListeners.length} listeners, each exactly its clients`);
+      return checkResult(problems, `${policy.torListeners.length} listeners, each exactly its clients`);
     },
   },
   {
@@ -245,7 +248,7 @@ export const structuralChecks: readonly AstCheck[] = [
       const problems = out.rules.flatMap((r, i) => (r.verdict.kind === 'reject' && !r.log ? [where(out, i, r)] : []));
       const rejects = out.rules.filter((r) => r.verdict.kind === 'reject').length;
       if (rejects === 0) problems.push('output refuses nothing with reject');
-      return result(problems, `${rejects} output rejects, all logged (log prefix "${LOG_PREFIX}" flags skuid)`);
+      return checkResult(problems, `${rejects} output rejects, all logged (log prefix "${LOG_PREFIX}" flags skuid)`);
     },
   },
   {
@@ -254,7 +257,7 @@ export const structuralChecks: readonly AstCheck[] = [
     check(t, policy) {
       const known = new Set(policy.users.map((u) => u.uid));
       const problems = t.chains.flatMap((c) => c.rules.filter((r) => r.match.skuid !== undefined && !known.has(r.match.skuid)).map((r) => `"${r.clause}" uses unknown uid ${r.match.skuid}`));
-      return result(problems, 'every skuid is a policy user');
+      return checkResult(problems, 'every skuid is a policy user');
     },
   },
   {
@@ -263,7 +266,7 @@ export const structuralChecks: readonly AstCheck[] = [
     check(t) {
       const ok = /^(tor\.|users\[\d+\]|lan\.|loopback\.|netns\.|ipv6\.|SPEC \d|default: |lockdown: )/;
       const problems = t.chains.flatMap((c) => c.rules.map((r, i) => ({ c, r, i }))).filter(({ r }) => !ok.test(r.clause)).map(({ c, r, i }) => where(c, i, r));
-      return result(problems, `${t.chains.reduce((n, c) => n + c.rules.length, 0)} rules, all traced to a clause`);
+      return checkResult(problems, `${t.chains.reduce((n, c) => n + c.rules.length, 0)} rules, all traced to a clause`);
     },
   },
   {
@@ -277,7 +280,7 @@ export const structuralChecks: readonly AstCheck[] = [
         const udp: Packet = { family: 'ipv4', oif: 'lo', daddr: '127.0.0.1', protocol: 'udp', dport: 9999, skuid: u, ctState: 'new' };
         if (accepted(evaluateOutput(t, udp).decision)) problems.push(`uid ${u} reaches 127.0.0.1 udp/9999`);
       }
-      return result(problems, 'loopback limited to 127.0.0.1 and the Tor listeners');
+      return checkResult(problems, 'loopback limited to 127.0.0.1 and the Tor listeners');
     },
   },
 ];
@@ -297,14 +300,12 @@ export const lockdownCheck = {
   id: 'firewall.lockdown-loopback-only',
   statement: 'the lockdown ruleset drops everything but IPv4 loopback',
   check(t: Table): CheckResult {
-    const problems: string[] = [];
-    for (const c of filterChains(t)) {
-      if (c.base.policy !== 'drop') problems.push(`${c.name} policy ${c.base.policy}`);
-      c.rules.forEach((r, i) => {
-        if (r.verdict.kind === 'accept' && !(loScoped(r) && r.match.nfproto === 'ipv4')) problems.push(`${where(c, i, r)} accepts off loopback`);
-      });
-    }
+    const problems = perFilterChain(
+      t,
+      (c) => [c.base.policy !== 'drop' && `${c.name} policy ${c.base.policy}`],
+      (r, c, i) => r.verdict.kind === 'accept' && !(loScoped(r) && r.match.nfproto === 'ipv4') && `${where(c, i, r)} accepts off loopback`,
+    );
     if (t.chains.some((c) => c.base.type === 'nat')) problems.push('lockdown has nat chains');
-    return result(problems, 'lockdown: loopback only');
+    return checkResult(problems, 'lockdown: loopback only');
   },
 };

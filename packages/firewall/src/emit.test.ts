@@ -6,13 +6,14 @@ import { buildTree, memoryTree, checkStatic, type PolicyDocument, type ToolRunne
 import { normalizeNftListing } from '@leakless/selftest';
 import { emit, lockdownFile, rulesetFile, listingSha256, ruleset, lockdownRuleset, renderRule, renderTable, RULESET_PATH, LOCKDOWN_PATH, UNIT_NAME, dropInPath } from './index.js';
 import { policyOf } from './testing/policies.js';
-import { loadAndList, nftUnavailable, run } from './testing/tools.js';
+import { needTool, skipUnless } from '@leakless/testing';
+import { loadAndList, run } from './testing/tools.js';
 
 const policy = policyOf();
 const emission = emit(policy);
 const tree = memoryTree(buildTree([emission]));
 const runner: ToolRunner = async (cmd, args, opts) => run(cmd, args, opts?.input ?? '');
-const noNft = nftUnavailable();
+const noNft = skipUnless('the firewall’s nft checks', needTool('unshare', ['-rn', 'nft', '--version'], 'nft in a throwaway user+network namespace; tools/leakless/install-deps.sh test installs nftables'));
 
 function withFile(t: TreeReader, path: string, content: string): TreeReader {
   return { ...t, read: (p) => (p === path ? content : t.read(p)) };
@@ -50,7 +51,7 @@ describe('emit', () => {
   });
 });
 
-describe.skipIf(noNft !== undefined)('static assertions on the emitted tree (real nft)', () => {
+describe.skipIf(noNft)('static assertions on the emitted tree (real nft)', () => {
   it('all pass on the emitted tree', async () => {
     const results = await staticResults(tree);
     expect(results.filter((r) => !r.ok)).toEqual([]);
@@ -90,12 +91,7 @@ describe.skipIf(noNft !== undefined)('static assertions on the emitted tree (rea
   });
 });
 
-const noAnalyze = (() => {
-  if (run('systemd-analyze', ['--version']).exitCode === 0) return false;
-  if (process.env.CI === 'true') throw new Error('CI=true: systemd-analyze missing (tools/leakless/install-deps.sh test installs systemd)');
-  console.warn('SKIPPING systemd-analyze verify: systemd-analyze not installed');
-  return true;
-})();
+const noAnalyze = skipUnless('systemd-analyze verify of the firewall unit', needTool('systemd-analyze', ['--version'], 'tools/leakless/install-deps.sh test installs systemd'));
 
 describe.skipIf(noAnalyze)('systemd-analyze verify', () => {
   it('accepts the unit and the drop-ins (no unknown directive, no bad value)', () => {
@@ -115,7 +111,7 @@ describe.skipIf(noAnalyze)('systemd-analyze verify', () => {
   });
 });
 
-describe.skipIf(noNft !== undefined)('loading with nft (unshare -rn)', () => {
+describe.skipIf(noNft)('loading with nft (unshare -rn)', () => {
   it('the kernel lists exactly the emitted table (what the runtime assertion compares)', () => {
     const { loads, listing } = loadAndList([lockdownFile(policy), rulesetFile(policy)]);
     expect(loads.map((l) => l.exitCode)).toEqual([0, 0]);

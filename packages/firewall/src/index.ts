@@ -2,9 +2,14 @@
 // table, loaded atomically), the lockdown ruleset that stays if it cannot load,
 // the systemd unit that loads both before network-pre.target, and the static
 // checks (nft -c, and the Tails test suite's structural checks on the AST).
+// The table is a @leakless/nft model, rendered by its one writer.
 import {
+  UNITS,
   emission,
+  parseUnit,
   sha256,
+  unitValues,
+  unitWords,
   type CheckResult,
   type Emission,
   type GeneratedFile,
@@ -13,66 +18,25 @@ import {
   type StaticAssertion,
   type StaticContext,
 } from '@leakless/policy';
+import { NFT, renderNft, renderTable, ruleCount, type Table } from '@leakless/nft';
 import { normalizeNftListing } from '@leakless/selftest';
-import { ruleCount, type Table } from './ast.js';
 import { lockdownCheck, structuralChecks } from './checks.js';
-import { renderNft, renderTable } from './render.js';
 import { lockdownRuleset, ruleset } from './ruleset.js';
-import {
-  LOCKDOWN_PATH,
-  MASKED_UNITS,
-  NETWORK_SERVICES,
-  NFT,
-  RULESET_PATH,
-  UNIT_CLAUSE,
-  UNIT_NAME,
-  dropInPath,
-  parseUnit,
-  renderRequires,
-  renderUnit,
-  unitValues,
-} from './unit.js';
+import { LOCKDOWN_PATH, MASKED_UNITS, NETWORK_SERVICES, RULESET_PATH, UNIT_CLAUSE, UNIT_NAME, UNIT_PATH, dropInPath, maskPath, renderRequires, renderUnit } from './unit.js';
 
-export {
-  chainOf,
-  withChain,
-  withChainPolicy,
-  mapRules,
-  insertBefore,
-  ruleCount,
-  LOG_PREFIX,
-  type Table,
-  type Chain,
-  type Rule,
-  type Match,
-  type Verdict,
-  type AddrMatch,
-  type PortMatch,
-  type IfMatch,
-  type CtState,
-  type Family,
-  type L4Protocol,
-  type HookName,
-  type BaseChainSpec,
-} from './ast.js';
-export { renderNft, renderRule, renderTable, type RenderOptions } from './render.js';
+// The model, its writer and evaluator live in @leakless/nft; they stay
+// importable from here for the lab, which plants leaks in this table.
+export { chainOf, withChain, withChainPolicy, mapRules, insertBefore, ruleCount, LOG_PREFIX, renderNft, renderRule, renderTable } from '@leakless/nft';
+export { evaluateChain, evaluateHook, evaluateOutput, accepted, matches } from '@leakless/nft';
+export type { Table, Chain, Rule, Match, Verdict, AddrMatch, PortMatch, IfMatch, CtState, Family, L4Protocol, HookName, BaseChainSpec, RenderOptions, Packet, Decision } from '@leakless/nft';
+// systemd unit reading lives in @leakless/policy; re-exported for the lab.
+export { parseUnit, unitValues } from '@leakless/policy';
 export { ruleset, lockdownRuleset, TABLE_NAME, LOOPBACK_ADDRESS } from './ruleset.js';
-export {
-  evaluateChain,
-  evaluateHook,
-  evaluateOutput,
-  accepted,
-  matches,
-  listenerGrants,
-  loopbackGrants,
-  unnamedUid,
-  type Packet,
-  type Decision,
-  type ListenerGrant,
-  type LoopbackGrant,
-} from './evaluate.js';
-export { structuralChecks, checkRuleset, lockdownCheck, type AstCheck } from './checks.js';
-export { UNIT_NAME, RULESET_PATH, LOCKDOWN_PATH, NETWORK_SERVICES, MASKED_UNITS, parseUnit, unitValues, dropInPath } from './unit.js';
+export { listenerGrants, loopbackGrants, unnamedUid } from './grants.js';
+export type { ListenerGrant, LoopbackGrant } from './grants.js';
+export { structuralChecks, checkRuleset, lockdownCheck } from './checks.js';
+export type { AstCheck } from './checks.js';
+export { UNIT_NAME, RULESET_PATH, LOCKDOWN_PATH, NETWORK_SERVICES, MASKED_UNITS, dropInPath } from './unit.js';
 
 export const name = 'firewall';
 
@@ -153,11 +117,11 @@ function staticAssertions(): StaticAssertion[] {
 
 function checkUnits(ctx: StaticContext): CheckResult {
   const problems: string[] = [];
-  const u = parseUnit(treeFile(`/etc/systemd/system/${UNIT_NAME}`, ctx));
-  const has = (sec: string, key: string, v: string) => unitValues(u, sec, key).includes(v);
+  const u = parseUnit(treeFile(UNIT_PATH, ctx));
+  const has = (sec: string, key: string, v: string) => unitWords(u, sec, key).includes(v);
   if (!has('Unit', 'DefaultDependencies', 'no')) problems.push('DefaultDependencies is not no');
-  if (!has('Unit', 'Before', 'network-pre.target')) problems.push('not Before=network-pre.target');
-  if (!has('Unit', 'Wants', 'network-pre.target')) problems.push('not Wants=network-pre.target');
+  if (!has('Unit', 'Before', UNITS.networkPre)) problems.push(`not Before=${UNITS.networkPre}`);
+  if (!has('Unit', 'Wants', UNITS.networkPre)) problems.push(`not Wants=${UNITS.networkPre}`);
   if (unitValues(u, 'Unit', 'Conflicts').length) problems.push('has Conflicts= (would stop it at shutdown)');
   if (unitValues(u, 'Service', 'ExecStop').length || unitValues(u, 'Service', 'ExecStopPost').length) problems.push('has a stop command');
   const pre = unitValues(u, 'Service', 'ExecStartPre');
@@ -167,9 +131,9 @@ function checkUnits(ctx: StaticContext): CheckResult {
   if (!has('Service', 'Type', 'oneshot') || !has('Service', 'RemainAfterExit', 'yes')) problems.push('not a oneshot that remains active');
   for (const s of NETWORK_SERVICES) {
     const d = parseUnit(treeFile(dropInPath(s), ctx));
-    if (!unitValues(d, 'Unit', 'Requires').includes(UNIT_NAME) || !unitValues(d, 'Unit', 'After').includes(UNIT_NAME)) problems.push(`${s} does not Require+After ${UNIT_NAME}`);
+    if (!unitWords(d, 'Unit', 'Requires').includes(UNIT_NAME) || !unitWords(d, 'Unit', 'After').includes(UNIT_NAME)) problems.push(`${s} does not Require+After ${UNIT_NAME}`);
   }
-  for (const m of MASKED_UNITS) if (treeFile(`/etc/systemd/system/${m}`, ctx) !== '') problems.push(`${m} is not masked (empty unit file)`);
+  for (const m of MASKED_UNITS) if (treeFile(maskPath(m), ctx) !== '') problems.push(`${m} is not masked (empty unit file)`);
   return { ok: problems.length === 0, detail: problems[0] ?? `${UNIT_NAME} fail-closed; ${NETWORK_SERVICES.join(', ')} require it` };
 }
 
@@ -196,13 +160,13 @@ export function emit(policy: Policy): Emission {
     { path: RULESET_PATH, content: rulesetFile(policy), mode: 0o644, clause: RULESET_CLAUSE },
     { path: LOCKDOWN_PATH, content: lockdownFile(policy), mode: 0o644, clause: LOCKDOWN_CLAUSE },
     {
-      path: `/etc/systemd/system/${UNIT_NAME}`,
-      content: renderUnit({ clause: UNIT_CLAUSE, nft: NFT, rulesetPath: RULESET_PATH, lockdownPath: LOCKDOWN_PATH }),
+      path: UNIT_PATH,
+      content: renderUnit({ clause: UNIT_CLAUSE, nft: NFT, rulesetPath: RULESET_PATH, lockdownPath: LOCKDOWN_PATH, target: UNITS.networkPre }),
       mode: 0o644,
       clause: UNIT_CLAUSE,
     },
     ...NETWORK_SERVICES.map((s) => ({ path: dropInPath(s), content: renderRequires({ clause: UNIT_CLAUSE, service: s, unit: UNIT_NAME }), mode: 0o644, clause: UNIT_CLAUSE })),
-    ...MASKED_UNITS.map((m) => ({ path: `/etc/systemd/system/${m}`, content: '', mode: 0o644, clause: `${UNIT_CLAUSE} (${m} would flush the ruleset)` })),
+    ...MASKED_UNITS.map((m) => ({ path: maskPath(m), content: '', mode: 0o644, clause: `${UNIT_CLAUSE} (${m} would flush the ruleset)` })),
   ];
   return emission(name, {
     files,

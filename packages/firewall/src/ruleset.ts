@@ -11,7 +11,7 @@
 //   - IPv6 is refused by the first rule of every chain, whatever follows.
 // Rule order is the policy: first match wins, and the comments name the clause.
 import type { Policy, ResolvedNamespace, TorListener, User } from '@leakless/policy';
-import type { Chain, Rule, Table } from './ast.js';
+import type { Chain, Rule, Table } from '@leakless/nft';
 
 export const TABLE_NAME = 'leakless';
 /** Tails allow-lists only 127.0.0.1 for the desktop user's generic loopback rule. */

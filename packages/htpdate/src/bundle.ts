@@ -1,16 +1,20 @@
 // Builds the runtime tools into single CommonJS files for the image's Debian
-// nodejs (bookworm: Node 18; extensionless files run as CommonJS). The
-// bundles are committed under bundle/ and emitted from there, so emit stays a
-// pure function of the policy and consumers of this module need no esbuild;
-// bundle.test.ts rebuilds them and fails if the committed ones are stale.
-//   npm run bundle -w packages/htpdate   (after tsc -b)
-import { build, type Metafile } from 'esbuild';
-import { mkdir, writeFile } from 'node:fs/promises';
+// nodejs (bookworm: Node 18; extensionless files run as CommonJS). The build
+// (`npm run build`: tsc -b, then this) writes them to dist/tools/, emit reads
+// them from there, so emit stays a pure function of the policy and consumers
+// of this module need no esbuild. The one committed copy is the emitted tree
+// (chroot-includes/), which the drift check compares with a fresh emit;
+// bundle.test.ts fails when dist/tools/ is stale.
+//   node dist/bundle.js [DIR]   (after tsc -b; DIR defaults to dist/tools)
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { PATHS } from '@leakless/policy/names';
 
 export const PACKAGE_DIR = fileURLToPath(new URL('..', import.meta.url));
+/** Where the build puts the bundles (beside the compiled package, never committed). */
+export const BUNDLE_DIR = `${PACKAGE_DIR}dist/tools/`;
 
-/** Tool name → entry point (relative to the package). The name is the file name in bundle/ and in the image. */
+/** Tool name → entry point (relative to the package). The name is the bundle's file name and the tool's name in the image. */
 export const TOOLS = {
   'pretor-time': 'src/cli/pretor-time.ts',
   htpdate: 'src/cli/htpdate.ts',
@@ -19,7 +23,7 @@ export const TOOLS = {
 export type ToolName = keyof typeof TOOLS;
 
 export const NODE_TARGET = 'node18';
-export const SHEBANG = '#!/usr/bin/node';
+export const SHEBANG = `#!${PATHS.node}`;
 
 export interface Bundle {
   readonly tool: ToolName;
@@ -28,7 +32,13 @@ export interface Bundle {
   readonly inputs: readonly string[];
 }
 
+export function bundleFile(tool: ToolName, dir = BUNDLE_DIR): string {
+  return `${dir}${tool}.cjs`;
+}
+
 export async function bundleTool(tool: ToolName): Promise<Bundle> {
+  // esbuild only when building: importing this module (for bundleFile) must not need it.
+  const { build } = await import('esbuild');
   const r = await build({
     absWorkingDir: PACKAGE_DIR,
     entryPoints: [TOOLS[tool]],
@@ -47,23 +57,25 @@ export async function bundleTool(tool: ToolName): Promise<Bundle> {
   });
   const out = r.outputFiles[0];
   if (!out || r.outputFiles.length !== 1) throw new Error(`esbuild produced ${r.outputFiles.length} files for ${tool}`);
-  return { tool, code: out.text, inputs: Object.keys((r.metafile as Metafile).inputs).sort() };
+  return { tool, code: out.text, inputs: Object.keys(r.metafile.inputs).sort() };
 }
 
 export async function bundleAll(): Promise<Bundle[]> {
   return Promise.all((Object.keys(TOOLS) as ToolName[]).map(bundleTool));
 }
 
-export function bundleFile(tool: ToolName): string {
-  return `${PACKAGE_DIR}bundle/${tool}.cjs`;
-}
-
-async function writeAll(): Promise<void> {
-  await mkdir(`${PACKAGE_DIR}bundle`, { recursive: true });
+/** Build every tool into `dir`, 0755 whatever the umask (the image's mode comes from the emission; this keeps the build output honest too). */
+export async function writeBundles(dir = BUNDLE_DIR, log: (line: string) => void = () => {}): Promise<void> {
+  await mkdir(dir, { recursive: true });
   for (const b of await bundleAll()) {
-    await writeFile(bundleFile(b.tool), b.code, { mode: 0o755 });
-    process.stdout.write(`bundle/${b.tool}.cjs  ${b.code.length} bytes\n`);
+    const path = bundleFile(b.tool, dir);
+    await writeFile(path, b.code);
+    await chmod(path, 0o755);
+    log(`@leakless/htpdate: ${path.slice(PACKAGE_DIR.length)}  ${b.code.length} bytes`);
   }
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) await writeAll();
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const dir = process.argv[2];
+  await writeBundles(dir === undefined ? BUNDLE_DIR : `${dir.replace(/\/$/, '')}/`, (l) => process.stdout.write(`${l}\n`));
+}

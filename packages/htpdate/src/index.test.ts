@@ -1,32 +1,12 @@
-import { assemble, checkStatic, memoryTree, readPolicyFile, type Policy, type TreeReader } from '@leakless/policy';
-import { fileURLToPath } from 'node:url';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { assemble, checkStatic, memoryTree, parsePolicy, parseUnit, unitValues, unitWords, type Policy, type TreeReader } from '@leakless/policy';
+import { defaultPolicy, defaultPolicyInput, policyWith } from '@leakless/policy/testing';
+import { describe, expect, it } from 'vitest';
 import * as htpdate from './index.js';
 import { parseTimeConf } from './runtime/config.js';
 import { CONFIG_FILE, TOOL_PATHS } from './settings.js';
-import { parseUnitFile, words, directive } from './unitfile.js';
 
-const CONFIG = fileURLToPath(new URL('../../../image-config/default.yaml', import.meta.url));
-let policy: Policy;
-let disabled: Policy;
-
-async function load(edit?: (doc: Record<string, any>) => void): Promise<Policy> {
-  const { parse } = await import('yaml');
-  const { readFile } = await import('node:fs/promises');
-  const doc = parse(await readFile(CONFIG, 'utf8'));
-  edit?.(doc);
-  const { parsePolicy } = await import('@leakless/policy');
-  const r = parsePolicy(doc);
-  if (!r.ok) throw new Error(JSON.stringify(r.issues));
-  return r.policy;
-}
-
-beforeAll(async () => {
-  const r = await readPolicyFile(CONFIG);
-  if (!r.ok) throw new Error('default policy invalid');
-  policy = r.policy;
-  disabled = await load((d) => (d.time.preTorCheck.enabled = false));
-});
+const policy = defaultPolicy();
+const disabled = policyWith((d) => (d.time.preTorCheck.enabled = false));
 
 const noTools = async () => {
   throw new Error('no host tools in these checks');
@@ -75,7 +55,7 @@ describe('emit', () => {
     expect(c.torControl).toEqual({ address: '127.0.0.1', port: 9052 });
   });
   it('follows a changed policy (SocksPort, users, URL, release)', async () => {
-    const p = await load((d) => {
+    const p = policyWith((d) => {
       d.tor.socksPorts[1].port = 9162;
       d.users.find((u: { name: string }) => u.name === 'htp').uid = 216;
       d.time.preTorCheck.url = 'http://connectivity-check.example:8080/hotspot';
@@ -92,8 +72,8 @@ describe('emit', () => {
     expect(e.files.map((f) => f.path).filter((p) => p.includes('pretor'))).toEqual([]);
     expect(e.files.find((f) => f.path === CONFIG_FILE)!.content).not.toMatch(/^pretor-/m);
     expect(e.users.map((u) => u.name)).toEqual(['htp']);
-    const unit = parseUnitFile(e.files.find((f) => f.path.endsWith('leakless-htpdate.service'))!.content);
-    expect(words(unit, 'Unit', 'After')).toEqual(['tor@default.service']);
+    const unit = parseUnit(e.files.find((f) => f.path.endsWith('leakless-htpdate.service'))!.content);
+    expect(unitWords(unit, 'Unit', 'After')).toEqual(['tor@default.service']);
   });
   it('every config line is preceded by the policy clause it comes from', () => {
     const lines = htpdate.emit(policy).files.find((f) => f.path === CONFIG_FILE)!.content.split('\n');
@@ -103,15 +83,15 @@ describe('emit', () => {
   });
   it('units: htpdate after tor, waiting for the bootstrap, with tor’s group for the cookie', () => {
     const e = htpdate.emit(policy);
-    const h = parseUnitFile(e.files.find((f) => f.path.endsWith('leakless-htpdate.service'))!.content);
-    expect(words(h, 'Unit', 'After')).toEqual(['tor@default.service', 'leakless-pretor-time.service']);
-    expect(directive(h, 'Service', 'ExecStartPre')).toEqual([`${TOOL_PATHS.htpdate} wait-bootstrap`]);
-    expect(directive(h, 'Service', 'SupplementaryGroups')).toEqual([String(policy.torUser.gid)]);
-    expect(directive(h, 'Service', 'IPAddressAllow')).toEqual(['127.0.0.1']);
-    const pre = parseUnitFile(e.files.find((f) => f.path.endsWith('leakless-pretor-time.service'))!.content);
-    expect(words(pre, 'Unit', 'Before')).toContain('tor@default.service');
-    expect(directive(pre, 'Service', 'ExecStart')).toEqual([`${TOOL_PATHS['pretor-time']} sync`]);
-    expect(directive(pre, 'Service', 'TimeoutStartSec')).toEqual(['70']);
+    const h = parseUnit(e.files.find((f) => f.path.endsWith('leakless-htpdate.service'))!.content);
+    expect(unitWords(h, 'Unit', 'After')).toEqual(['tor@default.service', 'leakless-pretor-time.service']);
+    expect(unitValues(h, 'Service', 'ExecStartPre')).toEqual([`${TOOL_PATHS.htpdate} wait-bootstrap`]);
+    expect(unitValues(h, 'Service', 'SupplementaryGroups')).toEqual([String(policy.torUser.gid)]);
+    expect(unitValues(h, 'Service', 'IPAddressAllow')).toEqual(['127.0.0.1']);
+    const pre = parseUnit(e.files.find((f) => f.path.endsWith('leakless-pretor-time.service'))!.content);
+    expect(unitWords(pre, 'Unit', 'Before')).toContain('tor@default.service');
+    expect(unitValues(pre, 'Service', 'ExecStart')).toEqual([`${TOOL_PATHS['pretor-time']} sync`]);
+    expect(unitValues(pre, 'Service', 'TimeoutStartSec')).toEqual(['70']);
   });
 });
 
@@ -163,10 +143,7 @@ describe('runtime assertions', () => {
 
 describe('policy rules for the time tools (bad input never produces output)', () => {
   const issues = async (edit: (d: Record<string, any>) => void) => {
-    const { parse } = await import('yaml');
-    const { readFile } = await import('node:fs/promises');
-    const { parsePolicy } = await import('@leakless/policy');
-    const doc = parse(await readFile(CONFIG, 'utf8'));
+    const doc = defaultPolicyInput();
     edit(doc);
     const r = parsePolicy(doc);
     return r.ok ? [] : r.issues.map((i) => `${i.path}: ${i.message}`);

@@ -3,9 +3,13 @@
 // §5), as bundled Node tools, their config file and their systemd units.
 import { readFileSync } from 'node:fs';
 import {
+  UNITS,
   emission,
   loadTemplate,
+  parseUnit,
   sha256,
+  unitValues,
+  unitWords,
   type Emission,
   type GeneratedFile,
   type Policy,
@@ -14,8 +18,8 @@ import {
   type SystemUser,
 } from '@leakless/policy';
 import { confLines, parseTimeConf, type TimeConfig } from './runtime/config.js';
-import { CONFIG_FILE, HTPDATE_UNIT, PRETOR_UNIT_NAME, TOOL_PATHS, UNIT_DIR, clauseOf, pretorUnitOf, timeConfigOf } from './settings.js';
-import { parseUnitFile, words, directive } from './unitfile.js';
+import { CONFIG_FILE, HTPDATE_UNIT, TOOL_PATHS, UNIT_DIR, clauseOf, timeConfigOf } from './settings.js';
+import { SHEBANG, bundleFile } from './bundle.js';
 
 export { EXIT } from './runtime/exit-codes.js';
 export type { Outcome } from './runtime/exit-codes.js';
@@ -23,22 +27,27 @@ export { parseTimeConf, confLines } from './runtime/config.js';
 export type { TimeConfig, PreTorConfig, HtpConfig } from './runtime/config.js';
 export { connectivityRequest, parsePlainHttpUrl, headRequest } from './runtime/http.js';
 export { CONFIG_FILE, HTPDATE_UNIT, TOOL_PATHS, CA_FILE, timeConfigOf } from './settings.js';
-export { parseUnitFile } from './unitfile.js';
 
 export const name = 'htpdate';
 
 type ToolName = keyof typeof TOOL_PATHS;
 
-/** The committed bundle of a tool (bundle/<tool>.cjs, rebuilt by `npm run bundle`, checked by bundle.test.ts). */
-export function bundledTool(tool: ToolName): string {
-  return readFileSync(new URL(`../bundle/${tool}.cjs`, import.meta.url), 'utf8');
+/** The built bundle of a tool (dist/tools/<tool>.cjs, made by `npm run build`; bundle.test.ts fails when it is stale). */
+export function bundledTool(tool: ToolName, dir?: string): string {
+  const file = bundleFile(tool, dir);
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    throw new Error(`@leakless/htpdate: the ${tool} tool is not built (${file} is missing); run \`npm run build\` (tsc -b, then the htpdate bundles)`);
+  }
 }
 
 const renderConf = loadTemplate<{ lines: readonly { key: string; value: string; clause: string }[] }>(import.meta.url, 'time.conf.ejs', ['lines']);
-const renderPretorUnit = loadTemplate<{ user: string; torUnit: string; htpdateUnit: string; tool: string; timeoutStartSec: number }>(
+const renderPretorUnit = loadTemplate<{ user: string; torUnit: string; htpdateUnit: string; networkManager: string; tool: string; timeoutStartSec: number }>(
   import.meta.url,
   'pretor-time.service.ejs',
-  ['user', 'torUnit', 'htpdateUnit', 'tool', 'timeoutStartSec'],
+  ['user', 'torUnit', 'htpdateUnit', 'networkManager', 'tool', 'timeoutStartSec'],
 );
 const renderHtpdateUnit = loadTemplate<{
   user: string;
@@ -76,7 +85,7 @@ interface Parts {
 function parts(policy: Policy): Parts {
   const cfg = timeConfigOf(policy);
   const t = policy.document.time;
-  const pretorUnit = pretorUnitOf(policy);
+  const pretorUnit = policy.preTorCheckUnit;
   const tool = (tool: ToolName, clause: string): GeneratedFile => ({ path: TOOL_PATHS[tool], content: bundledTool(tool), mode: 0o755, clause });
   const files: GeneratedFile[] = [
     { path: CONFIG_FILE, content: renderTimeConf(policy, cfg), mode: 0o644, clause: 'time' },
@@ -105,6 +114,7 @@ function parts(policy: Policy): Parts {
         user: t.preTorCheck.user,
         torUnit: policy.torUnit,
         htpdateUnit: HTPDATE_UNIT,
+        networkManager: UNITS.networkManager,
         tool: TOOL_PATHS['pretor-time'],
         timeoutStartSec: cfg.pretor.timeoutSeconds + 60,
       }),
@@ -139,9 +149,9 @@ function staticAssertions(p: Parts): StaticAssertion[] {
     },
     {
       id: 'htpdate.tools-bundled',
-      statement: 'each time tool is its committed single-file bundle, executable, run by /usr/bin/node',
+      statement: `each time tool is its built single-file bundle, executable, run by ${SHEBANG.slice(2)}`,
       check: ({ tree }) => {
-        const bad = tools.filter((f) => tree.read(f.path) !== f.content || tree.mode(f.path) !== 0o755 || !f.content.startsWith('#!/usr/bin/node\n'));
+        const bad = tools.filter((f) => tree.read(f.path) !== f.content || tree.mode(f.path) !== 0o755 || !f.content.startsWith(`${SHEBANG}\n`));
         return { ok: tools.length > 0 && bad.length === 0, detail: bad.length ? `${bad[0]!.path} is not the bundle (or not 0755)` : `${tools.length} tools` };
       },
     },
@@ -152,16 +162,16 @@ function staticAssertions(p: Parts): StaticAssertion[] {
         for (const path of unitPaths) {
           const text = tree.read(path);
           if (text === undefined) return { ok: false, detail: `${path} missing` };
-          const u = parseUnitFile(text);
-          const caps = words(u, 'Service', 'CapabilityBoundingSet').sort();
+          const u = parseUnit(text);
+          const caps = [...unitWords(u, 'Service', 'CapabilityBoundingSet')].sort();
           if (caps.join(' ') !== UNIT_CAPABILITIES.join(' ')) return { ok: false, detail: `${path}: CapabilityBoundingSet=${caps.join(' ')}` };
-          const missing = HARDENING.find(([k, v]) => directive(u, 'Service', k).join() !== v);
+          const missing = HARDENING.find(([k, v]) => unitValues(u, 'Service', k).join() !== v);
           if (missing) return { ok: false, detail: `${path}: ${missing[0]} is not ${missing[1]}` };
-          if (words(u, 'Service', 'RestrictAddressFamilies').includes('AF_INET6')) return { ok: false, detail: `${path}: allows AF_INET6` };
+          if (unitWords(u, 'Service', 'RestrictAddressFamilies').includes('AF_INET6')) return { ok: false, detail: `${path}: allows AF_INET6` };
           if (path.endsWith(HTPDATE_UNIT)) {
-            const allow = words(u, 'Service', 'IPAddressAllow').sort().join(' ');
+            const allow = [...unitWords(u, 'Service', 'IPAddressAllow')].sort().join(' ');
             const want = [...new Set([p.cfg.htp.socks.address, p.cfg.torControl.address])].sort().join(' ');
-            if (directive(u, 'Service', 'IPAddressDeny').join() !== 'any' || allow !== want) return { ok: false, detail: `${path}: IP not limited to ${want}` };
+            if (unitValues(u, 'Service', 'IPAddressDeny').join() !== 'any' || allow !== want) return { ok: false, detail: `${path}: IP not limited to ${want}` };
           }
         }
         return { ok: true, detail: `${unitPaths.length} units hardened` };
@@ -171,12 +181,12 @@ function staticAssertions(p: Parts): StaticAssertion[] {
       id: 'htpdate.ordering',
       statement: 'htpdate runs after tor and waits for its bootstrap; the pre-Tor check runs before tor',
       check: ({ tree, policy }) => {
-        const h = parseUnitFile(tree.read(unitPaths[0]!) ?? '');
-        if (!words(h, 'Unit', 'After').includes(policy.torUnit)) return { ok: false, detail: `${HTPDATE_UNIT} is not After=${policy.torUnit}` };
-        if (!directive(h, 'Service', 'ExecStartPre').includes(`${TOOL_PATHS.htpdate} wait-bootstrap`)) return { ok: false, detail: `${HTPDATE_UNIT} does not wait for the bootstrap` };
+        const h = parseUnit(tree.read(unitPaths[0]!) ?? '');
+        if (!unitWords(h, 'Unit', 'After').includes(policy.torUnit)) return { ok: false, detail: `${HTPDATE_UNIT} is not After=${policy.torUnit}` };
+        if (!unitValues(h, 'Service', 'ExecStartPre').includes(`${TOOL_PATHS.htpdate} wait-bootstrap`)) return { ok: false, detail: `${HTPDATE_UNIT} does not wait for the bootstrap` };
         if (p.pretorUnit) {
-          const pre = parseUnitFile(tree.read(unitPaths[1]!) ?? '');
-          if (!words(pre, 'Unit', 'Before').includes(policy.torUnit)) return { ok: false, detail: `${p.pretorUnit} is not Before=${policy.torUnit}` };
+          const pre = parseUnit(tree.read(unitPaths[1]!) ?? '');
+          if (!unitWords(pre, 'Unit', 'Before').includes(policy.torUnit)) return { ok: false, detail: `${p.pretorUnit} is not Before=${policy.torUnit}` };
         }
         return { ok: true, detail: `${HTPDATE_UNIT} after ${policy.torUnit} and its bootstrap${p.pretorUnit ? `; ${p.pretorUnit} before it` : ''}` };
       },
@@ -187,7 +197,7 @@ function staticAssertions(p: Parts): StaticAssertion[] {
       check: ({ tree, policy }) => {
         const enabled = policy.document.time.preTorCheck.enabled;
         // by file name, so a disabled policy is checked against the name an enabled one would use
-        const present = [TOOL_PATHS['pretor-time'], ...tree.paths().filter((x) => x.endsWith(`/${PRETOR_UNIT_NAME}`))].filter((x) => tree.read(x) !== undefined);
+        const present = [TOOL_PATHS['pretor-time'], ...tree.paths().filter((x) => x.endsWith(`/${UNITS.preTorTime}`))].filter((x) => tree.read(x) !== undefined);
         const inConf = /^pretor-/m.test(tree.read(CONFIG_FILE) ?? '');
         const ok = enabled ? present.length === 2 && inConf : present.length === 0 && !inConf;
         return { ok, detail: `enabled=${enabled}; ${present.length} pre-Tor files, config ${inConf ? 'has' : 'has no'} pretor-* keys` };

@@ -1,13 +1,14 @@
 // The time tools' settings as data, derived from the policy once; the config
 // file, the units and the assertions are all rendered from this.
-import type { Policy } from '@leakless/policy';
+import { PATHS, UNITS, type Policy } from '@leakless/policy';
 import type { TimeConfig } from './runtime/config.js';
 import { parsePlainHttpUrl } from './runtime/http.js';
 
-export const LIB_DIR = '/usr/local/lib/leakless';
-export const CONFIG_FILE = '/etc/leakless/time.conf';
-export const UNIT_DIR = '/usr/lib/systemd/system';
-export const HTPDATE_UNIT = 'leakless-htpdate.service';
+export const LIB_DIR = PATHS.lib;
+/** The tools read this by default (runtime/config.ts DEFAULT_CONFIG, which a test holds equal). */
+export const CONFIG_FILE = `${PATHS.etc}/time.conf`;
+export const UNIT_DIR = PATHS.packageUnits;
+export const HTPDATE_UNIT = UNITS.htpdate;
 /** Debian's ca-certificates bundle: the trust anchors for htpdate's HTTPS hosts. */
 export const CA_FILE = '/etc/ssl/certs/ca-certificates.crt';
 export const RUN_DIR = '/run/htpdate';
@@ -17,15 +18,6 @@ export const TOOL_PATHS = {
   htpdate: `${LIB_DIR}/htpdate`,
   'set-clock': `${LIB_DIR}/set-clock`,
 } as const;
-
-/** The pre-Tor unit's name; the policy names it (policy view preTorCheckUnit) so the resolver module can give it the clearnet resolv.conf. */
-export const PRETOR_UNIT_NAME = 'leakless-pretor-time.service';
-
-export function pretorUnitOf(policy: Policy): string | undefined {
-  const u = policy.preTorCheckUnit;
-  if (u !== undefined && u !== PRETOR_UNIT_NAME) throw new Error(`internal: policy names the pre-Tor unit ${u}, this module ships ${PRETOR_UNIT_NAME}`);
-  return u;
-}
 
 /** The policy's time section resolved to the values the tools read (users → ids, SocksPort name → address:port). */
 export function timeConfigOf(policy: Policy): TimeConfig {

@@ -1,8 +1,11 @@
 // Static assertions: evaluated on the emitted tree (and the built rootfs).
 // Each reads the files as they are on disk, not the data they were made from,
-// so a hand edit or a broken template is caught.
-import { addressIn, parseCidr4, type CheckResult, type Policy, type StaticAssertion, type TreeReader } from '@leakless/policy';
-import { FIREWALL_UNIT, LAUNCHER, SETUP_SCRIPT, UDEV_RULES, UNIT, UNIT_PATH, type NamespacePlan } from './layout.js';
+// so a hand edit or a broken template is caught. They read this module's own
+// files and the policy; whether the firewall ships the unit ours requires and
+// tor listens where our DNAT points is checked above the modules
+// (@leakless/crosscheck).
+import { UNITS, addressIn, parseCidr4, parseUnit, unitValues, unitWords, type CheckResult, type Policy, type StaticAssertion, type TreeReader } from '@leakless/policy';
+import { FIREWALL_UNIT, LAUNCHER, SETUP_SCRIPT, UDEV_RULES, UNIT, UNIT_PATH, nftFile, type NamespacePlan } from './layout.js';
 
 const ok = (detail: string): CheckResult => ({ ok: true, detail });
 const fail = (detail: string): CheckResult => ({ ok: false, detail });
@@ -31,16 +34,6 @@ function routeCommands(script: string): { ns: string | undefined; line: string }
       const m = /^ip\s+-n\s+(\S+)\s/.exec(line) ?? /^ip\s+netns\s+exec\s+(\S+)\s/.exec(line);
       return { ns: m?.[1], line };
     });
-}
-
-/** SocksPort address:port pairs declared in a torrc text. */
-function torrcSocksPorts(text: string): Set<string> {
-  const out = new Set<string>();
-  for (const l of text.split('\n')) {
-    const m = /^\s*SocksPort\s+(\d+\.\d+\.\d+\.\d+):(\d+)\b/i.exec(l);
-    if (m) out.add(`${m[1]}:${m[2]}`);
-  }
-  return out;
 }
 
 export function staticAssertions(policy: Policy, plans: readonly NamespacePlan[]): StaticAssertion[] {
@@ -88,14 +81,25 @@ export function staticAssertions(policy: Policy, plans: readonly NamespacePlan[]
       },
     },
     {
+      id: 'netns.file-is-ast',
+      statement: 'each namespace’s nftables file is exactly the rendering of its planned table (what the checks and the lab read is what is loaded)',
+      check: ({ tree }) => {
+        const edited = plans.find((p) => need(tree, p.nftPath) !== nftFile(p));
+        return edited ? fail(`${edited.nftPath} differs from the rendering of its table`) : ok(`${plans.length} files rendered from their tables`);
+      },
+    },
+    {
       id: 'netns.nft-comments',
-      statement: 'every rule inside a namespace carries a comment naming its policy clause',
+      statement: 'every rule inside a namespace has a counter and a comment naming its policy clause, like the host table',
       check: ({ tree }) => {
         for (const p of plans) {
-          const bare = nftRuleLines(need(tree, p.nftPath)).find((l) => !/ comment "[^"]+"$/.test(l));
+          const lines = nftRuleLines(need(tree, p.nftPath));
+          const bare = lines.find((l) => !/ comment "[^"]+"$/.test(l));
           if (bare) return fail(`${p.nftPath}: no clause comment on "${bare}"`);
+          const uncounted = lines.find((l) => !/(^| )counter( |$)/.test(l));
+          if (uncounted) return fail(`${p.nftPath}: no counter on "${uncounted}"`);
         }
-        return ok('all rules commented');
+        return ok('all rules counted and commented');
       },
     },
     {
@@ -115,11 +119,8 @@ export function staticAssertions(policy: Policy, plans: readonly NamespacePlan[]
     },
     {
       id: 'netns.dnat-targets-tor',
-      statement: 'every DNAT in a namespace points at a SocksPort tor listens on for that namespace (policy, and the torrc when the tree has one)',
+      statement: 'every DNAT in a namespace points at a SocksPort the policy gives that namespace (that tor listens there: crosscheck.netns-socksports)',
       check: ({ tree }) => {
-        const torrcs = tree.paths().filter((p) => p.startsWith('/etc/tor/'));
-        const listened = new Set<string>();
-        for (const p of torrcs) for (const s of torrcSocksPorts(tree.read(p) ?? '')) listened.add(s);
         let count = 0;
         for (const p of plans) {
           for (const l of nftRuleLines(need(tree, p.nftPath))) {
@@ -129,12 +130,11 @@ export function staticAssertions(policy: Policy, plans: readonly NamespacePlan[]
             const target = `${m[1]}:${m[2]}`;
             const sp = policy.socksPorts.find((s) => `${s.address}:${s.port}` === target);
             if (!sp || sp.netns !== p.ns.name) return fail(`${p.nftPath}: DNAT to ${target} is not a SocksPort of namespace ${p.ns.name}`);
-            if (torrcs.length && !listened.has(target)) return fail(`${p.nftPath}: DNAT to ${target} but no torrc in the tree declares SocksPort ${target}`);
           }
           if (p.ns.kind === 'tor-only' && !nftRuleLines(need(tree, p.nftPath)).some((l) => l.includes(' dnat ip to ')))
             return fail(`${p.nftPath}: tor-only namespace without its DNAT`);
         }
-        return ok(`${count} DNAT(s) to tor SocksPorts${torrcs.length ? ' (checked against the torrc)' : ''}`);
+        return ok(`${count} DNAT(s) to the namespaces' SocksPorts`);
       },
     },
     {
@@ -165,22 +165,21 @@ export function staticAssertions(policy: Policy, plans: readonly NamespacePlan[]
     },
     {
       id: 'netns.unit-order',
-      statement: `${UNIT} is a oneshot that stays active, requires and follows the firewall unit the tree ships, and runs before NetworkManager`,
+      statement: `${UNIT} is a oneshot that stays active, requires and follows the firewall unit, and runs before NetworkManager (that the firewall unit is shipped: crosscheck.units-required)`,
       check: ({ tree }) => {
-        const lines = new Set(need(tree, UNIT_PATH).split('\n').map((l) => l.trim()));
-        const words = (key: string) => [...lines].filter((l) => l.startsWith(`${key}=`)).flatMap((l) => l.slice(key.length + 1).split(/\s+/));
-        const missing = [
-          lines.has('Type=oneshot') ? '' : 'Type=oneshot',
-          lines.has('RemainAfterExit=yes') ? '' : 'RemainAfterExit=yes',
-          words('Requires').includes(FIREWALL_UNIT) ? '' : `Requires=${FIREWALL_UNIT}`,
-          words('After').includes(FIREWALL_UNIT) ? '' : `After=${FIREWALL_UNIT}`,
-          words('Before').includes('NetworkManager.service') ? '' : 'Before=NetworkManager.service',
-          words('Before').includes('network-pre.target') ? '' : 'Before=network-pre.target',
-          lines.has(`ExecStart=${SETUP_SCRIPT} start`) ? '' : `ExecStart=${SETUP_SCRIPT} start`,
-        ].filter(Boolean);
-        if (missing.length) return fail(`${UNIT_PATH} lacks ${missing.join(', ')}`);
-        const fw = tree.paths().find((p) => p.endsWith(`/systemd/system/${FIREWALL_UNIT}`));
-        return fw ? ok(`after ${fw}`) : fail(`the tree ships no ${FIREWALL_UNIT} (the host-side rules for the namespaces would be missing)`);
+        const u = parseUnit(need(tree, UNIT_PATH));
+        const has = (section: string, key: string, value: string) => (key.startsWith('Exec') ? unitValues(u, section, key) : unitWords(u, section, key)).includes(value);
+        const want: [string, string, string][] = [
+          ['Service', 'Type', 'oneshot'],
+          ['Service', 'RemainAfterExit', 'yes'],
+          ['Unit', 'Requires', FIREWALL_UNIT],
+          ['Unit', 'After', FIREWALL_UNIT],
+          ['Unit', 'Before', UNITS.networkManager],
+          ['Unit', 'Before', UNITS.networkPre],
+          ['Service', 'ExecStart', `${SETUP_SCRIPT} start`],
+        ];
+        const missing = want.filter(([section, key, value]) => !has(section, key, value)).map(([, key, value]) => `${key}=${value}`);
+        return missing.length ? fail(`${UNIT_PATH} lacks ${missing.join(', ')}`) : ok(`requires and follows ${FIREWALL_UNIT}, before ${UNITS.networkManager}`);
       },
     },
     {

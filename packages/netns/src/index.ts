@@ -3,38 +3,50 @@
 // namespace routed out through the host that reaches no local service — with
 // the systemd unit and script that create them and the launcher that runs an
 // application inside one as the desktop user.
-import { emission, loadTemplate, sha256, type Emission, type GeneratedFile, type Policy, type ResolvedNamespace, type RuntimeAssertion } from '@leakless/policy';
+import { UNITS, emission, loadTemplate, sha256, type Emission, type GeneratedFile, type Policy, type ResolvedNamespace, type RuntimeAssertion } from '@leakless/policy';
 import {
   ETC_NETNS,
   FIREWALL_UNIT,
   GENERIC_HOSTNAME,
   KEPT_ENVIRONMENT,
   LAUNCHER,
-  NS_TABLE,
   SETUP_SCRIPT,
   UDEV_RULES,
   UNIT,
   UNIT_PATH,
   expectedAddresses,
   expectedRoutes,
+  nftFile,
   planNamespaces,
   type NamespacePlan,
-  type NftChain,
 } from './layout.js';
 import { staticAssertions } from './assertions.js';
 
-export * from './layout.js';
+export {
+  SETUP_SCRIPT,
+  LAUNCHER,
+  UNIT,
+  UNIT_PATH,
+  NFT_DIR,
+  UDEV_RULES,
+  ETC_NETNS,
+  NS_TABLE,
+  GENERIC_HOSTNAME,
+  FIREWALL_UNIT,
+  KEPT_ENVIRONMENT,
+  planNamespace,
+  planNamespaces,
+  expectedRoutes,
+  expectedAddresses,
+  nftFile,
+} from './layout.js';
+export type { Setting, NamespacePlan } from './layout.js';
 export { staticAssertions } from './assertions.js';
 
 export const name = 'netns';
 const CLAUSE = 'netns.namespaces';
 const FORWARDING_CLAUSE = 'netns.namespaces kind clearnet';
 
-const renderNft = loadTemplate<{ name: string; kind: string; clause: string; unit: string; table: string; chains: readonly NftChain[] }>(
-  import.meta.url,
-  'netns.nft.ejs',
-  ['name', 'kind', 'clause', 'unit', 'table', 'chains'],
-);
 const renderSetup = loadTemplate<{ clause: string; unit: string; firewallUnit: string; plans: readonly NamespacePlan[]; forwarding: boolean; forwardingClause: string; etcNetns: string }>(
   import.meta.url,
   'netns-setup.sh.ejs',
@@ -50,25 +62,15 @@ const renderLauncher = loadTemplate<{
   namespaces: readonly ResolvedNamespace[];
   keep: readonly string[];
 }>(import.meta.url, 'leakless-netns-exec.sh.ejs', ['self', 'clause', 'unit', 'user', 'hostname', 'names', 'namespaces', 'keep']);
-const renderUnit = loadTemplate<{ clause: string; names: readonly string[]; firewallUnit: string; script: string }>(import.meta.url, 'leakless-netns.service.ejs', [
-  'clause',
-  'names',
-  'firewallUnit',
-  'script',
-]);
+const renderUnit = loadTemplate<{ clause: string; names: readonly string[]; firewallUnit: string; script: string; networkPre: string; networkManager: string }>(
+  import.meta.url,
+  'leakless-netns.service.ejs',
+  ['clause', 'names', 'firewallUnit', 'script', 'networkPre', 'networkManager'],
+);
 const renderTorOnlyResolv = loadTemplate<{ name: string; clause: string }>(import.meta.url, 'resolv-tor-only.conf.ejs', ['name', 'clause']);
 const renderUdev = loadTemplate<{ clause: string; namespaces: readonly ResolvedNamespace[] }>(import.meta.url, 'udev-nm-unmanaged.rules.ejs', ['clause', 'namespaces']);
 
-/** nft comments are quoted strings of at most 128 bytes; a clause that does not fit is a bug here, not in the policy. */
-function checkComments(plans: readonly NamespacePlan[]): void {
-  for (const p of plans)
-    for (const c of p.chains)
-      for (const r of c.rules)
-        if (!/^[\x20-\x21\x23-\x7e]{1,128}$/.test(r.clause)) throw new Error(`internal: nft comment ${JSON.stringify(r.clause)} is not printable ASCII of at most 128 bytes`);
-}
-
 export function renderFiles(policy: Policy, plans: readonly NamespacePlan[]): GeneratedFile[] {
-  checkComments(plans);
   const names = plans.map((p) => p.ns.name);
   const files: GeneratedFile[] = [];
   if (plans.length === 0) return files;
@@ -86,7 +88,12 @@ export function renderFiles(policy: Policy, plans: readonly NamespacePlan[]): Ge
     mode: 0o755,
     clause: CLAUSE,
   });
-  files.push({ path: UNIT_PATH, content: renderUnit({ clause: CLAUSE, names, firewallUnit: FIREWALL_UNIT, script: SETUP_SCRIPT }), mode: 0o644, clause: CLAUSE });
+  files.push({
+    path: UNIT_PATH,
+    content: renderUnit({ clause: CLAUSE, names, firewallUnit: FIREWALL_UNIT, script: SETUP_SCRIPT, networkPre: UNITS.networkPre, networkManager: UNITS.networkManager }),
+    mode: 0o644,
+    clause: CLAUSE,
+  });
   files.push({
     path: LAUNCHER,
     content: renderLauncher({
@@ -106,7 +113,7 @@ export function renderFiles(policy: Policy, plans: readonly NamespacePlan[]): Ge
   for (const p of plans) {
     files.push({
       path: p.nftPath,
-      content: renderNft({ name: p.ns.name, kind: p.ns.kind, clause: p.ns.clause, unit: UNIT, table: NS_TABLE, chains: p.chains }),
+      content: nftFile(p),
       mode: 0o644,
       clause: p.ns.clause,
     });

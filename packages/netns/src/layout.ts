@@ -1,15 +1,17 @@
 // The per-application namespaces as data: for each policy namespace, the
 // kernel settings inside it, the settings of its host-side veth, and its
-// nftables rules, each with the policy clause and the threat it answers. The
+// nftables table (a @leakless/nft model, rendered by its one writer like the
+// host table), each with the policy clause and the threat it answers. The
 // templates only print this; the assertions and tests read the same data.
-import type { Policy, ResolvedNamespace } from '@leakless/policy';
+import { PATHS, UNITS, type Policy, type ResolvedNamespace } from '@leakless/policy';
+import { renderNft, type BaseChainSpec, type Chain, type Rule, type Table } from '@leakless/nft';
 
 /** Paths in the image. */
-export const SETUP_SCRIPT = '/usr/local/lib/leakless/netns-setup';
+export const SETUP_SCRIPT = `${PATHS.lib}/netns-setup`;
 export const LAUNCHER = '/usr/local/sbin/leakless-netns-exec';
-export const UNIT = 'leakless-netns.service';
-export const UNIT_PATH = `/etc/systemd/system/${UNIT}`;
-export const NFT_DIR = '/etc/leakless/netns';
+export const UNIT = UNITS.netns;
+export const UNIT_PATH = `${PATHS.adminUnits}/${UNIT}`;
+export const NFT_DIR = `${PATHS.etc}/netns`;
 export const UDEV_RULES = '/etc/udev/rules.d/85-leakless-nm-unmanage-veth.rules';
 /** `ip netns exec NAME` bind-mounts every file of /etc/netns/NAME over /etc (iproute2). */
 export const ETC_NETNS = '/etc/netns';
@@ -27,7 +29,7 @@ export const GENERIC_HOSTNAME = 'localhost';
  * namespaces rely on (forward + masquerade for clearnet only, input from a
  * tor-only veth to its SocksPort only) are in its ruleset, not here.
  */
-export const FIREWALL_UNIT = 'leakless-firewall.service';
+export const FIREWALL_UNIT = UNITS.firewall;
 
 /**
  * Environment a launched application keeps: what a desktop application needs
@@ -43,20 +45,6 @@ export interface Setting {
   readonly why: string;
 }
 
-export interface NftRule {
-  readonly rule: string;
-  /** Policy clause (or precedent) the rule comes from; printed as its comment. */
-  readonly clause: string;
-}
-
-export interface NftChain {
-  readonly name: string;
-  /** "type filter hook output priority 0; policy drop;" */
-  readonly head: string;
-  readonly why: string;
-  readonly rules: readonly NftRule[];
-}
-
 export interface NamespacePlan {
   readonly ns: ResolvedNamespace;
   /** nftables file loaded inside the namespace. */
@@ -65,7 +53,8 @@ export interface NamespacePlan {
   readonly nsSysctls: readonly Setting[];
   /** sysctls of the host-side veth, written after it exists. */
   readonly hostSysctls: readonly Setting[];
-  readonly chains: readonly NftChain[];
+  /** The table loaded inside the namespace (NS_TABLE). */
+  readonly table: Table;
   /** The default route (clearnet only): via the host side of the veth. */
   readonly defaultVia?: string;
   /** /etc/netns/NAME/resolv.conf: a file of the tree (tor-only) or a link made at start to the clearnet resolver file. */
@@ -110,96 +99,111 @@ function hostSysctls(ns: ResolvedNamespace): Setting[] {
   ];
 }
 
-function torOnlyChains(ns: ResolvedNamespace): NftChain[] {
+// Building blocks of the namespace tables; every rule gets a counter and its
+// clause comment from the renderer.
+const accept = { kind: 'accept' } as const;
+const drop = { kind: 'drop' } as const;
+/** "Refused by policy": the application learns at once that the path is closed. */
+const refuse = { kind: 'reject', icmpx: 'admin-prohibited' } as const;
+const LO = { name: 'lo' } as const;
+const NAT_OUTPUT: BaseChainSpec = { type: 'nat', hook: 'output', priority: -100, policy: 'accept' };
+const NAT_POSTROUTING: BaseChainSpec = { type: 'nat', hook: 'postrouting', priority: 100, policy: 'accept' };
+/** After nat postrouting (100): sees the source masquerade gave the packet. */
+const POSTROUTING: BaseChainSpec = { type: 'filter', hook: 'postrouting', priority: 110, policy: 'accept' };
+const filter = (hook: 'input' | 'output' | 'forward', policy: 'accept' | 'drop'): BaseChainSpec => ({ type: 'filter', hook, priority: 0, policy });
+
+const invalidDrop: Rule = { match: { ctState: ['invalid'] }, verdict: drop, clause: 'SPEC 2 beyond Tails 3: invalid state' };
+const loopback = (ns: ResolvedNamespace, way: 'in' | 'out'): Rule => ({
+  match: way === 'in' ? { iifname: LO } : { oifname: LO },
+  verdict: accept,
+  clause: `${ns.clause} loopback inside the namespace`,
+});
+const neverARouter: Chain = { name: 'forward', why: 'Never a router.', base: filter('forward', 'drop'), rules: [] };
+
+/** Nothing leaves the veth with another source than the namespace's own address (Tails: OUTPUT -o veth0 ! --src <guest> REJECT). */
+function antiSpoofing(ns: ResolvedNamespace, why: string): Chain {
+  return {
+    name: 'postrouting',
+    why,
+    base: POSTROUTING,
+    rules: [{ match: { oifname: { name: ns.guestVeth }, saddr: { addrs: [ns.guestAddress], negate: true } }, verdict: drop, clause: `${ns.clause} anti-spoofing` }],
+  };
+}
+
+function torOnlyChains(ns: ResolvedNamespace): Chain[] {
   const socks = ns.socksPort;
   if (!socks) throw new Error(`internal: tor-only namespace ${ns.name} without a SocksPort after validation`);
   const c = ns.clause;
   const sc = socks.clause;
-  const host = ns.hostAddress;
+  const host = { addrs: [ns.hostAddress] };
+  const socksPort = { ports: [socks.port] };
+  const veth = { name: ns.guestVeth };
   return [
     {
       name: 'nat_output',
-      head: 'type nat hook output priority -100; policy accept;',
       why: 'Unmodified applications use 127.0.0.1:<port>; it is rewritten to the SocksPort on the host side of the veth.',
-      rules: [{ rule: `oifname "lo" ip daddr 127.0.0.1 tcp dport ${socks.port} dnat ip to ${host}:${socks.port}`, clause: `${sc} SocksPort ${socks.name} via DNAT` }],
+      base: NAT_OUTPUT,
+      rules: [
+        {
+          match: { oifname: LO, daddr: { addrs: ['127.0.0.1'] }, protocol: 'tcp', dport: socksPort },
+          verdict: { kind: 'dnat', address: ns.hostAddress, port: socks.port },
+          clause: `${sc} SocksPort ${socks.name} via DNAT`,
+        },
+      ],
     },
     {
       name: 'nat_postrouting',
-      head: 'type nat hook postrouting priority 100; policy accept;',
       why: 'A DNATed connection still has source 127.0.0.1; it leaves with the namespace’s own address.',
-      rules: [{ rule: `oifname "${ns.guestVeth}" ct status dnat masquerade`, clause: `${c} masquerade of the DNAT` }],
+      base: NAT_POSTROUTING,
+      rules: [{ match: { oifname: veth, ctStatus: ['dnat'] }, verdict: { kind: 'masquerade' }, clause: `${c} masquerade of the DNAT` }],
     },
     {
       name: 'output',
-      head: 'type filter hook output priority 0; policy drop;',
       why: 'The only packets that leave: the DNATed SocksPort connection. The namespace has no route anywhere else; this is the second wall.',
+      base: filter('output', 'drop'),
       rules: [
-        { rule: 'ct state invalid drop', clause: 'SPEC 2 beyond Tails 3: invalid state' },
-        { rule: 'oifname "lo" accept', clause: `${c} loopback inside the namespace` },
-        { rule: `oifname "${ns.guestVeth}" ip daddr ${host} tcp dport ${socks.port} ct status dnat accept`, clause: `${sc} the one way out` },
-        { rule: 'counter reject with icmpx admin-prohibited', clause: `${c} tor-only: nothing else` },
+        invalidDrop,
+        loopback(ns, 'out'),
+        { match: { oifname: veth, daddr: host, protocol: 'tcp', dport: socksPort, ctStatus: ['dnat'] }, verdict: accept, clause: `${sc} the one way out` },
+        { match: {}, verdict: refuse, clause: `${c} tor-only: nothing else` },
       ],
     },
-    {
-      name: 'postrouting',
-      head: 'type filter hook postrouting priority 110; policy accept;',
-      why: 'Anti-spoofing after masquerade: nothing leaves the veth with another source (Tails: OUTPUT -o veth0 ! --src <guest> REJECT).',
-      rules: [{ rule: `oifname "${ns.guestVeth}" ip saddr != ${ns.guestAddress} counter drop`, clause: `${c} anti-spoofing` }],
-    },
+    antiSpoofing(ns, 'Anti-spoofing after masquerade: nothing leaves the veth with another source (Tails: OUTPUT -o veth0 ! --src <guest> REJECT).'),
     {
       name: 'input',
-      head: 'type filter hook input priority 0; policy drop;',
       why: 'The namespace serves nobody: only loopback and the replies of its SocksPort connections come in.',
+      base: filter('input', 'drop'),
       rules: [
-        { rule: 'iifname "lo" accept', clause: `${c} loopback inside the namespace` },
-        { rule: `iifname "${ns.guestVeth}" ip saddr ${host} tcp sport ${socks.port} ct state established accept`, clause: `${sc} replies` },
+        loopback(ns, 'in'),
+        { match: { iifname: veth, saddr: host, protocol: 'tcp', sport: socksPort, ctState: ['established'] }, verdict: accept, clause: `${sc} replies` },
       ],
     },
-    {
-      name: 'forward',
-      head: 'type filter hook forward priority 0; policy drop;',
-      why: 'Never a router.',
-      rules: [],
-    },
+    neverARouter,
   ];
 }
 
-function clearnetChains(ns: ResolvedNamespace, internalRange: string): NftChain[] {
+function clearnetChains(ns: ResolvedNamespace, internalRange: string): Chain[] {
   const c = ns.clause;
   return [
     {
       name: 'output',
-      head: 'type filter hook output priority 0; policy accept;',
       why: 'Routed out through the host, whose firewall decides; these rules are the second wall for what this namespace must never reach.',
+      base: filter('output', 'accept'),
       rules: [
-        { rule: 'ct state invalid drop', clause: 'SPEC 2 beyond Tails 3: invalid state' },
-        { rule: 'oifname "lo" accept', clause: `${c} loopback inside the namespace` },
-        { rule: 'meta nfproto ipv6 counter reject with icmpx admin-prohibited', clause: 'ipv6.enabled false' },
-        { rule: `ip daddr ${internalRange} counter reject with icmpx admin-prohibited`, clause: `netns.internalRange: no host services, no other namespace (Tails 699c716428a)` },
+        invalidDrop,
+        loopback(ns, 'out'),
+        { match: { nfproto: 'ipv6' }, verdict: refuse, clause: 'ipv6.enabled false' },
+        { match: { daddr: { addrs: [internalRange] } }, verdict: refuse, clause: 'netns.internalRange: no host services, no other namespace (Tails 699c716428a)' },
       ],
     },
-    {
-      name: 'postrouting',
-      head: 'type filter hook postrouting priority 110; policy accept;',
-      why: 'Anti-spoofing: nothing leaves the veth with another source (Tails: OUTPUT -o veth0 ! --src <guest> REJECT).',
-      rules: [{ rule: `oifname "${ns.guestVeth}" ip saddr != ${ns.guestAddress} counter drop`, clause: `${c} anti-spoofing` }],
-    },
+    antiSpoofing(ns, 'Anti-spoofing: nothing leaves the veth with another source (Tails: OUTPUT -o veth0 ! --src <guest> REJECT).'),
     {
       name: 'input',
-      head: 'type filter hook input priority 0; policy drop;',
       why: 'No incoming connection to an application that is on the real network with the real address (Tails 1c9207c0a4f).',
-      rules: [
-        { rule: 'ct state invalid drop', clause: 'SPEC 2 beyond Tails 3: invalid state' },
-        { rule: 'iifname "lo" accept', clause: `${c} loopback inside the namespace` },
-        { rule: 'ct state established,related accept', clause: `${c} replies (related: ICMP errors, path MTU)` },
-      ],
+      base: filter('input', 'drop'),
+      rules: [invalidDrop, loopback(ns, 'in'), { match: { ctState: ['established', 'related'] }, verdict: accept, clause: `${c} replies (related: ICMP errors, path MTU)` }],
     },
-    {
-      name: 'forward',
-      head: 'type filter hook forward priority 0; policy drop;',
-      why: 'Never a router.',
-      rules: [],
-    },
+    neverARouter,
   ];
 }
 
@@ -210,7 +214,7 @@ export function planNamespace(policy: Policy, ns: ResolvedNamespace): NamespaceP
     nftPath: `${NFT_DIR}/${ns.name}.nft`,
     nsSysctls: nsSysctls(ns),
     hostSysctls: hostSysctls(ns),
-    chains: torOnly ? torOnlyChains(ns) : clearnetChains(ns, policy.internalRange),
+    table: { family: 'inet', name: NS_TABLE, chains: torOnly ? torOnlyChains(ns) : clearnetChains(ns, policy.internalRange) },
     ...(torOnly ? {} : { defaultVia: ns.hostAddress }),
     resolvConf: torOnly
       ? { kind: 'file', path: `${ETC_NETNS}/${ns.name}/resolv.conf` }
@@ -220,6 +224,19 @@ export function planNamespace(policy: Policy, ns: ResolvedNamespace): NamespaceP
 
 export function planNamespaces(policy: Policy): NamespacePlan[] {
   return policy.namespaces.map((ns) => planNamespace(policy, ns));
+}
+
+/** A namespace's `nft -f` file: its table, rendered by the one nft writer, below a header saying where it comes from. */
+export function nftFile(p: NamespacePlan): string {
+  return renderNft(p.table, [
+    `nftables rules inside network namespace ${p.ns.name} (${p.ns.kind})`,
+    `leakless: generated from the policy (${p.ns.clause}); do not edit, change the policy.`,
+    `Loaded by ${UNIT} inside the namespace, before its veth end moves in.`,
+    "The host-side rules for this namespace are in the firewall's ruleset.",
+    '',
+    'Declaring, deleting and redefining the table in one file is one transaction:',
+    'a reload replaces the rules atomically, a bad file changes nothing.',
+  ]);
 }
 
 /** The routes a namespace must have, in the form the `ip-routes` runtime check prints. */

@@ -1,34 +1,24 @@
 import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { buildTree, memoryTree, parsePolicy, type GeneratedFile, type StaticContext, type ToolRunner } from '@leakless/policy';
+import { buildTree, hostToolRunner, memoryTree, type GeneratedFile, type StaticContext } from '@leakless/policy';
 import { evaluateRuntime, type Exec } from '@leakless/selftest';
-import { defaultPolicy, defaultPolicyInput } from '@leakless/policy/testing';
+import { defaultPolicy, policyWith } from '@leakless/policy/testing';
+import { needTool, skipUnless } from '@leakless/testing';
+import { accepted, evaluateHook, evaluateOutput, type Packet } from '@leakless/nft';
 import { FIREWALL_UNIT, LAUNCHER, SETUP_SCRIPT, UNIT, UNIT_PATH, emit, planNamespaces } from './index.js';
 
 const policy = defaultPolicy();
 const out = emit(policy);
 
-const realRunner: ToolRunner = async (cmd, args, opts) => {
-  const r = await execa(cmd, [...args], { reject: false, input: opts?.input ?? '' });
-  return { exitCode: r.exitCode ?? 127, stdout: r.stdout, stderr: r.stderr };
-};
-const runner = realRunner;
 // nft -c runs in a throwaway user+network namespace; some machines forbid unprivileged ones.
-const nftUsable = (await execa('unshare', ['-rn', 'nft', '-c', '-f', '/dev/stdin'], { reject: false, input: 'table inet t { }' })).exitCode === 0;
-if (!nftUsable) {
-  if (process.env.CI === 'true') throw new Error('netns: unshare -rn nft -c does not work here (CI=true)');
-  console.warn('SKIPPED netns nft -c checks: unshare -rn nft -c does not work on this machine');
+const noNft = skipUnless('the netns nft -c checks', needTool('unshare', ['-rn', 'nft', '--version'], 'nft in a throwaway user+network namespace; tools/leakless/install-deps.sh test installs nftables'));
+
+function ctxFor(files: readonly GeneratedFile[], p = policy): StaticContext {
+  return { tree: memoryTree(buildTree([{ ...out, files }])), policy: p, run: hostToolRunner };
 }
 
-// The firewall module ships this unit; the netns unit must find it in the tree.
-const firewallUnit: GeneratedFile = { path: `/etc/systemd/system/${FIREWALL_UNIT}`, content: '[Unit]\n', mode: 0o644, clause: 'test stand-in' };
-
-function ctxFor(files: readonly GeneratedFile[], extra: readonly GeneratedFile[] = [firewallUnit], p = policy): StaticContext {
-  return { tree: memoryTree(buildTree([{ ...out, files }, { ...out, module: 'other', files: extra }])), policy: p, run: runner };
-}
-
-async function results(files: readonly GeneratedFile[], extra?: readonly GeneratedFile[]): Promise<Record<string, boolean>> {
-  const ctx = ctxFor(files, extra);
+async function results(files: readonly GeneratedFile[]): Promise<Record<string, boolean>> {
+  const ctx = ctxFor(files);
   const entries = await Promise.all(out.staticAssertions.map(async (a) => [a.id, (await a.check(ctx)).ok] as const));
   return Object.fromEntries(entries);
 }
@@ -60,7 +50,7 @@ describe('netns emit', () => {
   it('takes every value from the policy: addresses, veths, the SocksPort, the desktop user, the clearnet resolver file', () => {
     const tbb = out.files.find((f) => f.path.endsWith('/tbb.nft'))!.content;
     const browser = policy.socksPorts.find((s) => s.netns === 'tbb')!;
-    expect(tbb).toContain(`oifname "lo" ip daddr 127.0.0.1 tcp dport ${browser.port} dnat ip to ${browser.address}:${browser.port}`);
+    expect(tbb).toContain(`oifname "lo" ip daddr 127.0.0.1 tcp dport ${browser.port} counter dnat ip to ${browser.address}:${browser.port}`);
     const script = out.files.find((f) => f.path === SETUP_SCRIPT)!.content;
     expect(script).toContain(`ln -sfn ${policy.clearnetResolver.file} /etc/netns/clearnet/resolv.conf`);
     expect(script).toContain('ip -n clearnet route add default via 10.200.1.17 dev veth0');
@@ -69,38 +59,57 @@ describe('netns emit', () => {
     expect(launcher).toContain(`[ "$uid" = ${policy.desktopUser.uid} ] && [ "$gid" = ${policy.desktopUser.gid} ]`);
 
     // A different policy gives different files: nothing is written twice.
-    const input = defaultPolicyInput();
-    input.netns.internalRange = '10.77.0.0/24';
-    input.netns.namespaces[0].subnet = '10.77.0.8/30';
-    input.netns.namespaces[1].subnet = '10.77.0.4/30';
-    input.tor.socksPorts[3].port = 9150;
-    const r = parsePolicy(input);
-    if (!r.ok) throw new Error(JSON.stringify(r.issues));
-    const other = emit(r.policy);
+    const other = emit(
+      policyWith((input) => {
+        input.netns.internalRange = '10.77.0.0/24';
+        input.netns.namespaces[0].subnet = '10.77.0.8/30';
+        input.netns.namespaces[1].subnet = '10.77.0.4/30';
+        input.tor.socksPorts[3].port = 9150;
+      }),
+    );
     const tbb2 = other.files.find((f) => f.path.endsWith('/tbb.nft'))!.content;
-    expect(tbb2).toContain('tcp dport 9150 dnat ip to 10.77.0.9:9150');
+    expect(tbb2).toContain('tcp dport 9150 counter dnat ip to 10.77.0.9:9150');
     expect(tbb2).toContain('ip saddr != 10.77.0.10 counter drop');
     expect(other.files.find((f) => f.path.endsWith('/clearnet.nft'))!.content).toContain('ip daddr 10.77.0.0/24 counter reject');
     expect(other.files.find((f) => f.path === SETUP_SCRIPT)!.content).toContain('ip -n clearnet route add default via 10.77.0.5 dev veth0');
   });
 
   it('emits nothing for a policy without namespaces, and scales to a second tor-only namespace', () => {
-    const none = defaultPolicyInput();
-    none.netns.namespaces = [];
-    none.tor.socksPorts = none.tor.socksPorts.filter((s: { netns?: string }) => s.netns === undefined);
-    const r0 = parsePolicy(none);
-    if (!r0.ok) throw new Error(JSON.stringify(r0.issues));
-    expect(emit(r0.policy)).toMatchObject({ files: [], units: [], staticAssertions: [], runtimeAssertions: [] });
+    const none = policyWith((p) => {
+      p.netns.namespaces = [];
+      p.tor.socksPorts = p.tor.socksPorts.filter((s: { netns?: string }) => s.netns === undefined);
+    });
+    expect(emit(none)).toMatchObject({ files: [], units: [], staticAssertions: [], runtimeAssertions: [] });
 
-    const two = defaultPolicyInput();
-    two.netns.namespaces.push({ name: 'circs', kind: 'tor-only', subnet: '10.200.1.4/30' });
-    two.tor.socksPorts.push({ name: 'circs', netns: 'circs', port: 9050, isolation: [], clients: [] });
-    const r2 = parsePolicy(two);
-    if (!r2.ok) throw new Error(JSON.stringify(r2.issues));
-    const e = emit(r2.policy);
+    const e = emit(
+      policyWith((p) => {
+        p.netns.namespaces.push({ name: 'circs', kind: 'tor-only', subnet: '10.200.1.4/30' });
+        p.tor.socksPorts.push({ name: 'circs', netns: 'circs', port: 9050, isolation: [], clients: [] });
+      }),
+    );
     expect(e.files.map((f) => f.path)).toContain('/etc/leakless/netns/circs.nft');
     expect(e.files.find((f) => f.path === LAUNCHER)!.content).toMatch(/^circs\) ;; # netns.namespaces\[2\] \(tor-only\)$/m);
     expect(e.files.find((f) => f.path === SETUP_SCRIPT)!.content).toContain('sysctl -q -w net.ipv4.conf.veth-circs.forwarding=0');
+  });
+
+  it('builds each namespace’s rules as an nft table that does what its comments say (evaluated on the model)', () => {
+    const [tbb, clearnet] = planNamespaces(policy);
+    const socks = tbb!.ns.socksPort!;
+    const fromApp = (daddr: string, dport: number, oif = 'lo'): Packet => ({ family: 'ipv4', oif, daddr, protocol: 'tcp', dport, tcpFlags: 'syn', ctState: 'new' });
+    // tor-only: 127.0.0.1:<SocksPort> is rewritten to the host side and may leave; nothing else may
+    const viaDnat = evaluateOutput(tbb!.table, fromApp('127.0.0.1', socks.port));
+    expect(viaDnat.packet).toMatchObject({ daddr: socks.address, dport: socks.port });
+    expect(accepted(viaDnat.decision)).toBe(true);
+    expect(accepted(evaluateOutput(tbb!.table, fromApp(socks.address, socks.port, tbb!.ns.guestVeth)).decision)).toBe(false);
+    expect(accepted(evaluateOutput(tbb!.table, fromApp('198.51.100.7', 443, tbb!.ns.guestVeth)).decision)).toBe(false);
+    expect(accepted(evaluateOutput(tbb!.table, fromApp(policy.controlPort.address, policy.controlPort.port)).decision)).toBe(true); // loopback inside the namespace only
+    // clearnet: out to the Internet, never to the internal range, never IPv6
+    expect(accepted(evaluateOutput(clearnet!.table, fromApp('198.51.100.7', 443, clearnet!.ns.guestVeth)).decision)).toBe(true);
+    expect(accepted(evaluateOutput(clearnet!.table, fromApp(clearnet!.ns.hostAddress, 9050, clearnet!.ns.guestVeth)).decision)).toBe(false);
+    expect(accepted(evaluateOutput(clearnet!.table, { ...fromApp('198.51.100.7', 443, clearnet!.ns.guestVeth), family: 'ipv6', daddr: '2001:db8::1' }).decision)).toBe(false);
+    // nobody may open a connection into either namespace
+    for (const p of [tbb!, clearnet!])
+      expect(accepted(evaluateHook(p.table, 'input', { family: 'ipv4', iif: p.ns.guestVeth, saddr: p.ns.hostAddress, daddr: p.ns.guestAddress, protocol: 'tcp', dport: 22, tcpFlags: 'syn', ctState: 'new' }))).toBe(false);
   });
 
   it('switches ip_forward on before any tor-only veth is switched off (Tails wrote them the other way round)', () => {
@@ -119,31 +128,26 @@ describe('netns static assertions', () => {
   it('pass on the emitted tree', async () => {
     const ctx = ctxFor(out.files);
     for (const a of out.staticAssertions) {
-      if (a.tools?.includes('nft') && !nftUsable) continue;
+      if (a.tools?.includes('nft') && noNft) continue;
       expect(await a.check(ctx), a.id).toMatchObject({ ok: true });
     }
   });
 
   // Each case plants one defect; the named assertion must catch it.
   const tbbNft = '/etc/leakless/netns/tbb.nft';
-  const cases: { name: string; files: () => GeneratedFile[]; extra?: GeneratedFile[]; fails: string; nft?: boolean }[] = [
+  const cases: { name: string; files: () => GeneratedFile[]; fails: string; nft?: boolean }[] = [
     { name: 'a route out of the tor-only namespace', files: () => edit(SETUP_SCRIPT, (s) => s.replace('ip -n tbb link set veth0 up\n', 'ip -n tbb link set veth0 up\n\tip -n tbb route add default via 10.200.1.1 dev veth0\n')), fails: 'netns.tor-only-no-route' },
     { name: 'a route via ip netns exec', files: () => edit(SETUP_SCRIPT, (s) => s.replace('ip -n tbb link set veth0 up\n', 'ip -n tbb link set veth0 up\n\tip netns exec tbb ip route add 0.0.0.0/1 via 10.200.1.1\n')), fails: 'netns.tor-only-no-route' },
     { name: 'a second clearnet route', files: () => edit(SETUP_SCRIPT, (s) => s.replace('dev veth0\n\t# DNS', 'dev veth0\n\tip -n clearnet route add 10.0.0.0/8 via 10.200.1.17\n\t# DNS')), fails: 'netns.tor-only-no-route' },
     { name: 'a DNAT to a port tor does not listen on', files: () => edit(tbbNft, (s) => s.replace('dnat ip to 10.200.1.1:9050', 'dnat ip to 10.200.1.1:9052')), fails: 'netns.dnat-targets-tor' },
     { name: 'a DNAT to the ControlPort on the host', files: () => edit(tbbNft, (s) => s.replace('dnat ip to 10.200.1.1:9050', 'dnat ip to 127.0.0.1:9052')), fails: 'netns.dnat-targets-tor' },
-    { name: 'a tor-only namespace without its DNAT', files: () => edit(tbbNft, (s) => s.replace(/\t\toifname "lo" ip daddr 127.0.0.1 tcp dport 9050 dnat.*\n/, '')), fails: 'netns.dnat-targets-tor' },
-    {
-      name: 'a torrc in the tree without the browser SocksPort',
-      files: () => out.files.slice(),
-      extra: [firewallUnit, { path: '/etc/tor/torrc', content: 'SocksPort 127.0.0.1:9050 IsolateDestAddr\n', mode: 0o644, clause: 'test' }],
-      fails: 'netns.dnat-targets-tor',
-    },
+    { name: 'a tor-only namespace without its DNAT', files: () => edit(tbbNft, (s) => s.replace(/\t\toifname "lo" ip daddr 127.0.0.1 tcp dport 9050 counter dnat.*\n/, '')), fails: 'netns.dnat-targets-tor' },
     { name: 'a rule without its clause comment', files: () => edit(tbbNft, (s) => s.replace(' comment "netns.namespaces[0] anti-spoofing"', '')), fails: 'netns.nft-comments' },
+    { name: 'a rule without its counter', files: () => edit(tbbNft, (s) => s.replace('ip saddr != 10.200.1.2 counter drop', 'ip saddr != 10.200.1.2 drop')), fails: 'netns.nft-comments' },
+    { name: 'a hand edit that keeps every rule well-formed', files: () => edit(tbbNft, (s) => s.replace('oifname "lo" counter accept', 'counter accept')), fails: 'netns.file-is-ast' },
     { name: 'a LAN resolver in the tor-only resolv.conf', files: () => edit('/etc/netns/tbb/resolv.conf', (s) => s.replace('nameserver 127.0.0.1', 'nameserver 192.168.1.1')), fails: 'netns.tor-only-resolver' },
     { name: 'a clearnet resolv.conf not linked to the saved DNS', files: () => edit(SETUP_SCRIPT, (s) => s.replace('ln -sfn /etc/resolv-over-clearnet.conf', 'ln -sfn /etc/resolv.conf')), fails: 'netns.clearnet-resolver' },
     { name: 'a unit not tied to the firewall', files: () => edit(UNIT_PATH, (s) => s.replace(`Requires=${FIREWALL_UNIT}\n`, '')), fails: 'netns.unit-order' },
-    { name: 'a tree without the firewall unit', files: () => out.files.slice(), extra: [], fails: 'netns.unit-order' },
     { name: 'a launcher that knows an extra namespace', files: () => edit(LAUNCHER, (s) => s.replace('tbb) ;;', 'tbb) ;; # x\nhost) ;;')), fails: 'netns.launcher' },
     { name: 'a launcher that runs as another uid', files: () => edit(LAUNCHER, (s) => s.replace('[ "$uid" = 1000 ]', '[ "$uid" = 0 ]')), fails: 'netns.launcher' },
     { name: 'a launcher without a UTS namespace', files: () => edit(LAUNCHER, (s) => s.replace('unshare --uts -- ', '')), fails: 'netns.launcher' },
@@ -152,8 +156,8 @@ describe('netns static assertions', () => {
     { name: 'an nft file nft rejects', files: () => edit(tbbNft, (s) => s.replace('policy drop;', 'policy dropp;')), fails: 'netns.nft-check', nft: true },
   ];
   for (const c of cases) {
-    it.skipIf(c.nft && !nftUsable)(`catch ${c.name}`, async () => {
-      const r = await results(c.files(), c.extra);
+    it.skipIf(c.nft && noNft)(`catch ${c.name}`, async () => {
+      const r = await results(c.files());
       expect(r[c.fails], `${c.fails} did not catch ${c.name}`).toBe(false);
     });
   }

@@ -48,6 +48,11 @@ export interface CheckResult {
   readonly detail: string;
 }
 
+/** A check that collected its problems: ok when there are none, else the count and the first three in one line. */
+export function checkResult(problems: readonly string[], okDetail: string): CheckResult {
+  return { ok: problems.length === 0, detail: problems.length ? `${problems.length} problem(s): ${problems.slice(0, 3).join('; ')}` : okDetail };
+}
+
 /** Evaluated on the emitted tree (and the built rootfs) at build time. */
 export interface StaticAssertion {
   readonly id: string;

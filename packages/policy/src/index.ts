@@ -9,7 +9,7 @@ export { derivePolicy } from './policy.js';
 export type { Policy, TorListener, TorListenerKind, ResolvedNamespace } from './policy.js';
 export { readPolicyFile } from './load.js';
 export { policyJsonSchema } from './json-schema.js';
-export { emission } from './contract.js';
+export { emission, checkResult } from './contract.js';
 export type {
   Emission,
   GeneratedFile,
@@ -32,3 +32,8 @@ export { writeOutputs } from './output.js';
 export { assemble, checkStatic } from './assemble.js';
 export type { Assembly, StaticResult } from './assemble.js';
 export { addressIn, cidrWithin, parseCidr4, formatCidr4, nthAddress } from './net.js';
+export { UNITS, PATHS, CLEARNET_RESOLVER_DROPIN, UNIT_SEARCH_PATH, unitDropInPath, unitOfPath } from './names.js';
+export { parseUnit, parseUnitWithDropIns, unitValues, unitWords } from './unit-file.js';
+export type { UnitFile } from './unit-file.js';
+export { defaultProfilePath, readDefaultPolicy } from './profile.js';
+export { hostToolRunner } from './tool-runner.js';

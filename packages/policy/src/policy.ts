@@ -4,6 +4,7 @@
 // so no module re-derives or re-states them.
 import type { Listener, Namespace, PolicyDocument, User } from './schema.js';
 import { nthAddress, parseCidr4 } from './net.js';
+import { CLEARNET_RESOLVER_DROPIN, PATHS, UNITS, unitDropInPath } from './names.js';
 
 export type TorListenerKind = 'socks' | 'control' | 'dns' | 'trans';
 
@@ -72,7 +73,12 @@ export interface Policy {
    * Each clearnet namespace sees it too: the netns module links
    * /etc/netns/NAME/resolv.conf to it, which `ip netns exec` mounts.
    */
-  readonly clearnetResolver: { readonly file: string; readonly units: readonly string[] };
+  readonly clearnetResolver: {
+    readonly file: string;
+    readonly units: readonly string[];
+    /** Per allowed unit, the drop-in that binds the file over /etc/resolv.conf (tor-config writes tor's, the resolver module the rest). */
+    readonly dropIns: readonly { readonly unit: string; readonly path: string }[];
+  };
   userByName(name: string): User;
 }
 
@@ -140,8 +146,9 @@ export function derivePolicy(doc: PolicyDocument): Policy {
     .map((l) => l.port)
     .sort((a, b) => a - b);
 
-  const torUnit = 'tor@default.service';
-  const preTorCheckUnit = doc.time.preTorCheck.enabled ? 'leakless-pretor-time.service' : undefined;
+  const torUnit = UNITS.tor;
+  const preTorCheckUnit = doc.time.preTorCheck.enabled ? UNITS.preTorTime : undefined;
+  const clearnetUnits = [torUnit, ...(preTorCheckUnit ? [preTorCheckUnit] : [])];
 
   return Object.freeze({
     document: doc,
@@ -165,7 +172,11 @@ export function derivePolicy(doc: PolicyDocument): Policy {
     torReachablePorts: doc.tor.reachablePorts === undefined ? undefined : [...new Set(doc.tor.reachablePorts)].sort((a, b) => a - b),
     torUnit,
     preTorCheckUnit,
-    clearnetResolver: { file: '/etc/resolv-over-clearnet.conf', units: [torUnit, ...(preTorCheckUnit ? [preTorCheckUnit] : [])] },
+    clearnetResolver: {
+      file: PATHS.clearnetResolvConf,
+      units: clearnetUnits,
+      dropIns: clearnetUnits.map((unit) => ({ unit, path: unitDropInPath(unit, CLEARNET_RESOLVER_DROPIN) })),
+    },
     userByName: byName,
   });
 }

@@ -1,21 +1,31 @@
 // Test helpers shipped next to the API (cdk8s' Testing): the default policy
-// as a plain object to mutate, and parsed.
+// as a plain object to mutate, parsed, and parsed after one change.
 import { readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { parse } from 'yaml';
 import { parsePolicy } from './validate.js';
 import type { Policy } from './policy.js';
+import { defaultProfilePath } from './profile.js';
 
-export const DEFAULT_CONFIG_URL = new URL('../../../image-config/default.yaml', import.meta.url);
+/** The shipped default profile as a file URL (the same file as defaultProfilePath(), which new code should use). */
+export const DEFAULT_CONFIG_URL = pathToFileURL(defaultProfilePath());
 
-/** A fresh deep copy of image-config/default.yaml as a plain object. */
+/** A fresh deep copy of the shipped default profile as a plain object. */
 export function defaultPolicyInput(): Record<string, any> {
-  return parse(readFileSync(DEFAULT_CONFIG_URL, 'utf8'));
+  return parse(readFileSync(defaultProfilePath(), 'utf8'));
+}
+
+/** The default profile after `mutate`, validated like any policy: a variant that breaks a rule throws here, not in the test using it. */
+export function policyWith(mutate: (p: Record<string, any>) => void = () => {}): Policy {
+  const input = defaultPolicyInput();
+  mutate(input);
+  const r = parsePolicy(input);
+  if (!r.ok) throw new Error(`test policy invalid: ${r.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
+  return r.policy;
 }
 
 export function defaultPolicy(): Policy {
-  const r = parsePolicy(defaultPolicyInput());
-  if (!r.ok) throw new Error(`default policy invalid: ${JSON.stringify(r.issues)}`);
-  return r.policy;
+  return policyWith();
 }
 
 export type InvalidCase = { name: string; mutate: (p: Record<string, any>) => void; path: string; message: RegExp };

@@ -1,14 +1,10 @@
 // Static assertions of the resolver module, evaluated on the emitted tree and
 // on a built rootfs (where Debian's own NetworkManager conf.d files and units
 // are present and must not undo ours).
-import type { CheckResult, Policy, StaticAssertion, TreeReader } from '@leakless/policy';
+import { checkResult, type Policy, type StaticAssertion, type TreeReader } from '@leakless/policy';
 import { mergeIni, parseIni } from './ini.js';
 import { NM_CONF_D, NM_CONNECTIONS, NM_DISPATCHER, RESOLV_CONF, nmFiles } from './settings.js';
 
-const result = (problems: readonly string[], okDetail: string): CheckResult => ({
-  ok: problems.length === 0,
-  detail: problems.length ? `${problems.length} problem(s), first: ${problems[0]}` : okDetail,
-});
 
 const NM_LIB_CONF_D = '/usr/lib/NetworkManager/conf.d';
 const NM_CONF = '/etc/NetworkManager/NetworkManager.conf';
@@ -70,17 +66,17 @@ export function staticAssertions(policy: Policy): StaticAssertion[] {
     {
       id: 'resolver.resolv-conf',
       statement: `${RESOLV_CONF} names only ${policy.dnsPort.address}, whose udp/53 the firewall redirects to the DNSPort`,
-      check: ({ tree }) => result(resolvConfProblems(tree, policy), `nameserver ${policy.dnsPort.address} only`),
+      check: ({ tree }) => checkResult(resolvConfProblems(tree, policy), `nameserver ${policy.dnsPort.address} only`),
     },
     {
       id: 'resolver.networkmanager',
       statement: 'NetworkManager’s effective config: dns=none, connectivity check off, no DHCP/reverse-DNS hostname, random Wi-Fi MAC for scans and connections, IPv6 privacy addresses',
-      check: ({ tree }) => result(nmProblems(tree, policy), 'every NetworkManager key as the policy says'),
+      check: ({ tree }) => checkResult(nmProblems(tree, policy), 'every NetworkManager key as the policy says'),
     },
     {
       id: 'resolver.dhcp-no-hostname',
       statement: 'every NetworkManager profile the image ships uses DHCP without sending the host name, and none is readable by others',
-      check: ({ tree }) => result(keyfileProblems(tree), 'no profile sends the host name'),
+      check: ({ tree }) => checkResult(keyfileProblems(tree), 'no profile sends the host name'),
     },
     {
       id: 'resolver.dispatcher',
@@ -97,7 +93,7 @@ export function staticAssertions(policy: Policy): StaticAssertion[] {
         const code = text.split('\n').filter((l) => !l.trim().startsWith('#'));
         if (!code.some((l) => l.includes(`f=${cr.file}`))) problems.push(`does not write ${cr.file}`);
         if (code.some((l) => /\b(rm|mv|ln|install|cp)\b/.test(l))) problems.push('replaces the file (rm/mv/ln/cp/install): the bind mounts would keep the old inode');
-        return result(problems, 'sh -n ok, truncates in place');
+        return checkResult(problems, 'sh -n ok, truncates in place');
       },
     },
   ];

@@ -2,10 +2,11 @@
 // kept away from it and from leaking identifiers, and the clearnet resolver
 // file that only the policy's allowed units see.
 import { emission, loadTemplate, sha256, type Emission, type GeneratedFile, type Policy, type RuntimeAssertion } from '@leakless/policy';
-import { NM_DISPATCHER, PROBE_ONION, RESOLV_CONF, UNIT_DROPIN_NAME, bindUnits, nmFiles, type IniFile } from './settings.js';
+import { NM_DISPATCHER, PROBE_ONION, RESOLV_CONF, bindDropIns, nmFiles, type IniFile } from './settings.js';
 import { staticAssertions } from './assertions.js';
 
-export * from './settings.js';
+export { RESOLV_CONF, NM_CONF_D, NM_CONNECTIONS, NM_DISPATCHER, PROBE_ONION, stableUuid, nmFiles, bindDropIns } from './settings.js';
+export type { IniKey, IniSection, IniFile } from './settings.js';
 export { parseIni, mergeIni } from './ini.js';
 export type { Ini } from './ini.js';
 
@@ -32,10 +33,6 @@ const renderDropIn = loadTemplate<{ path: string; clause: string; unit: string; 
   'nameserver',
 ]);
 
-export function unitDropInPath(unit: string): string {
-  return `/etc/systemd/system/${unit}.d/${UNIT_DROPIN_NAME}`;
-}
-
 export function emit(policy: Policy): Emission {
   const cr = policy.clearnetResolver;
   const units = cr.units.join(' and ');
@@ -51,8 +48,7 @@ export function emit(policy: Policy): Emission {
     { path: cr.file, content: renderClearnet({ path: cr.file, clause: 'clearnetResolver', dispatcher: NM_DISPATCHER, units }), mode: 0o644, clause: 'clearnetResolver' },
     ...nm,
     { path: NM_DISPATCHER, content: renderDispatcher({ path: NM_DISPATCHER, clause: 'clearnetResolver', file: cr.file, units }), mode: 0o755, clause: 'clearnetResolver' },
-    ...bindUnits(policy).map((unit): GeneratedFile => {
-      const path = unitDropInPath(unit);
+    ...bindDropIns(policy).map(({ unit, path }): GeneratedFile => {
       return { path, content: renderDropIn({ path, clause: 'clearnetResolver, time.preTorCheck', unit, source: cr.file, nameserver: policy.dnsPort.address }), mode: 0o644, clause: 'clearnetResolver' };
     }),
   ];

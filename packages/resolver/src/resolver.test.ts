@@ -3,27 +3,16 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { buildTree, memoryTree, parsePolicy, type GeneratedFile, type Policy, type StaticContext, type ToolRunner } from '@leakless/policy';
-import { defaultPolicy, defaultPolicyInput } from '@leakless/policy/testing';
-import { emit, NM_CONF_D, NM_CONNECTIONS, NM_DISPATCHER, RESOLV_CONF, parseIni, unitDropInPath } from './index.js';
+import { CLEARNET_RESOLVER_DROPIN, UNITS, buildTree, hostToolRunner, memoryTree, unitDropInPath, type GeneratedFile, type Policy, type StaticContext } from '@leakless/policy';
+import { defaultPolicy, policyWith } from '@leakless/policy/testing';
+import { needRoot, skipUnless } from '@leakless/testing';
+import { emit, NM_CONF_D, NM_CONNECTIONS, NM_DISPATCHER, RESOLV_CONF, parseIni } from './index.js';
 
 const policy = defaultPolicy();
 const out = emit(policy);
 
-const realRun: ToolRunner = async (cmd, args, opts) => {
-  const r = await execa(cmd, [...args], { reject: false, input: opts?.input ?? '' });
-  return { exitCode: r.exitCode ?? 127, stdout: r.stdout, stderr: r.stderr };
-};
-
-function policyWith(mutate: (p: Record<string, any>) => void): Policy {
-  const input = defaultPolicyInput();
-  mutate(input);
-  const r = parsePolicy(input);
-  if (!r.ok) throw new Error(JSON.stringify(r.issues));
-  return r.policy;
-}
 function ctxFor(files: readonly GeneratedFile[], p: Policy = policy): StaticContext {
-  return { tree: memoryTree(buildTree([{ ...out, files }])), policy: p, run: realRun };
+  return { tree: memoryTree(buildTree([{ ...out, files }])), policy: p, run: hostToolRunner };
 }
 const file = (path: string) => out.files.find((f) => f.path === path)!;
 const edit = (files: readonly GeneratedFile[], path: string, fn: (f: GeneratedFile) => GeneratedFile) => files.map((f) => (f.path === path ? fn(f) : f));
@@ -44,7 +33,7 @@ describe('resolver emit', () => {
       [PRIVACY, '644'],
       [WIRED, '600'],
       [NM_DISPATCHER, '755'],
-      [unitDropInPath('leakless-pretor-time.service'), '644'],
+      [unitDropInPath(UNITS.preTorTime, CLEARNET_RESOLVER_DROPIN), '644'],
     ]);
     for (const f of out.files) expect(f.content, f.path).toMatch(/leakless: generated from the policy \(.+\); do not edit/);
     expect(out.packages).toEqual(['network-manager']);
@@ -73,7 +62,7 @@ describe('resolver emit', () => {
   });
 
   it('drop-ins: the pre-Tor check unit here, tor’s in tor-config; none when the pre-Tor check is off', () => {
-    expect(file(unitDropInPath('leakless-pretor-time.service')).content).toContain('\nBindReadOnlyPaths=/etc/resolv-over-clearnet.conf:/etc/resolv.conf\n');
+    expect(file(unitDropInPath(UNITS.preTorTime, CLEARNET_RESOLVER_DROPIN)).content).toContain('\nBindReadOnlyPaths=/etc/resolv-over-clearnet.conf:/etc/resolv.conf\n');
     const off = policyWith((d) => (d.time.preTorCheck.enabled = false));
     expect(off.clearnetResolver.units).toEqual(['tor@default.service']);
     expect(emit(off).files.some((f) => f.path.startsWith('/etc/systemd/'))).toBe(false);
@@ -113,13 +102,9 @@ describe('resolver emit', () => {
 // The dispatcher run for real: in a private mount namespace with a tmpfs over
 // /etc (the host's /etc is never written), a unit's read-only bind of the
 // clearnet file over /etc/resolv.conf, then NetworkManager-like events.
-const isRoot = process.getuid?.() === 0;
-if (!isRoot) {
-  if (process.env.CI === 'true') throw new Error('resolver dispatcher test: needs root for a mount namespace (CI=true)');
-  console.warn('SKIPPED resolver dispatcher test: needs root for a mount namespace');
-}
+const noRoot = skipUnless('the resolver dispatcher test', needRoot('a private mount namespace with a tmpfs over /etc'));
 
-describe.skipIf(!isRoot)('the NetworkManager dispatcher script', () => {
+describe.skipIf(noRoot)('the NetworkManager dispatcher script', () => {
   const cr = policy.clearnetResolver.file;
   async function run(script: string, events: { iface: string; action: string; ns?: string }[]) {
     const dir = mkdtempSync(join(tmpdir(), 'lk-resolver-'));

@@ -2,13 +2,12 @@
 // in, its value and the leak it closes. Templates only print this, the static
 // assertions read the rendered files back and compare them with it.
 import { createHash } from 'node:crypto';
-import type { Policy } from '@leakless/policy';
+import { PATHS, type Policy } from '@leakless/policy';
 
-export const RESOLV_CONF = '/etc/resolv.conf';
+export const RESOLV_CONF = PATHS.resolvConf;
 export const NM_CONF_D = '/etc/NetworkManager/conf.d';
 export const NM_CONNECTIONS = '/etc/NetworkManager/system-connections';
 export const NM_DISPATCHER = '/etc/NetworkManager/dispatcher.d/00-leakless-resolv-over-clearnet';
-export const UNIT_DROPIN_NAME = '50-leakless-resolv-over-clearnet.conf';
 /**
  * A v3-onion-shaped name no one serves: tor's DNSPort answers it from the
  * automap range without any network (AutomapHostsOnResolve), and no other
@@ -121,7 +120,7 @@ export function nmFiles(policy: Policy): IniFile[] {
   ];
 }
 
-/** The units that get the clearnet resolver bind from this module (tor's drop-in is tor-config's). */
-export function bindUnits(policy: Policy): string[] {
-  return policy.clearnetResolver.units.filter((u) => u !== policy.torUnit);
+/** The drop-ins binding the clearnet resolver file that this module writes (tor's is tor-config's). */
+export function bindDropIns(policy: Policy): { readonly unit: string; readonly path: string }[] {
+  return policy.clearnetResolver.dropIns.filter((d) => d.unit !== policy.torUnit);
 }

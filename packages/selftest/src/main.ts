@@ -4,10 +4,12 @@
 // Exit: 0 every assertion holds, 1 one failed (or could not be observed), 2 bad input.
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { PATHS } from '@leakless/policy/names';
 import type { Exec } from './evaluate.js';
 import { formatReport, parseSelftestDocument, resultLine, runSelftest } from './selftest.js';
 
-const DEFAULT_ASSERTIONS = '/usr/share/leakless/runtime-assertions.json';
+/** Where the image builder puts the runtime assertions (the policy layer names the path for both). */
+const DEFAULT_ASSERTIONS: string = PATHS.runtimeAssertions;
 
 const USAGE = `usage: leakless-selftest [--assertions FILE] [--module NAME]... [--json] [--settle SECONDS] [--result-port PATH]
 

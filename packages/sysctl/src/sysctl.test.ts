@@ -7,6 +7,7 @@ import { execa } from 'execa';
 import { buildTree, memoryTree, type StaticContext } from '@leakless/policy';
 import { evaluateRuntime, type Exec } from '@leakless/selftest';
 import { defaultPolicy } from '@leakless/policy/testing';
+import { needRoot, skipUnless } from '@leakless/testing';
 import { emit, parseSysctlConf, isPerNetns, MODPROBE_FILE } from './index.js';
 
 const policy = defaultPolicy();
@@ -87,14 +88,9 @@ describe('sysctl emit', () => {
 
 // The runtime assertions evaluated for real: the emitted net.* keys applied
 // with `sysctl -p` inside a fresh network namespace, then read back.
-const isRoot = process.getuid?.() === 0;
-const why = 'needs root to create a network namespace';
-if (!isRoot) {
-  if (process.env.CI === 'true') throw new Error(`sysctl runtime test: ${why} (CI=true)`);
-  console.warn(`SKIPPED sysctl runtime test: ${why}`);
-}
+const noRoot = skipUnless('the sysctl runtime test', needRoot('a fresh network namespace'));
 
-describe.skipIf(!isRoot)('sysctl runtime assertions in a fresh network namespace', () => {
+describe.skipIf(noRoot)('sysctl runtime assertions in a fresh network namespace', () => {
   const netnsAssertions = out.runtimeAssertions.filter((a) => a.scope === 'netns');
   const inNetns = (ns: string): Exec => async (cmd, args) => {
     const r = await execa('ip', ['netns', 'exec', ns, cmd, ...args], { reject: false });

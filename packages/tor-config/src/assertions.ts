@@ -1,10 +1,9 @@
 // Static assertions (on the emitted tree or a built rootfs) and runtime
 // assertions (lab, booted image) of the tor-config module.
-import { sha256, type CheckResult, type GeneratedFile, type Policy, type RuntimeAssertion, type StaticAssertion, type TreeReader } from '@leakless/policy';
+import { CLEARNET_RESOLVER_DROPIN, PATHS, checkResult, sha256, type GeneratedFile, type Policy, type RuntimeAssertion, type StaticAssertion, type ToolRunner, type TreeReader } from '@leakless/policy';
 import { APT_PROXY_CONF, APT_SOURCES, ENVIRONMENT, TORSOCKS_CONF, aptSocksPort, aptUser, systemSocksPort } from './apps.js';
 import { TORRC, TORRC_D_GLOB, listenerValue, reachableValue } from './torrc.js';
 import { parseDump, runTor, type TorRun } from './verify.js';
-import type { ToolRunner } from '@leakless/policy';
 
 // Several assertions (and the cross-module checks) read tor's effective configuration of the same tree: run tor once per tree.
 const dumps = new WeakMap<TreeReader, Promise<TorRun>>();
@@ -14,15 +13,12 @@ export function dumpOf(tree: TreeReader, run: ToolRunner): Promise<TorRun> {
   return d;
 }
 
+/** tor's drop-in directory: the drop-in binding the clearnet resolver file over /etc/resolv.conf is this module's; its name is the policy layer's. */
 export function unitDropInDir(policy: Policy): string {
-  return `/etc/systemd/system/${policy.torUnit}.d`;
+  return `${PATHS.adminUnits}/${policy.torUnit}.d`;
 }
-export const UNIT_DROPIN_NAME = '50-leakless-resolv-over-clearnet.conf';
+export const UNIT_DROPIN_NAME = CLEARNET_RESOLVER_DROPIN;
 
-const result = (problems: readonly string[], okDetail: string): CheckResult => ({
-  ok: problems.length === 0,
-  detail: problems.length ? `${problems.length} problem(s), first: ${problems[0]}` : okDetail,
-});
 
 /** Listener options tor must have exactly as the policy says; unset ones must stay unset. */
 function expectedListeners(policy: Policy): Record<string, readonly string[]> {
@@ -137,7 +133,7 @@ export function staticAssertions(policy: Policy): StaticAssertion[] {
       async check({ tree, run }) {
         const r = await dumpOf(tree, run);
         if (!r.ok) return { ok: false, detail: r.problem! };
-        return result(effectiveConfigProblems(parseDump(r.stdout), policy), `${policy.torListeners.length} listeners and every setting as the policy says`);
+        return checkResult(effectiveConfigProblems(parseDump(r.stdout), policy), `${policy.torListeners.length} listeners and every setting as the policy says`);
       },
     },
     {
@@ -151,7 +147,7 @@ export function staticAssertions(policy: Policy): StaticAssertion[] {
         const problems: string[] = [];
         if (mode & 0o222 & ~0o200) problems.push(`mode ${mode.toString(8)} lets group or others write it`);
         if (directives.at(-1) !== `%include ${TORRC_D_GLOB}`) problems.push(`last directive is "${directives.at(-1)}", not %include ${TORRC_D_GLOB}`);
-        return result(problems, `mode ${mode.toString(8)}, drop-ins included last`);
+        return checkResult(problems, `mode ${mode.toString(8)}, drop-ins included last`);
       },
     },
     {
@@ -167,18 +163,18 @@ export function staticAssertions(policy: Policy): StaticAssertion[] {
           const want = ['[Service]', `BindReadOnlyPaths=${policy.clearnetResolver.file}:/etc/resolv.conf`];
           if (JSON.stringify(lines) !== JSON.stringify(want)) problems.push(`${f}: has [${lines.join(' ; ')}], expected [${want.join(' ; ')}]`);
         }
-        return result(problems, `${policy.torUnit} sees ${policy.clearnetResolver.file} as /etc/resolv.conf, nothing else changed`);
+        return checkResult(problems, `${policy.torUnit} sees ${policy.clearnetResolver.file} as /etc/resolv.conf, nothing else changed`);
       },
     },
     {
       id: 'tor.apps-socks',
       statement: 'SOCKS_SERVER/SOCKS5_SERVER and torsocks point at the desktop user’s system SocksPort',
-      check: ({ tree }) => result(appsProblems(tree, policy), `${ENVIRONMENT} and ${TORSOCKS_CONF} use ${systemSocksPort(policy)?.name ?? 'no'} SocksPort`),
+      check: ({ tree }) => checkResult(appsProblems(tree, policy), `${ENVIRONMENT} and ${TORSOCKS_CONF} use ${systemSocksPort(policy)?.name ?? 'no'} SocksPort`),
     },
     {
       id: 'tor.apt-through-tor',
       statement: 'APT downloads as _apt through its own SocksPort (socks5h, no DNS), every source is tor+http(s)',
-      check: ({ tree }) => result(aptProblems(tree, policy), `APT uses the ${aptSocksPort(policy)?.name ?? '-'} SocksPort, all sources through tor`),
+      check: ({ tree }) => checkResult(aptProblems(tree, policy), `APT uses the ${aptSocksPort(policy)?.name ?? '-'} SocksPort, all sources through tor`),
     },
   ];
 }

@@ -1,13 +1,15 @@
 // @leakless/tor-config: the base torrc (+ torrc.d drop-in directory), the
 // tor@default drop-in, and the files that send programs to their SocksPort
 // (SOCKS_SERVER, torsocks, APT through tor).
-import { emission, loadTemplate, type Emission, type GeneratedFile, type Policy, type SystemUser } from '@leakless/policy';
+import { UNITS, emission, loadTemplate, type Emission, type GeneratedFile, type Policy, type SystemUser } from '@leakless/policy';
 import { APT_PROXY_CONF, APT_SOURCES, APT_USER, ENVIRONMENT, TORSOCKS_CONF, aptSocksPort, aptSources, aptUser, systemSocksPort, type AptSource } from './apps.js';
-import { UNIT_DROPIN_NAME, runtimeAssertions, staticAssertions, unitDropInDir } from './assertions.js';
+import { runtimeAssertions, staticAssertions } from './assertions.js';
 import { DEBIAN_DEFAULTS_TORRC, TORRC, TORRC_D, TORRC_D_GLOB, torrcSections, type TorrcSection } from './torrc.js';
 
-export * from './torrc.js';
-export * from './apps.js';
+export { TORRC, DEBIAN_DEFAULTS_TORRC, TORRC_D, TORRC_D_GLOB, NO_ISOLATION, isolationFlags, listenerValue, reachableValue, torrcSections } from './torrc.js';
+export type { TorrcLine, TorrcSection } from './torrc.js';
+export { APT_USER, ENVIRONMENT, TORSOCKS_CONF, APT_PROXY_CONF, APT_SOURCES, DEBIAN_MIRROR, systemSocksPort, aptUser, aptSocksPort, aptSources } from './apps.js';
+export type { AptSource } from './apps.js';
 export { effectiveConfigProblems, unitDropInDir, UNIT_DROPIN_NAME, dumpOf } from './assertions.js';
 export { parseDump, runTor, dropInsOf } from './verify.js';
 export type { TorRun } from './verify.js';
@@ -57,7 +59,8 @@ function appFiles(policy: Policy): GeneratedFile[] {
 
 export function emit(policy: Policy): Emission {
   const torrc = torrcFile(policy);
-  const dropIn = `${unitDropInDir(policy)}/${UNIT_DROPIN_NAME}`;
+  // tor's own drop-in; the resolver module writes those of the other units the policy lets see the clearnet resolver
+  const dropIn = policy.clearnetResolver.dropIns.find((d) => d.unit === policy.torUnit)!.path;
   const files: GeneratedFile[] = [
     torrc,
     { path: `${TORRC_D}/README`, content: renderReadme({ dropInDir: TORRC_D, dropInGlob: TORRC_D_GLOB, torrc: TORRC }), mode: 0o644, clause: 'tor' },
@@ -75,7 +78,7 @@ export function emit(policy: Policy): Emission {
     files,
     packages: ['tor', 'torsocks', ...(aptSocksPort(policy) ? ['apt-transport-tor'] : [])],
     users,
-    units: ['tor.service'],
+    units: [UNITS.torWrapper],
     staticAssertions: staticAssertions(policy),
     runtimeAssertions: runtimeAssertions(policy, torrc),
   });

@@ -4,29 +4,18 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { buildTree, memoryTree, parsePolicy, type Emission, type GeneratedFile, type Policy, type StaticContext, type ToolRunner } from '@leakless/policy';
+import { buildTree, hostToolRunner, memoryTree, parsePolicy, type Emission, type GeneratedFile, type Policy, type StaticContext, type ToolRunner } from '@leakless/policy';
 import { evaluateRuntime, type Exec } from '@leakless/selftest';
-import { defaultPolicy, defaultPolicyInput } from '@leakless/policy/testing';
+import { defaultPolicy, defaultPolicyInput, policyWith } from '@leakless/policy/testing';
+import { needRoot, needTool, skipUnless } from '@leakless/testing';
 import { emit, runTor, parseDump, TORRC, TORRC_D, APT_SOURCES, ENVIRONMENT, TORSOCKS_CONF, NO_ISOLATION, unitDropInDir, UNIT_DROPIN_NAME, effectiveConfigProblems } from './index.js';
 
 const policy = defaultPolicy();
 const out = emit(policy);
 
-const realRun: ToolRunner = async (cmd, args, opts) => {
-  const r = await execa(cmd, [...args], { reject: false, input: opts?.input ?? '', timeout: 60_000 });
-  return { exitCode: r.exitCode ?? 127, stdout: r.stdout, stderr: r.stderr };
-};
 const noTools: ToolRunner = async () => ({ exitCode: 127, stdout: '', stderr: 'no tools' });
 
-function policyWith(mutate: (p: Record<string, any>) => void): Policy {
-  const input = defaultPolicyInput();
-  mutate(input);
-  const r = parsePolicy(input);
-  if (!r.ok) throw new Error(JSON.stringify(r.issues));
-  return r.policy;
-}
-
-function ctxFor(files: readonly GeneratedFile[], p: Policy = policy, run: ToolRunner = realRun): StaticContext {
+function ctxFor(files: readonly GeneratedFile[], p: Policy = policy, run: ToolRunner = hostToolRunner): StaticContext {
   return { tree: memoryTree(buildTree([{ ...out, files }])), policy: p, run };
 }
 const file = (e: Emission, path: string) => e.files.find((f) => f.path === path)!;
@@ -38,12 +27,8 @@ async function failing(files: readonly GeneratedFile[], p: Policy = policy): Pro
 }
 
 // tor is a test dependency (tools/leakless/install-deps.sh test); CI must not silently skip.
-const hasTor = (await execa('tor', ['--version'], { reject: false })).exitCode === 0;
-if (!hasTor) {
-  if (process.env.CI === 'true') throw new Error('tor-config tests: tor is not installed (CI=true)');
-  console.warn('SKIPPED tor-config checks that run tor: tor is not installed (tools/leakless/install-deps.sh test)');
-}
-const isRoot = process.getuid?.() === 0;
+const noTor = needTool('tor', ['--version'], 'tools/leakless/install-deps.sh test installs tor');
+const skipTor = skipUnless('the tor-config checks that run tor', noTor);
 
 describe('tor-config emit', () => {
   it('writes the base torrc read-only, the drop-in directory, the tor@default drop-in and the app settings', () => {
@@ -179,7 +164,7 @@ describe('tor-config emit', () => {
   });
 });
 
-describe.skipIf(!hasTor)('tor-config static assertions with the real tor', () => {
+describe.skipIf(skipTor)('tor-config static assertions with the real tor', () => {
   it('all pass on the emitted tree', async () => {
     const ctx = ctxFor(out.files);
     for (const a of out.staticAssertions) expect(await a.check(ctx), a.id).toMatchObject({ ok: true });
@@ -213,13 +198,9 @@ describe.skipIf(!hasTor)('tor-config static assertions with the real tor', () =>
 // emitted torrc in a network namespace (no route out of the namespace; a test drop-in
 // moves tor state into a temp dir), with the emitted files bind-mounted over /etc/tor in a
 // private mount namespace so the host's /etc is never touched.
-const runtimeWhy = !isRoot ? 'needs root (network and mount namespaces)' : !hasTor ? 'needs tor' : '';
-if (runtimeWhy) {
-  if (process.env.CI === 'true') throw new Error(`tor-config runtime test: ${runtimeWhy} (CI=true)`);
-  console.warn(`SKIPPED tor-config runtime test: ${runtimeWhy}`);
-}
+const skipRuntime = skipUnless('the tor-config runtime test', needRoot(), noTor);
 
-describe.skipIf(runtimeWhy !== '')('tor-config runtime assertions against a real tor in a namespace', () => {
+describe.skipIf(skipRuntime)('tor-config runtime assertions against a real tor in a namespace', () => {
   const inNetns = (ns: string): Exec => async (cmd, args) => {
     const r = await execa('ip', ['netns', 'exec', ns, cmd, ...args], { reject: false });
     return { exitCode: r.exitCode ?? 127, stdout: r.stdout, stderr: r.stderr };

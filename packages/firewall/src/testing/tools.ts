@@ -14,16 +14,6 @@ export function run(cmd: string, args: readonly string[], input = ''): Ran {
   return { exitCode: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** Why nft cannot be used here, or undefined if it can. Under CI a reason is a failure, not a skip. */
-export function nftUnavailable(): string | undefined {
-  const r = run('unshare', ['-rn', 'nft', '--version']);
-  if (r.exitCode === 0) return undefined;
-  const reason = `unshare -rn nft unavailable (${r.stderr.trim() || `exit ${r.exitCode}`}); install nftables (tools/leakless/install-deps.sh test)`;
-  if (process.env.CI === 'true') throw new Error(`CI=true: ${reason}`);
-  console.warn(`SKIPPING nft tests: ${reason}`);
-  return reason;
-}
-
 /** Load files in order in one fresh namespace, then list the table. */
 export function loadAndList(files: readonly string[], table = 'inet leakless'): { loads: Ran[]; listing: Ran } {
   // One shell in one namespace, files passed through the environment so no

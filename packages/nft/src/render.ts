@@ -2,10 +2,14 @@
 // canonical form `nft list` prints them (statement order, sorted sets, implicit
 // dependencies left out), so the table read back from the kernel can be
 // compared with the emitted one (runtime assertion firewall.table-loaded).
-import { parseCidr4 } from '@leakless/policy';
-import { LOG_PREFIX, type AddrMatch, type Chain, type CtState, type IfMatch, type Match, type PortMatch, type Rule, type Table, type Verdict } from './ast.js';
+import { parseCidr4 } from '@leakless/policy/net';
+import { LOG_PREFIX, type AddrMatch, type BaseChainSpec, type Chain, type CtState, type CtStatus, type IfMatch, type Match, type PortMatch, type Rule, type Table, type Verdict } from './ast.js';
+
+/** Where Debian's nftables package installs nft: the interpreter line of every file and the binary units run. */
+export const NFT = '/usr/sbin/nft';
 
 const CT_ORDER: readonly CtState[] = ['invalid', 'established', 'related', 'new'];
+const CT_STATUS_ORDER: readonly CtStatus[] = ['snat', 'dnat'];
 const COMMENT_MAX = 128; // nft 1.0.6 rejects longer rule comments
 const SAFE_TEXT = /^[A-Za-z0-9 _.,:;()[\]{}<>=!/+*#@&'|-]*$/;
 
@@ -31,10 +35,10 @@ function addrs(field: 'saddr' | 'daddr', m: AddrMatch): string {
   return `ip ${field} ${m.negate ? '!= ' : ''}${set(sorted, String)}`;
 }
 
-function ports(proto: string, m: PortMatch): string {
+function ports(proto: string, field: 'sport' | 'dport', m: PortMatch): string {
   for (const p of m.ports) if (!Number.isInteger(p) || p < 1 || p > 65535) throw new Error(`nft: bad port ${p}`);
   const sorted = [...new Set(m.ports)].sort((a, b) => a - b);
-  return `${proto} dport ${m.negate ? '!= ' : ''}${set(sorted, String)}`;
+  return `${proto} ${field} ${m.negate ? '!= ' : ''}${set(sorted, String)}`;
 }
 
 function iface(kw: string, m: IfMatch): string {
@@ -53,11 +57,13 @@ function matchStatements(m: Match): string[] {
   if (m.oifname) out.push(iface('oifname', m.oifname));
   if (m.saddr) out.push(addrs('saddr', m.saddr));
   if (m.daddr) out.push(addrs('daddr', m.daddr));
-  if ((m.dport || m.tcpSyn) && m.protocol === undefined) throw new Error('nft: a port or tcp flag match needs a protocol');
+  const portMatch = m.sport !== undefined || m.dport !== undefined;
+  if ((portMatch || m.tcpSyn) && m.protocol === undefined) throw new Error('nft: a port or tcp flag match needs a protocol');
   if (m.tcpSyn && m.protocol !== 'tcp') throw new Error('nft: tcpSyn needs protocol tcp');
-  if (m.dport && m.protocol === 'icmp') throw new Error('nft: icmp has no ports');
-  if (m.protocol && !m.dport && !m.tcpSyn) out.push(`meta l4proto ${m.protocol}`);
-  if (m.dport) out.push(ports(m.protocol!, m.dport));
+  if (portMatch && m.protocol === 'icmp') throw new Error('nft: icmp has no ports');
+  if (m.protocol && !portMatch && !m.tcpSyn) out.push(`meta l4proto ${m.protocol}`);
+  if (m.sport) out.push(ports(m.protocol!, 'sport', m.sport));
+  if (m.dport) out.push(ports(m.protocol!, 'dport', m.dport));
   if (m.tcpSyn) out.push('tcp flags syn / fin,syn,rst,ack');
   if (m.skuid !== undefined) {
     if (!Number.isInteger(m.skuid) || m.skuid < 0 || m.skuid > 4294967294) throw new Error(`nft: bad uid ${m.skuid}`);
@@ -66,6 +72,10 @@ function matchStatements(m: Match): string[] {
   if (m.ctState) {
     if (m.ctState.length === 0) throw new Error('nft: empty ct state match');
     out.push(`ct state ${CT_ORDER.filter((s) => m.ctState!.includes(s)).join(',')}`);
+  }
+  if (m.ctStatus) {
+    if (m.ctStatus.length === 0) throw new Error('nft: empty ct status match');
+    out.push(`ct status ${CT_STATUS_ORDER.filter((s) => m.ctStatus!.includes(s)).join(',')}`);
   }
   return out;
 }
@@ -81,10 +91,12 @@ function verdict(v: Verdict, listing: boolean): string {
     case 'drop':
     case 'masquerade':
       return v.kind;
-    case 'reject':
+    case 'reject': {
       // Spelled out in the file so the meaning does not depend on the rule's
-      // family context; nft lists this (its inet default) as plain `reject`.
-      return listing ? 'reject' : 'reject with icmpx port-unreachable';
+      // family context; nft lists port-unreachable (its inet default) as plain `reject`.
+      const type = v.icmpx ?? 'port-unreachable';
+      return listing && type === 'port-unreachable' ? 'reject' : `reject with icmpx ${type}`;
+    }
     case 'dnat':
       return `dnat ip to ${v.address}:${v.port}`;
   }
@@ -99,11 +111,43 @@ export function renderRule(r: Rule, opts: RenderOptions = {}): string {
   return parts.join(' ');
 }
 
+/** A `#` comment line: anything but a line break (which would end the comment and start a statement). */
+function commentLine(s: string, indent: string): string {
+  if (/[\n\r]/.test(s)) throw new Error(`nft: a comment line cannot hold a line break: ${JSON.stringify(s)}`);
+  return s === '' ? '' : `${indent}# ${s}`;
+}
+
+/** nft's standard priorities, in the order `nft list` looks them up. */
+const STANDARD_PRIORITIES: readonly (readonly [string, number])[] = [
+  ['raw', -300],
+  ['mangle', -150],
+  ['dstnat', -100],
+  ['filter', 0],
+  ['security', 50],
+  ['srcnat', 100],
+];
+
+/**
+ * A base chain's priority as written: the file keeps what the model says;
+ * the listing spells a number near a standard priority the way `nft list`
+ * does (0 → filter, 110 in postrouting → srcnat + 10; the nat names only on
+ * their own hooks).
+ */
+function priority(b: BaseChainSpec, listing: boolean): string {
+  const p = b.priority;
+  if (typeof p === 'string' || !listing) return String(p);
+  const std = STANDARD_PRIORITIES.find(([, v]) => Math.abs(p - v) <= 10);
+  if (!std || (std[0] === 'dstnat' && b.hook !== 'prerouting') || (std[0] === 'srcnat' && b.hook !== 'postrouting')) return String(p);
+  const offset = p - std[1];
+  return offset === 0 ? std[0] : `${std[0]} ${offset > 0 ? '+' : '-'} ${Math.abs(offset)}`;
+}
+
 function renderChain(c: Chain, opts: RenderOptions): string[] {
   const b = c.base;
   return [
+    ...(c.why !== undefined && !opts.listing ? [commentLine(c.why, '\t')] : []),
     `\tchain ${text(c.name, 'chain name')} {`,
-    `\t\ttype ${b.type} hook ${b.hook} priority ${b.priority}; policy ${b.policy};`,
+    `\t\ttype ${b.type} hook ${b.hook} priority ${priority(b, opts.listing ?? false)}; policy ${b.policy};`,
     ...c.rules.map((r) => `\t\t${renderRule(r, opts)}`),
     '\t}',
   ];
@@ -121,13 +165,14 @@ export function renderTable(t: Table, opts: RenderOptions = {}): string {
  * one transaction, so either the new table is in force or the old one stays.
  * nft 1.0.6 has no `destroy table`, hence create-empty + delete + create
  * (build-toolchain §7.2). Other tables are left alone: a drop in any base
- * chain is final, so their rules cannot widen ours.
+ * chain is final, so their rules cannot widen ours. Each header line becomes
+ * a `#` comment ('' an empty line).
  */
 export function renderNft(t: Table, header: readonly string[] = []): string {
   const name = `${t.family} ${text(t.name, 'table name')}`;
   return [
-    '#!/usr/sbin/nft -f',
-    ...header.map((h) => `# ${h}`),
+    `#!${NFT} -f`,
+    ...header.map((h) => commentLine(h, '')),
     `table ${name} {}`,
     `delete table ${name}`,
     renderTable(t),

@@ -1,16 +1,21 @@
-// A small typed model of the one nftables table leakless loads. The compiler
-// (ruleset.ts) builds it from the policy, the renderer (render.ts) is the only
-// place that turns it into nft syntax, and every structural check (checks.ts),
-// the packet evaluator (evaluate.ts) and the lab's planted leaks work on this
-// model, never on text: a reviewer can trust that what was checked is what is
-// loaded because the file is rendered from the very object that was checked.
+// A small typed model of the nftables tables leakless loads: the host table
+// (the firewall module) and the table inside each network namespace (the
+// netns module). The modules build it from the policy, the renderer
+// (render.ts) is the only place that turns it into nft syntax, and structural
+// checks, the packet evaluator (evaluate.ts) and the lab's planted leaks work
+// on this model, never on text: a reviewer can trust that what was checked is
+// what is loaded because the file is rendered from the very object that was
+// checked.
 //
 // The model is deliberately smaller than nft: one match object per rule whose
-// fields are ANDed, one verdict, and every rule has a counter and a comment
-// naming the policy clause it implements (SPEC §2.5).
+// fields are ANDed, one verdict, and every rule has a counter (what the lab
+// and an administrator read to see which rule fired) and a comment naming the
+// policy clause it implements.
 
 export type Family = 'ipv4' | 'ipv6';
 export type CtState = 'invalid' | 'established' | 'related' | 'new';
+/** Connection-tracking status bits a rule may require (`ct status dnat`: the connection was destination-NATed). */
+export type CtStatus = 'snat' | 'dnat';
 export type L4Protocol = 'tcp' | 'udp' | 'icmp';
 
 /** IPv4 addresses or CIDRs; with negate, the rule matches anything outside them. */
@@ -47,19 +52,27 @@ export interface Match {
   readonly daddr?: AddrMatch;
   readonly protocol?: L4Protocol;
   /** Needs protocol tcp or udp. */
+  readonly sport?: PortMatch;
+  /** Needs protocol tcp or udp. */
   readonly dport?: PortMatch;
   /** TCP SYN without ACK/RST/FIN: a connection-opening packet (Tails' --syn). Needs protocol tcp. */
   readonly tcpSyn?: boolean;
   /** Numeric uid of the sending socket: names would be resolved on the loading host (build-toolchain §7.2). */
   readonly skuid?: number;
   readonly ctState?: readonly CtState[];
+  /** All of these status bits set. */
+  readonly ctStatus?: readonly CtStatus[];
 }
 
 export type Verdict =
   | { readonly kind: 'accept' }
   | { readonly kind: 'drop' }
-  /** icmp port-unreachable to the sender: applications fail fast instead of hanging (Tails 2024-03, 0a927285396). */
-  | { readonly kind: 'reject' }
+  /**
+   * An ICMP error to the sender: applications fail fast instead of hanging
+   * (Tails 2024-03, 0a927285396). port-unreachable unless `icmpx` says
+   * otherwise (admin-prohibited: "refused by policy", inside the namespaces).
+   */
+  | { readonly kind: 'reject'; readonly icmpx?: 'port-unreachable' | 'admin-prohibited' }
   | { readonly kind: 'dnat'; readonly address: string; readonly port: number }
   | { readonly kind: 'masquerade' };
 
@@ -68,11 +81,11 @@ export interface Rule {
   readonly verdict: Verdict;
   /** Log with the sender's uid before the verdict (every refusal of a local socket is logged). */
   readonly log?: boolean;
-  /** The policy clause (or SPEC clause) this rule implements; rendered as the nft comment. */
+  /** The policy clause this rule implements; rendered as the nft comment. */
   readonly clause: string;
 }
 
-export type HookName = 'input' | 'output' | 'forward' | 'postrouting';
+export type HookName = 'prerouting' | 'input' | 'output' | 'forward' | 'postrouting';
 
 export interface BaseChainSpec {
   readonly type: 'filter' | 'nat';
@@ -86,6 +99,8 @@ export interface Chain {
   readonly name: string;
   readonly base: BaseChainSpec;
   readonly rules: readonly Rule[];
+  /** Why the chain is there, written as a `#` line above it in the file (not part of what nft lists). */
+  readonly why?: string;
 }
 
 export interface Table {
