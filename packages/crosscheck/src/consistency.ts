@@ -5,7 +5,7 @@
 // modules' outputs against each other.
 import { accepted, evaluateOutput, listenerGrants, loopbackGrants, unnamedUid, type Table } from '@leakless/firewall';
 import type { NamespacePlan } from '@leakless/netns';
-import { addressIn, nthAddress, parseCidr4, type Policy, type TreeReader } from '@leakless/policy';
+import { PATHS, addressIn, nthAddress, parseCidr4, type Policy, type TreeReader } from '@leakless/policy';
 
 export interface TorListening {
   readonly kind: 'socks' | 'control' | 'dns' | 'trans';
@@ -82,8 +82,8 @@ export function consistencyProblems(dump: Map<string, string[]>, table: Table, p
 
   // 3. The system resolver: udp/53 to each resolv.conf nameserver lands on tor's DNSPort, for its clients only.
   const dns = listening.filter((l) => l.kind === 'dns');
-  const servers = nameservers(tree.read('/etc/resolv.conf'));
-  if (servers.length === 0) problems.push('/etc/resolv.conf names no nameserver');
+  const servers = nameservers(tree.read(PATHS.resolvConf));
+  if (servers.length === 0) problems.push(`${PATHS.resolvConf} names no nameserver`);
   const dnsClients = new Set(policy.dnsPort.clients.map((c) => c.uid));
   for (const ns of servers) {
     for (const u of [...policy.users.map((x) => x.uid), unnamedUid(policy)]) {

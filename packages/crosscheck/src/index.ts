@@ -41,7 +41,7 @@ export function crossModuleAssertions(policy: Policy): StaticAssertion[] {
       statement: `only ${cr.units.join(' and ')} see ${cr.file} (read-only, over /etc/resolv.conf); no other unit binds anything over /etc/resolv.conf`,
       check({ tree }) {
         const binds = clearnetBinds(tree, cr.file);
-        const want = `BindReadOnlyPaths=${cr.file}:/etc/resolv.conf`;
+        const want = cr.bind;
         const problems: string[] = [];
         for (const b of binds) {
           if (!cr.units.includes(b.unit)) problems.push(`${b.path}: unit ${b.unit} is not allowed clearnet DNS: ${b.line}`);

@@ -29,6 +29,7 @@ describe('shared names', () => {
         { unit: UNITS.tor, path: `/etc/systemd/system/tor@default.service.d/${CLEARNET_RESOLVER_DROPIN}` },
         { unit: UNITS.preTorTime, path: `/etc/systemd/system/leakless-pretor-time.service.d/${CLEARNET_RESOLVER_DROPIN}` },
       ],
+      bind: 'BindReadOnlyPaths=/etc/resolv-over-clearnet.conf:/etc/resolv.conf',
     });
     const off = policyWith((d) => (d.time.preTorCheck.enabled = false));
     expect(off.preTorCheckUnit).toBeUndefined();

@@ -78,6 +78,8 @@ export interface Policy {
     readonly units: readonly string[];
     /** Per allowed unit, the drop-in that binds the file over /etc/resolv.conf (tor-config writes tor's, the resolver module the rest). */
     readonly dropIns: readonly { readonly unit: string; readonly path: string }[];
+    /** The one directive each of those drop-ins carries (read-only: a unit must not write the servers for the others). */
+    readonly bind: string;
   };
   userByName(name: string): User;
 }
@@ -176,6 +178,7 @@ export function derivePolicy(doc: PolicyDocument): Policy {
       file: PATHS.clearnetResolvConf,
       units: clearnetUnits,
       dropIns: clearnetUnits.map((unit) => ({ unit, path: unitDropInPath(unit, CLEARNET_RESOLVER_DROPIN) })),
+      bind: `BindReadOnlyPaths=${PATHS.clearnetResolvConf}:${PATHS.resolvConf}`,
     },
     userByName: byName,
   });

@@ -25,11 +25,11 @@ const renderClearnet = loadTemplate<{ path: string; clause: string; dispatcher: 
 ]);
 const renderIni = loadTemplate<{ file: IniFile }>(import.meta.url, 'nm.ini.ejs', ['file']);
 const renderDispatcher = loadTemplate<{ path: string; clause: string; file: string; units: string }>(import.meta.url, 'dispatcher.sh.ejs', ['path', 'clause', 'file', 'units']);
-const renderDropIn = loadTemplate<{ path: string; clause: string; unit: string; source: string; nameserver: string }>(import.meta.url, 'unit-dropin.conf.ejs', [
+const renderDropIn = loadTemplate<{ path: string; clause: string; unit: string; bind: string; nameserver: string }>(import.meta.url, 'unit-dropin.conf.ejs', [
   'path',
   'clause',
   'unit',
-  'source',
+  'bind',
   'nameserver',
 ]);
 
@@ -49,7 +49,7 @@ export function emit(policy: Policy): Emission {
     ...nm,
     { path: NM_DISPATCHER, content: renderDispatcher({ path: NM_DISPATCHER, clause: 'clearnetResolver', file: cr.file, units }), mode: 0o755, clause: 'clearnetResolver' },
     ...bindDropIns(policy).map(({ unit, path }): GeneratedFile => {
-      return { path, content: renderDropIn({ path, clause: 'clearnetResolver, time.preTorCheck', unit, source: cr.file, nameserver: policy.dnsPort.address }), mode: 0o644, clause: 'clearnetResolver' };
+      return { path, content: renderDropIn({ path, clause: 'clearnetResolver, time.preTorCheck', unit, bind: cr.bind, nameserver: policy.dnsPort.address }), mode: 0o644, clause: 'clearnetResolver' };
     }),
   ];
   // An ordinary user's lookup goes through resolv.conf and the udp/53 redirect to tor's DNSPort.

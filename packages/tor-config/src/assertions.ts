@@ -160,7 +160,7 @@ export function staticAssertions(policy: Policy): StaticAssertion[] {
         if (files.length !== 1) problems.push(`${files.length} drop-ins in ${dir} (expected 1: ${dir}${UNIT_DROPIN_NAME})`);
         for (const f of files) {
           const lines = (tree.read(f) ?? '').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
-          const want = ['[Service]', `BindReadOnlyPaths=${policy.clearnetResolver.file}:/etc/resolv.conf`];
+          const want = ['[Service]', policy.clearnetResolver.bind];
           if (JSON.stringify(lines) !== JSON.stringify(want)) problems.push(`${f}: has [${lines.join(' ; ')}], expected [${want.join(' ; ')}]`);
         }
         return checkResult(problems, `${policy.torUnit} sees ${policy.clearnetResolver.file} as /etc/resolv.conf, nothing else changed`);

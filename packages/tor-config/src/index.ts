@@ -22,12 +22,7 @@ const renderTorrc = loadTemplate<{ path: string; defaults: string; dropInDir: st
   ['path', 'defaults', 'dropInDir', 'dropInGlob', 'sections'],
 );
 const renderReadme = loadTemplate<{ dropInDir: string; dropInGlob: string; torrc: string }>(import.meta.url, 'torrc.d-README.ejs', ['dropInDir', 'dropInGlob', 'torrc']);
-const renderUnitDropIn = loadTemplate<{ path: string; clause: string; source: string; nameserver: string }>(import.meta.url, 'tor-unit-dropin.conf.ejs', [
-  'path',
-  'clause',
-  'source',
-  'nameserver',
-]);
+const renderUnitDropIn = loadTemplate<{ path: string; clause: string; bind: string; nameserver: string }>(import.meta.url, 'tor-unit-dropin.conf.ejs', ['path', 'clause', 'bind', 'nameserver']);
 type PortLocals = { path: string; clause: string; portName: string; address: string; port: number };
 const renderEnvironment = loadTemplate<PortLocals>(import.meta.url, 'environment.ejs', ['path', 'clause', 'portName', 'address', 'port']);
 const renderTorsocks = loadTemplate<PortLocals>(import.meta.url, 'torsocks.conf.ejs', ['path', 'clause', 'portName', 'address', 'port']);
@@ -66,7 +61,7 @@ export function emit(policy: Policy): Emission {
     { path: `${TORRC_D}/README`, content: renderReadme({ dropInDir: TORRC_D, dropInGlob: TORRC_D_GLOB, torrc: TORRC }), mode: 0o644, clause: 'tor' },
     {
       path: dropIn,
-      content: renderUnitDropIn({ path: dropIn, clause: 'clearnetResolver (Tails resolv-over-clearnet)', source: policy.clearnetResolver.file, nameserver: policy.dnsPort.address }),
+      content: renderUnitDropIn({ path: dropIn, clause: 'clearnetResolver (Tails resolv-over-clearnet)', bind: policy.clearnetResolver.bind, nameserver: policy.dnsPort.address }),
       mode: 0o644,
       clause: 'clearnetResolver',
     },
