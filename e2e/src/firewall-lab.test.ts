@@ -1,36 +1,38 @@
-// The firewall, proven with real packets (issue 3, SPEC §5): the emitted
-// ruleset loaded into lk-sut-XXXX the way the image's unit loads it, the probe
-// matrix from the policy, the oracle, the uplink capture, the safety
+// The firewall, proven with real packets: the emitted ruleset loaded into
+// lk-sut-XXXX the way the image's unit loads it, the probe matrix from the
+// policy, the oracle, the uplink capture, the safety
 // invariants, and the planted leaks the lab must catch.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTree, memoryTree, readPolicyFile, type Policy } from '@leakless/policy';
+
+import { emit, lockdownRuleset, RULESET_PATH, renderNft, renderTable, ruleCount, ruleset, UNIT_NAME, unnamedUid } from '@leakless/firewall';
+import { buildTree, memoryTree, type Policy, readPolicyFile } from '@leakless/policy';
 import { evaluateRuntime, normalizeNftListing } from '@leakless/selftest';
-import { emit, lockdownRuleset, renderNft, renderTable, ruleCount, ruleset, unnamedUid, RULESET_PATH, UNIT_NAME } from '@leakless/firewall';
+import { skipUnless } from '@leakless/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  type AntiTestOutcome,
   antiTests,
   buildMatrix,
   controlRuleset,
   expectation,
   inNs,
+  type Judgement,
   judge,
+  type LabFacts,
+  labNeeds,
   loadNft,
+  type MatrixRun,
   namespaceExists,
+  type Probe,
+  type RunningLab,
   runMatrix,
   runProbes,
-  skipLab,
   specOf,
   startLab,
   startUnitInNs,
   writeReport,
-  type AntiTestOutcome,
-  type Judgement,
-  type LabFacts,
-  type MatrixRun,
-  type Probe,
-  type RunningLab,
 } from './lab/index.js';
 
-const skip = skipLab('the firewall lab (e2e/src/firewall-lab.test.ts)');
+const skip = skipUnless('the firewall lab (e2e/src/firewall-lab.test.ts)', ...labNeeds('nft', 'tcpdump'));
 const POLICY_FILE = new URL('../../image-config/default.yaml', import.meta.url).pathname;
 
 describe.skipIf(skip)('firewall lab: the policy ruleset against real packets', () => {
@@ -49,7 +51,7 @@ describe.skipIf(skip)('firewall lab: the policy ruleset against real packets', (
   const runWith = async (label: string, text: string) => {
     const r = await loadNft(running!.lab.sut, text);
     if (r.exitCode !== 0) throw new Error(`${label}: nft -f failed: ${r.stderr}`);
-    return runMatrix(running!.lab, running!.listeners, matrix, running!.scriptsDir, label);
+    return runMatrix(running!.lab, running!.listeners, matrix, label);
   };
 
   beforeAll(async () => {
@@ -116,7 +118,9 @@ describe.skipIf(skip)('firewall lab: the policy ruleset against real packets', (
     const tree = memoryTree(buildTree([emit(policy)]));
     const run = await runWith('policy', tree.read(RULESET_PATH)!);
     policyRun = judgeRun(run);
-    const problems = policyRun.verdicts.filter((v) => v.outcome !== 'pass').map((v) => `${v.outcome}: ${v.probe.id}: ${v.detail}${v.evidence ? ` [${v.evidence}]` : ''}`);
+    const problems = policyRun.verdicts
+      .filter((v) => v.outcome !== 'pass')
+      .map((v) => `${v.outcome}: ${v.probe.id}: ${v.detail}${v.evidence ? ` [${v.evidence}]` : ''}`);
     expect(problems).toEqual([]);
     expect(policyRun.invariants.filter((i) => !i.ok)).toEqual([]);
     expect(policyRun.verdicts.length).toBeGreaterThan(200);
@@ -126,12 +130,18 @@ describe.skipIf(skip)('firewall lab: the policy ruleset against real packets', (
     // One principal at a time: the matrix fires ~150 refusals at once, more
     // than the kernel's ICMP burst (icmp_msgs_burst 50) lets through, and a
     // suppressed port-unreachable would look like a drop.
-    const denied = matrix.filter((p) => p.principal.kind === 'uid' && p.target.kind === 'tcp' && p.target.family === 4 && !expectation(policy, facts, p.principal, p.target).allow);
+    const denied = matrix.filter(
+      (p) => p.principal.kind === 'uid' && p.target.kind === 'tcp' && p.target.family === 4 && !expectation(policy, facts, p.principal, p.target).allow,
+    );
     const slow: string[] = [];
     for (const uid of new Set(denied.map((p) => p.principal.uid))) {
       const mine = denied.filter((p) => p.principal.uid === uid);
       const p0 = mine[0]!.principal;
-      const results = await runProbes({ ns: p0.ns, uid: p0.uid, gid: p0.gid }, mine.map((p, i) => specOf(p, `fastfail-${uid}-${i}`, 2)), running!.scriptsDir);
+      const results = await runProbes(
+        running!.lab,
+        { ns: p0.ns, uid: p0.uid, gid: p0.gid },
+        mine.map((p, i) => specOf(p, `fastfail-${uid}-${i}`, 2)),
+      );
       for (const r of results) if (r.error !== 'ECONNREFUSED' || r.ms > 1500) slow.push(`${r.id}: ${r.error ?? 'connected'} after ${r.ms} ms`);
       await new Promise((r) => setTimeout(r, 60));
     }
@@ -146,7 +156,12 @@ describe.skipIf(skip)('firewall lab: the policy ruleset against real packets', (
       const planted = a.plant(ruleset(policy), policy);
       const j = judgeRun(await runWith(`anti-test ${a.id}`, renderNft(planted)));
       const inCell = j.verdicts.filter(
-        (v) => v.outcome === 'violation' && !v.expected.allow && a.cell.principal(v.probe.principal, policy) && v.probe.target.class === a.cell.class && (!a.cell.label || a.cell.label.test(v.probe.target.label)),
+        (v) =>
+          v.outcome === 'violation' &&
+          !v.expected.allow &&
+          a.cell.principal(v.probe.principal, policy) &&
+          v.probe.target.class === a.cell.class &&
+          (!a.cell.label || a.cell.label.test(v.probe.target.label)),
       );
       const outcome: AntiTestOutcome = {
         id: a.id,
@@ -170,7 +185,9 @@ describe.skipIf(skip)('firewall lab: the policy ruleset against real packets', (
     expect(left.map((p) => `${p.packet.src} → ${p.packet.dst} proto ${p.packet.proto}`)).toEqual([]);
     const lj = judgeRun(lock);
     // not even the tor daemon gets out; nothing arrives from the namespaces
-    const torOut = lj.verdicts.filter((v) => v.probe.principal.kind === 'uid' && v.probe.principal.role === 'tor-daemon' && v.probe.target.class === 'internet-v4' && v.reached);
+    const torOut = lj.verdicts.filter(
+      (v) => v.probe.principal.kind === 'uid' && v.probe.principal.role === 'tor-daemon' && v.probe.target.class === 'internet-v4' && v.reached,
+    );
     expect(torOut).toEqual([]);
     expect(lj.verdicts.filter((v) => v.probe.principal.kind === 'netns' && v.reached).map((v) => v.probe.id)).toEqual([]);
     // a policy ruleset that nft rejects: the load fails and the lockdown table stays, unchanged

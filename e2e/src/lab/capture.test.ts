@@ -1,6 +1,6 @@
 // The pcap parser and the invariants on hand-built packets (no root needed).
 import { describe, expect, it } from 'vitest';
-import { parsePcap, type CapturedPacket } from './capture.js';
+import { type CapturedPacket, parsePcap } from './capture.js';
 import { checkInvariants } from './invariants.js';
 
 const ETH = (type: number) => Buffer.concat([Buffer.alloc(12, 0xaa), Buffer.from([type >> 8, type & 255])]);
@@ -84,7 +84,12 @@ describe('parsePcap', () => {
     expect(packets[0]).toMatchObject({ family: 4, proto: 6, src: '192.168.77.2', dst: '198.51.100.10', sport: 40001, dport: 80, tcpFlags: 2 });
     expect(packets[1]).toMatchObject({ proto: 17, sport: 40002, dport: 53, token: 'lk-tok' });
     expect(packets[2]).toMatchObject({ proto: 1, icmpType: 8, icmpId: 0x1234, token: 'lk-token-1' });
-    expect(packets[3]).toMatchObject({ proto: 1, icmpType: 3, icmpCode: 3, inner: { proto: 17, src: '198.51.100.10', dst: '192.168.77.2', sport: 53, dport: 40000 } });
+    expect(packets[3]).toMatchObject({
+      proto: 1,
+      icmpType: 3,
+      icmpCode: 3,
+      inner: { proto: 17, src: '198.51.100.10', dst: '192.168.77.2', sport: 53, dport: 40000 },
+    });
   });
 
   it('walks IPv6 extension headers, keeps non-IP frames apart and flags truncated ones', () => {
@@ -121,10 +126,16 @@ describe('safety invariants', () => {
 
   it('break on a desktop packet to the Internet, any IPv6, LAN DNS, a kernel ICMP error, a tor-only namespace, an unattributed packet', () => {
     expect(broken([{ packet: pk({ dport: 443 }), maker: { principal: 'amnesia', role: 'other' } }])).toEqual(['egress-principals']);
-    expect(broken([{ packet: pk({ family: 6, src: '2001:db8::2', dst: '2001:db8::1' }), maker: { principal: 'debian-tor', role: 'tor-daemon' } }])).toEqual(['no-ipv6']);
+    expect(broken([{ packet: pk({ family: 6, src: '2001:db8::2', dst: '2001:db8::1' }), maker: { principal: 'debian-tor', role: 'tor-daemon' } }])).toEqual([
+      'no-ipv6',
+    ]);
     expect(broken([{ packet: pk({ dst: '192.168.77.1', proto: 17, dport: 53 }), maker: { principal: 'amnesia', role: 'other' } }])).toEqual(['no-lan-dns']);
-    expect(broken([{ packet: pk({ proto: 1, icmpType: 3 }), maker: { principal: 'debian-tor', role: 'tor-daemon', kernelError: true } }])).toEqual(['egress-principals']);
-    expect(broken([{ packet: pk({ src: '10.200.1.2', dst: '192.168.77.1' }), maker: { principal: 'netns:tbb', role: 'tor-only-netns' } }])).toEqual(['namespaces-contained']);
+    expect(broken([{ packet: pk({ proto: 1, icmpType: 3 }), maker: { principal: 'debian-tor', role: 'tor-daemon', kernelError: true } }])).toEqual([
+      'egress-principals',
+    ]);
+    expect(broken([{ packet: pk({ src: '10.200.1.2', dst: '192.168.77.1' }), maker: { principal: 'netns:tbb', role: 'tor-only-netns' } }])).toEqual([
+      'namespaces-contained',
+    ]);
     expect(broken([{ packet: pk({ dst: '192.168.77.1' }) }])).toEqual(['attributed']);
     expect(broken([{ packet: pk({ family: 0, proto: -2, ethertype: 0x0800 }) }])).toEqual(['attributed', 'unparsable']);
   });

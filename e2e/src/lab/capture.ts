@@ -2,7 +2,7 @@
 // verdict) and a small pcap parser: Ethernet, IPv4, IPv6 (+ extension
 // headers), TCP, UDP, ICMP/ICMPv6 including the packet quoted in an ICMP error.
 // A packet that cannot be parsed is kept as such, never dropped silently.
-import { execa, type ResultPromise } from 'execa';
+import { startProcess } from './process.js';
 
 export interface Inner {
   readonly proto: number;
@@ -64,7 +64,10 @@ function ipv6(b: Buffer, o: number): string {
 
 function token(b: Buffer, o: number): string | undefined {
   if (o >= b.length) return undefined;
-  const s = b.subarray(o, Math.min(b.length, o + 80)).toString('latin1').split('\n')[0]!;
+  const s = b
+    .subarray(o, Math.min(b.length, o + 80))
+    .toString('latin1')
+    .split('\n')[0]!;
   return /^[\x20-\x7e]+$/.test(s) ? s : undefined;
 }
 
@@ -83,7 +86,11 @@ function l4(b: Buffer, o: number, proto: number, family: 4 | 6): Partial<Capture
     if (echo) return { ...out, icmpId: b.readUInt16BE(o + 4), token: token(b, o + 8) };
     if (error) {
       const inner = family === 4 ? parseIpv4(b, o + 8) : parseIpv6(b, o + 8);
-      if (inner && inner.proto >= 0) return { ...out, inner: { proto: inner.proto, src: inner.src, dst: inner.dst, ...(inner.sport !== undefined ? { sport: inner.sport, dport: inner.dport! } : {}) } };
+      if (inner && inner.proto >= 0)
+        return {
+          ...out,
+          inner: { proto: inner.proto, src: inner.src, dst: inner.dst, ...(inner.sport !== undefined ? { sport: inner.sport, dport: inner.dport! } : {}) },
+        };
     }
     return out;
   }
@@ -148,34 +155,23 @@ export interface Capture {
  * stdout. Resolves once tcpdump is capturing.
  */
 export async function startCapture(ns: string, iface: string, opts: { direction?: 'out' | 'inout'; readyTimeoutMs?: number } = {}): Promise<Capture> {
-  const child: ResultPromise = execa(
-    'ip',
-    ['netns', 'exec', ns, 'tcpdump', '-i', iface, '-Q', opts.direction ?? 'out', '-n', '-U', '--immediate-mode', '-s', '512', '-Z', 'root', '-w', '-'],
-    { reject: false, buffer: false, stdin: 'ignore', encoding: 'buffer' },
-  );
   const chunks: Buffer[] = [];
-  child.stdout!.on('data', (d: Buffer) => chunks.push(d));
-  let stderr = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`tcpdump in ${ns} not capturing after ${opts.readyTimeoutMs ?? 5000} ms: ${stderr.trim()}`)), opts.readyTimeoutMs ?? 5000);
-    child.stderr!.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      if (stderr.includes('listening on')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    void child.then((r) => {
-      clearTimeout(timer);
-      reject(new Error(`tcpdump in ${ns} exited (${r.exitCode}): ${stderr.trim()}`));
-    });
-  });
+  const proc = await startProcess(
+    ['ip', 'netns', 'exec', ns, 'tcpdump', '-i', iface, '-Q', opts.direction ?? 'out', '-n', '-U', '--immediate-mode', '-s', '512', '-Z', 'root', '-w', '-'],
+    {
+      label: `tcpdump on ${iface} in ${ns}`,
+      ready: /listening on/,
+      readyTimeoutMs: opts.readyTimeoutMs ?? 5000,
+      onData: (d) => chunks.push(d),
+    },
+  );
   return {
     stop: async () => {
-      child.kill('SIGINT');
-      const r = await child;
+      const r = await proc.stop('SIGINT');
+      const stderr = proc.stderr();
       if (r.exitCode !== 0 && r.signal !== 'SIGINT') throw new Error(`tcpdump failed (${r.exitCode ?? r.signal}): ${stderr.trim()}`);
-      if (/packets? dropped by kernel/.test(stderr) && !/\b0 packets dropped by kernel/.test(stderr)) throw new Error(`tcpdump dropped packets: ${stderr.trim()}`);
+      if (/packets? dropped by kernel/.test(stderr) && !/\b0 packets dropped by kernel/.test(stderr))
+        throw new Error(`tcpdump dropped packets: ${stderr.trim()}`);
       return parsePcap(Buffer.concat(chunks));
     },
   };

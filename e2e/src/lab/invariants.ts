@@ -1,4 +1,4 @@
-// Safety invariants (SPEC §5). They hold for EVERY policy, so they are written
+// Safety invariants. They hold for EVERY policy, so they are written
 // against the wire alone: what left the sut's uplink, and which principal's
 // probe (if any) each packet belongs to. They know only the roles the policy
 // gives (tor daemon, clearnet users and namespaces) and its LAN ranges; they
@@ -41,8 +41,16 @@ export function checkInvariants(facts: InvariantFacts, packets: readonly { packe
   const add = (id: string, statement: string, bad: readonly { packet: CapturedPacket; maker?: Maker }[]) =>
     results.push({ id, statement, ok: bad.length === 0, offenders: bad.slice(0, 20).map((x) => describe(x.packet, x.maker)) });
 
-  add('no-ipv6', 'nothing leaves the sut over IPv6', ip.filter((x) => x.packet.family === 6));
-  add('unparsable', 'every packet on the uplink parses (could-not-tell is a failure)', ip.filter((x) => x.packet.proto === -2));
+  add(
+    'no-ipv6',
+    'nothing leaves the sut over IPv6',
+    ip.filter((x) => x.packet.family === 6),
+  );
+  add(
+    'unparsable',
+    'every packet on the uplink parses (could-not-tell is a failure)',
+    ip.filter((x) => x.packet.proto === -2),
+  );
   add(
     'egress-principals',
     'only the tor daemon, clearnet users and clearnet namespaces send anything towards a non-LAN address',
@@ -51,13 +59,19 @@ export function checkInvariants(facts: InvariantFacts, packets: readonly { packe
   add(
     'no-lan-dns',
     'no DNS query goes to the LAN except from the tor daemon and clearnet principals',
-    ip.filter((x) => x.packet.family === 4 && lan(x.packet.dst) && (x.packet.proto === 6 || x.packet.proto === 17) && x.packet.dport === 53 && !egressOk(x.maker)),
+    ip.filter(
+      (x) => x.packet.family === 4 && lan(x.packet.dst) && (x.packet.proto === 6 || x.packet.proto === 17) && x.packet.dport === 53 && !egressOk(x.maker),
+    ),
   );
   add(
     'namespaces-contained',
     'nothing from a tor-only namespace leaves, and no internal-range source address reaches the wire',
     ip.filter((x) => x.packet.family === 4 && (x.maker?.role === 'tor-only-netns' || internal(x.packet.src))),
   );
-  add('attributed', 'every packet that leaves belongs to a probe (nothing else talks)', ip.filter((x) => x.maker === undefined));
+  add(
+    'attributed',
+    'every packet that leaves belongs to a probe (nothing else talks)',
+    ip.filter((x) => x.maker === undefined),
+  );
   return results;
 }

@@ -1,28 +1,8 @@
 // Listeners: TCP/UDP endpoints in a namespace that log every arrival (the
 // "observed at the listener" half of each probe's verdict). One python process
 // per namespace serves all its endpoints.
-import { chmodSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { execa, type ResultPromise } from 'execa';
-
-export const PYTHON = '/usr/bin/python3'; // not a per-user shim: probes run as other uids (build-toolchain §7.4)
-
-/**
- * Copy the python helpers somewhere every uid can read them (the work tree
- * may not be readable by the uids the probes run as).
- */
-export function installScripts(): { dir: string; remove(): void } {
-  const dir = mkdtempSync(join(tmpdir(), 'leakless-lab-'));
-  chmodSync(dir, 0o755);
-  for (const f of ['probe.py', 'listener.py']) {
-    const to = join(dir, f);
-    copyFileSync(new URL(`./py/${f}`, import.meta.url), to);
-    chmodSync(to, 0o644);
-  }
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
-}
+import { startServer } from './exec.js';
+import type { Lab } from './topology.js';
 
 export interface ListenerSpec {
   readonly id: string;
@@ -51,42 +31,31 @@ export interface Listener {
   stop(): Promise<void>;
 }
 
-export async function startListener(ns: string, specs: readonly ListenerSpec[], scriptsDir: string, readyTimeoutMs = 5000): Promise<Listener> {
-  const child: ResultPromise = execa('ip', ['netns', 'exec', ns, PYTHON, '-I', join(scriptsDir, 'listener.py'), JSON.stringify(specs)], {
-    reject: false,
-    buffer: false,
-    stdin: 'ignore',
-  });
+const LISTENER = new URL('./py/listener.py', import.meta.url);
+
+/** The listener in lab namespace `ns`, ready once every endpoint is bound; teardownLab stops it too. */
+export async function startListener(lab: Lab, ns: string, specs: readonly ListenerSpec[], readyTimeoutMs = 5000): Promise<Listener> {
   const events: ListenerEvent[] = [];
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const ready = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`listener in ${ns} not ready after ${readyTimeoutMs} ms: ${stderr.trim()}`)), readyTimeoutMs);
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const e = JSON.parse(line) as ListenerEvent | { ev: 'ready' };
-      if (e.ev === 'ready') {
-        clearTimeout(timer);
-        resolve();
-      } else events.push(e as ListenerEvent);
-    });
-    void child.then((r) => {
-      clearTimeout(timer);
-      reject(new Error(`listener in ${ns} exited (${r.exitCode}): ${stderr.trim()}`));
-    });
-  });
-  try {
-    await ready;
-  } catch (e) {
-    child.kill('SIGKILL');
-    throw e;
-  }
+  const proc = await startServer(
+    lab,
+    { ns },
+    { helper: LISTENER, args: [JSON.stringify(specs)] },
+    {
+      label: `listener in ${ns}`,
+      readyTimeoutMs,
+      ready: (line) => line.startsWith('{"ev": "ready"'),
+      onLine: (line) => {
+        const e = JSON.parse(line) as ListenerEvent | { ev: 'ready' };
+        if (e.ev !== 'ready') events.push(e as ListenerEvent);
+      },
+    },
+  );
   return {
     ns,
     specs,
     events: () => events,
     stop: async () => {
-      child.kill('SIGTERM');
-      await child;
+      await proc.stop('SIGTERM');
     },
   };
 }

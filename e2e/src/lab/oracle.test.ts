@@ -1,13 +1,14 @@
 // The oracle and the compiler are written independently; here they must agree
 // on every cell of the matrix (the compiler's side through its AST evaluator).
 // Runs without root: no namespace is made, only the lab's addresses are used.
+
+import { accepted, evaluateHook, evaluateOutput, type Packet, ruleset, type Table, unnamedUid } from '@leakless/firewall';
+import { addressIn, type Policy, type PolicyDocument, parseCidr4, parsePolicy, readPolicyFile } from '@leakless/policy';
 import { describe, expect, it } from 'vitest';
-import { parsePolicy, readPolicyFile, addressIn, parseCidr4, type Policy, type PolicyDocument } from '@leakless/policy';
-import { accepted, evaluateHook, evaluateOutput, ruleset, unnamedUid, type Packet, type Table } from '@leakless/firewall';
+import { antiTests } from './anti.js';
 import { buildMatrix, type Probe } from './matrix.js';
 import { expectation, type LabFacts } from './oracle.js';
-import { labAddresses, type Lab } from './topology.js';
-import { antiTests } from './anti.js';
+import { type LabNetwork, labAddresses } from './topology.js';
 
 const loaded = await readPolicyFile(new URL('../../../image-config/default.yaml', import.meta.url).pathname);
 if (!loaded.ok) throw new Error(JSON.stringify(loaded.issues));
@@ -21,12 +22,19 @@ function policyOf(edit: (d: PolicyDocument) => void = () => {}): Policy {
   return r.policy;
 }
 
-function paperLab(policy: Policy): Lab {
-  return { suffix: '0000', sut: 'sut', lan: 'lan', inet: 'inet', uplink: 'uplink0', guests: new Map(policy.namespaces.map((n) => [n.name, `g-${n.name}`])), addresses: labAddresses(policy), created: [] };
+function paperLab(policy: Policy): LabNetwork {
+  return {
+    sut: 'sut',
+    lan: 'lan',
+    inet: 'inet',
+    uplink: 'uplink0',
+    guests: new Map(policy.namespaces.map((n) => [n.name, `g-${n.name}`])),
+    addresses: labAddresses(policy),
+  };
 }
 
 /** The compiler's verdict for a probe, from its AST. */
-function compiled(t: Table, policy: Policy, lab: Lab, probe: Probe): boolean {
+function compiled(t: Table, policy: Policy, lab: LabNetwork, probe: Probe): boolean {
   const tg = probe.target;
   const p = probe.principal;
   const local = (a: string) => addressIn(a, parseCidr4('127.0.0.0/8')) || a === lab.addresses.sutLan || policy.namespaces.some((n) => n.hostAddress === a);
@@ -34,13 +42,23 @@ function compiled(t: Table, policy: Policy, lab: Lab, probe: Probe): boolean {
   const oif = local(tg.dst) ? 'lo' : guestNs ? guestNs.hostVeth : 'uplink0';
   const protocol = tg.kind === 'tcp' || tg.kind === 'tcp-invalid' ? 'tcp' : tg.kind === 'icmp' ? 'icmp' : tg.kind === 'raw' ? tg.proto! : 'udp';
   const family = tg.family === 6 ? 'ipv6' : 'ipv4';
-  const base = { family, daddr: tg.dst, protocol, ...(tg.port !== undefined ? { dport: tg.port } : {}), ...(protocol === 'tcp' ? { tcpFlags: tg.kind === 'tcp-invalid' ? ('other' as const) : ('syn' as const) } : {}) } as const;
+  const base = {
+    family,
+    daddr: tg.dst,
+    protocol,
+    ...(tg.port !== undefined ? { dport: tg.port } : {}),
+    ...(protocol === 'tcp' ? { tcpFlags: tg.kind === 'tcp-invalid' ? ('other' as const) : ('syn' as const) } : {}),
+  } as const;
   if (p.kind === 'uid') {
-    if (tg.kind === 'udp-closed') return accepted(evaluateOutput(t, { family: 'ipv4', oif: 'uplink0', daddr: tg.dst, protocol: 'icmp', ctState: 'related' }).decision);
+    if (tg.kind === 'udp-closed')
+      return accepted(evaluateOutput(t, { family: 'ipv4', oif: 'uplink0', daddr: tg.dst, protocol: 'icmp', ctState: 'related' }).decision);
     const pk: Packet = { ...base, oif, skuid: p.uid, ctState: tg.kind === 'tcp-invalid' ? 'invalid' : 'new' };
     return accepted(evaluateOutput(t, pk).decision);
   }
-  const from = p.kind === 'netns' ? { iif: p.netns.hostVeth, saddr: p.netns.guestAddress } : { iif: 'uplink0', saddr: p.from === 'lan' ? lab.addresses.lanRouter : lab.addresses.transitInet };
+  const from =
+    p.kind === 'netns'
+      ? { iif: p.netns.hostVeth, saddr: p.netns.guestAddress }
+      : { iif: 'uplink0', saddr: p.from === 'lan' ? lab.addresses.lanRouter : lab.addresses.transitInet };
   const pk: Packet = { ...base, ...from, ...(local(tg.dst) ? {} : { oif: guestNs ? guestNs.hostVeth : 'uplink0' }), ctState: 'new' };
   return accepted(evaluateHook(t, local(tg.dst) ? 'input' : 'forward', pk));
 }

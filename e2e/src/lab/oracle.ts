@@ -1,9 +1,9 @@
 // The oracle: what the policy says should happen to each probe. Written from
-// the policy and Tails' matrix (reference tails-network-policy.md §1.10) plus
-// SPEC §2's Beyond-Tails items, WITHOUT looking at the compiler or its AST, so
+// the policy and Tails' ferm matrix plus the items where leakless goes beyond
+// Tails (no IPv6 at all, no LAN DNS), WITHOUT looking at the compiler or its AST, so
 // a compiler bug and an oracle bug must coincide to go unnoticed. A unit test
 // compares the two on every cell; the lab compares the oracle with the kernel.
-import { addressIn, parseCidr4, type Policy } from '@leakless/policy';
+import { addressIn, type Policy, parseCidr4 } from '@leakless/policy';
 import type { Principal, Target } from './matrix.js';
 
 export interface Expectation {
@@ -24,8 +24,8 @@ const deny = (why: string): Expectation => ({ allow: false, why });
 export function expectation(policy: Policy, facts: LabFacts, p: Principal, t: Target): Expectation {
   if (p.kind === 'inbound') return deny('nothing is reachable from outside (input drop; no forwarding into a namespace)');
   if (t.family === 6) return deny('ipv6.enabled=false: nothing over IPv6');
-  if (t.kind === 'udp-closed') return deny('RELATED accepted only for ICMP on loopback (SPEC 2.3)');
-  if (t.kind === 'tcp-invalid') return deny('ct state invalid is dropped (SPEC 2.3)');
+  if (t.kind === 'udp-closed') return deny('RELATED accepted only for ICMP on loopback');
+  if (t.kind === 'tcp-invalid') return deny('ct state invalid is dropped');
   if (p.kind === 'netns') return namespaceExpectation(policy, facts, p, t);
   return uidExpectation(policy, facts, p.uid, t);
 }
@@ -59,7 +59,8 @@ function uidExpectation(policy: Policy, facts: LabFacts, uid: number, t: Target)
     const l = policy.torListeners.find((x) => x.address === dst && x.port === port && x.protocol === proto);
     if (l) return isClient(l.clients) ? allow(`${l.clause}.clients`) : deny(`not a client of ${l.clause}`);
     const torPorts = policy.torListeners.filter((x) => x.protocol === 'tcp').map((x) => x.port);
-    if (tor && proto === 'tcp' && inCidr(dst, '127.0.0.0/8') && !torPorts.includes(port!)) return allow('tor daemon: loopback TCP (pluggable transports), not its own ports');
+    if (tor && proto === 'tcp' && inCidr(dst, '127.0.0.0/8') && !torPorts.includes(port!))
+      return allow('tor daemon: loopback TCP (pluggable transports), not its own ports');
     if (uid === policy.desktopUser.uid && proto === 'tcp' && dst === '127.0.0.1') {
       const lb = policy.document.loopback;
       if (lb.mode === 'blocklist') return allow('loopback.mode=blocklist: the desktop user reaches other 127.0.0.1 TCP ports');
@@ -67,13 +68,14 @@ function uidExpectation(policy: Policy, facts: LabFacts, uid: number, t: Target)
     }
     return deny('local services only for the clients the policy names (only 127.0.0.1 for the desktop user)');
   }
-  if (inCidr(dst, policy.internalRange)) return deny('netns.internalRange is not LAN (SPEC 2.4)');
+  if (inCidr(dst, policy.internalRange)) return deny('netns.internalRange is not LAN');
   if (t.kind === 'raw' || proto === 'icmp') {
     // neither the tor daemon nor clearnet may send anything but TCP and DNS
     return inLan(policy, dst) ? allow('lan.ipv4Ranges: any protocol') : deny('only TCP/DNS for the Internet principals');
   }
   const torReachable = policy.document.tor.reachablePorts;
-  if (tor && proto === 'tcp' && (torReachable === undefined || torReachable.includes(port!))) return allow(torReachable ? 'tor.reachablePorts' : 'tor daemon: new TCP anywhere');
+  if (tor && proto === 'tcp' && (torReachable === undefined || torReachable.includes(port!)))
+    return allow(torReachable ? 'tor.reachablePorts' : 'tor daemon: new TCP anywhere');
   if (tor && proto === 'udp' && port === 53) return allow('tor daemon: DNS (bridge mode)');
   if (clearnet && (proto === 'tcp' || (proto === 'udp' && port === 53))) return allow(proto === 'tcp' ? 'clearnet user: TCP out' : 'clearnet user: DNS out');
   if (inLan(policy, dst)) {

@@ -1,37 +1,27 @@
-// What the lab needs from the machine. Without it the lab skips LOUDLY on a
-// developer machine, and FAILS under CI=true: a leak test that silently did
-// not run is worse than no test.
-import { accessSync, constants } from 'node:fs';
-import { spawnSync } from 'node:child_process';
-import { PYTHON } from './listeners.js';
+// What a lab suite needs from the machine, as @leakless/testing prerequisites:
+// root (network and mount namespaces, nft, setpriv) and the tools. Each suite
+// names its extra tools and hands the list to skipUnless, which skips loudly
+// on a developer machine and FAILS under CI=true: a leak test that silently
+// did not run is worse than no test.
+//
+//   const skip = skipUnless('the firewall lab', ...labNeeds('tcpdump'));
+import { type Missing, needRoot, needTool } from '@leakless/testing';
+import { PYTHON } from './stage.js';
 
-const TOOLS = ['ip', 'nft', 'tcpdump', 'setpriv', 'sysctl'] as const;
+/** How to ask each tool whether it runs (a flag that exits 0). */
+const PROBE_ARGS: Readonly<Record<string, readonly string[]>> = {
+  ip: ['-V'],
+  openssl: ['version'],
+};
 
-function onPath(tool: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).status === 0;
-}
+/** tor-gencert has no flag that exits 0; it ships in Debian's tor package, so tor stands for it. */
+const STANDS_FOR: Readonly<Record<string, string>> = { 'tor-gencert': 'tor' };
 
-/** Why the lab cannot run here, or undefined if it can. */
-export function labUnavailable(): string | undefined {
-  if (process.getuid?.() !== 0) return 'not root (network namespaces, nft and setpriv need root)';
-  const missing: string[] = TOOLS.filter((t) => !onPath(t));
-  try {
-    accessSync(PYTHON, constants.X_OK);
-  } catch {
-    missing.push(PYTHON);
-  }
-  if (missing.length) return `missing ${missing.join(', ')} (tools/leakless/install-deps.sh test installs them)`;
-  return undefined;
-}
+/** Every lab builds namespaces and veths, sets sysctls, runs principals with setpriv and helpers with node and python. */
+const BASE = ['ip', 'sysctl', 'setpriv', 'nsenter', 'unshare', 'node', PYTHON] as const;
 
-/**
- * Returns true when the caller should skip (after printing why); throws under CI.
- * Use at module level: `const skip = skipLab('firewall lab')` then `describe.skipIf(skip)`.
- */
-export function skipLab(what: string): boolean {
-  const reason = labUnavailable();
-  if (!reason) return false;
-  if (process.env.CI === 'true') throw new Error(`CI=true and ${what} cannot run: ${reason}`);
-  console.warn(`\n*** SKIPPING ${what}: ${reason}. Run as root to prove the firewall with real packets. ***\n`);
-  return true;
+/** Root, the base tools and `extra`, each as a Missing (undefined when present). */
+export function labNeeds(...extra: readonly string[]): Missing[] {
+  const tools = new Set([...BASE, ...extra].map((t) => STANDS_FOR[t] ?? t));
+  return [needRoot(), ...[...tools].map((t) => needTool(t, PROBE_ARGS[t] ?? ['--version']))];
 }

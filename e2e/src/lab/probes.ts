@@ -2,9 +2,8 @@
 // inside a namespace, one python process per principal, its probes run
 // concurrently (bounded) with short timeouts, so a whole matrix takes about
 // one timeout of wall time.
-import { join } from 'node:path';
-import { sh } from './netns.js';
-import { PYTHON } from './listeners.js';
+import { runHelper } from './exec.js';
+import type { Lab } from './topology.js';
 
 export type ProbeKind = 'tcp' | 'udp' | 'udp-bcast' | 'icmp' | 'raw' | 'tcp-invalid' | 'udp-closed';
 
@@ -40,26 +39,23 @@ export interface Sender {
   readonly gid: number;
 }
 
-export async function runProbes(sender: Sender, probes: readonly ProbeSpec[], scriptsDir: string, opts: { workers?: number; timeoutMs?: number } = {}): Promise<ProbeResult[]> {
+const PROBE = new URL('./py/probe.py', import.meta.url);
+
+export async function runProbes(
+  lab: Lab,
+  sender: Sender,
+  probes: readonly ProbeSpec[],
+  opts: { workers?: number; timeoutMs?: number } = {},
+): Promise<ProbeResult[]> {
   if (probes.length === 0) return [];
-  const cmd = [
-    'ip',
-    'netns',
-    'exec',
-    sender.ns,
-    'env',
-    '-i',
-    `PROBE_WORKERS=${opts.workers ?? 48}`,
-    'setpriv',
-    `--reuid=${sender.uid}`,
-    `--regid=${sender.gid}`,
-    '--clear-groups',
-    PYTHON,
-    '-I',
-    join(scriptsDir, 'probe.py'),
-  ];
-  const r = await sh(cmd[0]!, cmd.slice(1), { input: JSON.stringify(probes), timeoutMs: opts.timeoutMs ?? 30_000 });
-  if (r.exitCode !== 0) throw new Error(`probe runner as uid ${sender.uid} in ${sender.ns} failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  const r = await runHelper(lab, { ns: sender.ns }, PROBE, [], {
+    env: { PROBE_WORKERS: String(opts.workers ?? 48) },
+    as: { uid: sender.uid, gid: sender.gid },
+    input: JSON.stringify(probes),
+    timeoutMs: opts.timeoutMs ?? 30_000,
+  });
+  if (r.exitCode !== 0)
+    throw new Error(`probe runner as uid ${sender.uid} in ${sender.ns} failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
   const out = JSON.parse(r.stdout) as { uid: number; gid: number; results: ProbeResult[] };
   // The uid the kernel saw is the point of the whole exercise: check it.
   if (out.uid !== sender.uid || out.gid !== sender.gid) throw new Error(`probe runner ran as ${out.uid}:${out.gid}, wanted ${sender.uid}:${sender.gid}`);

@@ -95,7 +95,9 @@ export function renderMarkdown(r: LabReport): string {
     '|---|---|---|---|---|',
     ...r.antiTests.map((a) => `| ${a.id} | ${a.leak} | ${a.caught ? '✔' : '✘ MISSED'} | ${a.violations} | ${a.invariantsBroken.join(', ') || '—'} |`),
     '',
-    ...(bad.length ? ['## Problems in the policy run', '', ...bad.map((v) => `- ${v.outcome}: ${v.probe.id}: ${v.detail}${v.evidence ? ` (${v.evidence})` : ''}`), ''] : []),
+    ...(bad.length
+      ? ['## Problems in the policy run', '', ...bad.map((v) => `- ${v.outcome}: ${v.probe.id}: ${v.detail}${v.evidence ? ` (${v.evidence})` : ''}`), '']
+      : []),
     '## Every probe',
     '',
     '| principal | class | target | expected | observed | outcome | detail |',

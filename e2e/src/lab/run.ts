@@ -2,13 +2,13 @@
 // off, then attribute each captured packet to the probe that caused it and
 // judge each probe against the oracle and the no-firewall control run.
 import type { Policy } from '@leakless/policy';
-import { PROTO, startCapture, type CapturedPacket } from './capture.js';
+import { type CapturedPacket, PROTO, startCapture } from './capture.js';
+import { checkInvariants, type InvariantResult, type Maker } from './invariants.js';
 import type { Listener } from './listeners.js';
 import type { Principal, Probe } from './matrix.js';
 import { specOf } from './matrix.js';
-import { expectation, type Expectation, type LabFacts } from './oracle.js';
-import { runProbes, type ProbeResult } from './probes.js';
-import { checkInvariants, type InvariantResult, type Maker } from './invariants.js';
+import { type Expectation, expectation, type LabFacts } from './oracle.js';
+import { type ProbeResult, runProbes } from './probes.js';
 import type { Lab } from './topology.js';
 
 export interface RunOptions {
@@ -31,7 +31,7 @@ export interface MatrixRun {
 
 let runCounter = 0;
 
-export async function runMatrix(lab: Lab, listeners: readonly Listener[], probes: readonly Probe[], scriptsDir: string, label: string, opts: RunOptions = {}): Promise<MatrixRun> {
+export async function runMatrix(lab: Lab, listeners: readonly Listener[], probes: readonly Probe[], label: string, opts: RunOptions = {}): Promise<MatrixRun> {
   const started = Date.now();
   const tag = `lk${(runCounter++).toString(36)}${lab.suffix}`;
   const tokenOf = new Map(probes.map((p, i) => [p.id, `${tag}-${i.toString(36)}`]));
@@ -47,7 +47,11 @@ export async function runMatrix(lab: Lab, listeners: readonly Listener[], probes
   try {
     const all = await Promise.all(
       [...byPrincipal.values()].map(({ principal, probes: ps }) =>
-        runProbes({ ns: principal.ns, uid: principal.uid, gid: principal.gid }, ps.map((p) => specOf(p, tokenOf.get(p.id)!, opts.timeout ?? 0.7)), scriptsDir),
+        runProbes(
+          lab,
+          { ns: principal.ns, uid: principal.uid, gid: principal.gid },
+          ps.map((p) => specOf(p, tokenOf.get(p.id)!, opts.timeout ?? 0.7)),
+        ),
       ),
     );
     for (const r of all.flat()) results.set(r.id, r);
@@ -55,7 +59,14 @@ export async function runMatrix(lab: Lab, listeners: readonly Listener[], probes
   } finally {
     packets = await capture.stop();
   }
-  const tokens = new Set(listeners.flatMap((l) => l.events().filter((e) => e.token?.startsWith(`${tag}-`)).map((e) => e.token!)));
+  const tokens = new Set(
+    listeners.flatMap((l) =>
+      l
+        .events()
+        .filter((e) => e.token?.startsWith(`${tag}-`))
+        .map((e) => e.token!),
+    ),
+  );
   return { label, probes, results, tokens, packets: attribute(probes, results, packets, tokenOf), tokenOf, wallMs: Date.now() - started };
 }
 
@@ -90,7 +101,16 @@ export function attribute(
       const r = results.get(probe.id);
       const t = probe.target;
       const sport = r?.sport ?? undefined;
-      const l4 = t.kind === 'icmp' ? (t.family === 6 ? PROTO.icmpv6 : PROTO.icmp) : t.kind === 'raw' ? t.proto : t.kind === 'tcp' || t.kind === 'tcp-invalid' ? PROTO.tcp : PROTO.udp;
+      const l4 =
+        t.kind === 'icmp'
+          ? t.family === 6
+            ? PROTO.icmpv6
+            : PROTO.icmp
+          : t.kind === 'raw'
+            ? t.proto
+            : t.kind === 'tcp' || t.kind === 'tcp-invalid'
+              ? PROTO.tcp
+              : PROTO.udp;
       if (t.kind === 'raw') {
         if (pk.proto === l4 && pk.dst === t.dst && pk.token === tokenOf.get(probe.id)) return { packet: pk, probe };
         continue;
@@ -99,13 +119,27 @@ export function attribute(
       if (t.kind === 'icmp') {
         const req = t.family === 6 ? 128 : 8;
         const rep = t.family === 6 ? 129 : 0;
-        if (pk.proto === l4 && pk.icmpId === sport && ((pk.icmpType === req && pk.dst === t.dst) || (pk.icmpType === rep && probe.principal.kind === 'inbound'))) return { packet: pk, probe };
+        if (
+          pk.proto === l4 &&
+          pk.icmpId === sport &&
+          ((pk.icmpType === req && pk.dst === t.dst) || (pk.icmpType === rep && probe.principal.kind === 'inbound'))
+        )
+          return { packet: pk, probe };
         continue;
       }
       // the flow itself, outbound (…→ target) or, for inbound probes, the sut's answer (target → prober)
-      if (pk.proto === l4 && ((pk.dst === t.dst && pk.dport === t.port && pk.sport === sport) || (probe.principal.kind === 'inbound' && pk.sport === t.port && pk.dport === sport))) return { packet: pk, probe };
+      if (
+        pk.proto === l4 &&
+        ((pk.dst === t.dst && pk.dport === t.port && pk.sport === sport) || (probe.principal.kind === 'inbound' && pk.sport === t.port && pk.dport === sport))
+      )
+        return { packet: pk, probe };
       // an ICMP error quoting a datagram of the flow
-      if (pk.inner && pk.inner.proto === l4 && ((pk.inner.dport === sport && pk.inner.sport === t.port) || (pk.inner.sport === sport && pk.inner.dst === t.dst))) return { packet: pk, probe, relatedError: true };
+      if (
+        pk.inner &&
+        pk.inner.proto === l4 &&
+        ((pk.inner.dport === sport && pk.inner.sport === t.port) || (pk.inner.sport === sport && pk.inner.dst === t.dst))
+      )
+        return { packet: pk, probe, relatedError: true };
     }
     return { packet: pk };
   });
@@ -184,23 +218,50 @@ export function judge(policy: Policy, facts: LabFacts, run: MatrixRun, baseline:
       detail = `LEAK: ${o.wire.length ? `${o.wire.length} packet(s) left the sut` : 'arrived at the listener'}`;
       evidence = o.wire.length ? packetText(o.wire[0]!) : `listener ${probe.target.listener} logged the probe's token`;
     } else if (healthy) [outcome, detail] = ['pass', `refused (${result?.error ?? 'sent, nothing arrived'})`];
-    else [outcome, detail] = ['inconclusive', baselineReached ? 'the allowed probes to this destination failed in this run' : 'the control run could not reach it: path broken'];
-    return { probe, expected, ...(result ? { result } : {}), atListener: o.atListener, onWire: o.wire.length, reached: o.reached, baselineReached, outcome, detail, ...(evidence ? { evidence } : {}) };
+    else
+      [outcome, detail] = [
+        'inconclusive',
+        baselineReached ? 'the allowed probes to this destination failed in this run' : 'the control run could not reach it: path broken',
+      ];
+    return {
+      probe,
+      expected,
+      ...(result ? { result } : {}),
+      atListener: o.atListener,
+      onWire: o.wire.length,
+      reached: o.reached,
+      baselineReached,
+      outcome,
+      detail,
+      ...(evidence ? { evidence } : {}),
+    };
   });
   const maker = (probe: Probe | undefined, relatedError?: boolean): Maker | undefined => {
     if (!probe) return undefined;
     const p = probe.principal;
     const role: Maker['role'] =
-      p.kind === 'uid' ? (p.role === 'tor-daemon' ? 'tor-daemon' : p.role === 'clearnet' ? 'clearnet' : 'other') : p.kind === 'netns' ? (p.netns.kind === 'clearnet' ? 'clearnet-netns' : 'tor-only-netns') : 'other';
+      p.kind === 'uid'
+        ? p.role === 'tor-daemon'
+          ? 'tor-daemon'
+          : p.role === 'clearnet'
+            ? 'clearnet'
+            : 'other'
+        : p.kind === 'netns'
+          ? p.netns.kind === 'clearnet'
+            ? 'clearnet-netns'
+            : 'tor-only-netns'
+          : 'other';
     return { principal: p.id, role, ...(relatedError ? { kernelError: true } : {}) };
   };
   const invariants = checkInvariants(
     { lanRanges: policy.lanRanges, internalRange: policy.internalRange },
     // inbound probes' answers are the sut replying, judged by their probe cell, not as egress
-    run.packets.filter((x) => x.probe?.principal.kind !== 'inbound').map((x) => {
-      const m = maker(x.probe, x.relatedError);
-      return m ? { packet: x.packet, maker: m } : { packet: x.packet };
-    }),
+    run.packets
+      .filter((x) => x.probe?.principal.kind !== 'inbound')
+      .map((x) => {
+        const m = maker(x.probe, x.relatedError);
+        return m ? { packet: x.packet, maker: m } : { packet: x.packet };
+      }),
   );
   const counts = { pass: 0, violation: 0, inconclusive: 0 };
   for (const v of verdicts) counts[v.outcome]++;

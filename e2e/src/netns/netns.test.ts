@@ -1,18 +1,21 @@
 // The netns module proven with real packets: the emitted setup script (the
-// same bytes as chroot-includes/) creates the namespaces inside a lab sut, the
-// launcher runs probes in them as the desktop user, listeners and a capture on
-// the sut's uplink say what arrived. Anti-tests plant one defect each and the
-// same checks must report it.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+// same bytes as chroot-includes/) creates the namespaces inside the lab's sut,
+// the launcher runs probes in them as the desktop user, listeners and a
+// capture on the sut's uplink say what arrived. Anti-tests plant one defect
+// each and the same checks must report it.
+
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type GeneratedFile, type RuntimeAssertion } from '@leakless/policy';
-import { evaluateRuntime, type Exec } from '@leakless/selftest';
-import { defaultPolicy } from '@leakless/policy/testing';
-import * as netns from '@leakless/netns';
 import * as firewall from '@leakless/firewall';
-import { INET, LAN, capture, createLab, probe, sh, token, type Lab, type ProbeResult, type Servers } from './harness.js';
-import { clearnetProbes, hostPorts, judge, torOnlyProbes, type NsProbe, type Verdict } from './probes.js';
+import * as netns from '@leakless/netns';
+import type { GeneratedFile, RuntimeAssertion } from '@leakless/policy';
+import { defaultPolicy } from '@leakless/policy/testing';
+import { type Exec, evaluateRuntime } from '@leakless/selftest';
+import { skipUnless } from '@leakless/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Lab, type LabAddresses, labArgv, labFile, labNeeds, run, sh, teardownLab, writeEtc } from '../lab/index.js';
+import { capture, createLab, type From, type ProbeResult, probe, type ServerSpec, type Servers, startServers, token } from './harness.js';
+import { clearnetProbes, hostPorts, judge, type NsProbe, torOnlyProbes, type Verdict } from './probes.js';
 
 const policy = defaultPolicy();
 const emitted = netns.emit(policy);
@@ -28,15 +31,7 @@ const cn = clearnet[0]!;
 const socksPort = tbb.socksPort!.port;
 
 // Prerequisites: root and the tools. Missing ones skip loudly here and fail in CI.
-const TOOLS = ['ip', 'nft', 'nsenter', 'unshare', 'setpriv', 'tcpdump', 'hostname'];
-const missing = [
-  ...(process.getuid?.() === 0 ? [] : ['root']),
-  ...(await Promise.all(TOOLS.map(async (t) => ((await sh('sh', ['-c', `command -v ${t}`])).exitCode === 0 ? '' : t)))).filter(Boolean),
-];
-if (missing.length) {
-  if (process.env.CI === 'true') throw new Error(`netns lab: missing ${missing.join(', ')} (CI=true)`);
-  console.warn(`SKIPPED netns lab: missing ${missing.join(', ')}`);
-}
+const skip = skipUnless('the netns lab (e2e/src/netns)', ...labNeeds('nft', 'tcpdump', 'hostname'));
 // The host-side rules (forward + masquerade for clearnet, input from a
 // tor-only veth to its SocksPort only, no host address for clearnet) are the
 // firewall module's. Probes that only it can guarantee are judged with it loaded.
@@ -49,26 +44,22 @@ if (!firewallReady) {
 
 const metrics = { setupMs: [] as number[], probes: 0, antiTests: 0, antiCaught: 0, tornet: 'stand-in SOCKS listener (e2e/src/tornet not used)' };
 
-/** Install the emitted files and the desktop user into the lab (overlay /etc), the executables into lab.dir. */
+/** Install the emitted files and the desktop user into the lab (overlay /etc), the executables into the lab's directory. */
 async function install(lab: Lab): Promise<{ script: string; launcher: string }> {
   // "The real one, same bytes as in the tree": the committed tree must hold exactly what is run.
   for (const path of [netns.SETUP_SCRIPT, netns.LAUNCHER]) {
     const committed = new URL(`../../../chroot-includes${path}`, import.meta.url);
     if (existsSync(committed)) expect(readFileSync(committed, 'utf8'), `chroot-includes${path} is stale`).toBe(fileOf(path).content);
   }
-  const script = join(lab.dir, 'netns-setup');
-  const launcher = join(lab.dir, 'leakless-netns-exec');
-  writeFileSync(script, fileOf(netns.SETUP_SCRIPT).content);
-  writeFileSync(launcher, fileOf(netns.LAUNCHER).content);
-  chmodSync(script, 0o755);
-  chmodSync(launcher, 0o755);
+  const script = labFile(lab, 'netns-setup', fileOf(netns.SETUP_SCRIPT).content, 0o755);
+  const launcher = labFile(lab, 'leakless-netns-exec', fileOf(netns.LAUNCHER).content, 0o755);
   for (const f of emitted.files.filter((x) => x.path.startsWith('/etc/') && !x.path.startsWith('/etc/systemd/') && !x.path.startsWith('/etc/udev/')))
-    await lab.writeEtc(f.path, f.content, f.mode);
+    await writeEtc(lab, f.path, f.content, f.mode);
   // The saved clearnet DNS (what the resolver module's NetworkManager hook writes): the LAN router.
-  await lab.writeEtc(policy.clearnetResolver.file, `nameserver ${LAN.router}\n`, 0o644);
+  await writeEtc(lab, policy.clearnetResolver.file, `nameserver ${lab.addresses.lanRouter}\n`, 0o644);
   // The desktop user with the policy's ids (this machine may have another user on that uid).
   const u = policy.desktopUser;
-  const r = await lab.inSut('sh', [
+  const r = await run(lab, 'sut', 'sh', [
     '-c',
     `set -e
      grep -v -E '^[^:]*:[^:]*:${u.uid}:' /etc/passwd > /etc/passwd.new; echo '${u.name}:x:${u.uid}:${u.gid}::/nonexistent:/bin/sh' >> /etc/passwd.new; cat /etc/passwd.new > /etc/passwd
@@ -78,33 +69,51 @@ async function install(lab: Lab): Promise<{ script: string; launcher: string }> 
   return { script, launcher };
 }
 
-/** Every listener the probes aim at: world (LAN router + Internet hosts), the sut (all host addresses), a guest in each namespace. */
-async function startListeners(lab: Lab): Promise<Servers[]> {
+/** The listeners on the LAN router and on the Internet hosts: the same set in both. */
+const WORLD: readonly ServerSpec[] = [
+  { kind: 'http', host: '0.0.0.0', port: 80 },
+  { kind: 'http', host: '::', port: 80 },
+  { kind: 'tcp', host: '0.0.0.0', port: 53 },
+  { kind: 'udp', host: '0.0.0.0', port: 53 },
+  { kind: 'udp', host: '::', port: 53 },
+];
+
+interface Listening {
+  readonly lan: Servers;
+  readonly inet: Servers;
+  /** The SocksPort stand-in, as the tor user. */
+  readonly socks: Servers;
+  /** Every listener, for the tokens that arrived anywhere. */
+  readonly all: Servers[];
+}
+
+/** Every listener the probes aim at: the LAN router, the Internet hosts, the sut (all host addresses); guests come later. */
+async function startListeners(lab: Lab): Promise<Listening> {
   const { tcp, udp } = hostPorts(policy);
-  const world = await lab.servers('world', [
-    { kind: 'http', host: '0.0.0.0', port: 80 },
-    { kind: 'http', host: '::', port: 80 },
-    { kind: 'tcp', host: '0.0.0.0', port: 53 },
-    { kind: 'udp', host: '0.0.0.0', port: 53 },
-    { kind: 'udp', host: '::', port: 53 },
-  ]);
+  const lan = await startServers(lab, 'lan', WORLD);
+  const inet = await startServers(lab, 'inet', WORLD);
   // The SocksPort stand-in runs as the tor user, like tor: with the firewall loaded it is the one user allowed out.
-  const sutSocks = await lab.servers('sut', [{ kind: 'socks', host: '0.0.0.0', port: socksPort }], policy.torUser.uid);
-  const sut = await lab.servers('sut', [
-    ...tcp.filter((p) => p !== socksPort).map((port) => ({ kind: 'tcp', host: '0.0.0.0', port })),
-    ...udp.map((port) => ({ kind: 'udp', host: '0.0.0.0', port })),
+  const socks = await startServers(lab, 'sut', [{ kind: 'socks', host: '0.0.0.0', port: socksPort }], { uid: policy.torUser.uid, gid: policy.torUser.gid });
+  const sut = await startServers(lab, 'sut', [
+    ...tcp.filter((p) => p !== socksPort).map((port) => ({ kind: 'tcp' as const, host: '0.0.0.0', port })),
+    ...udp.map((port) => ({ kind: 'udp' as const, host: '0.0.0.0', port })),
   ]);
-  return [world, sutSocks, sut];
+  return { lan, inet, socks, all: [lan, inet, socks, sut] };
 }
 
 async function guestListeners(lab: Lab): Promise<Servers[]> {
-  return Promise.all(policy.namespaces.map((n) => lab.servers({ ns: n.name }, [{ kind: 'tcp', host: '0.0.0.0', port: 8080 }])));
+  return Promise.all(policy.namespaces.map((n) => startServers(lab, { guest: n.name }, [{ kind: 'tcp', host: '0.0.0.0', port: 8080 }])));
 }
 
 /** Control probes: each listener answers from inside its own namespace, so a blocked probe means blocked, not a dead listener. */
-async function controls(lab: Lab, servers: readonly Servers[], prefix: readonly string[], specs: { proto: 'tcp' | 'udp' | 'http'; host: string; port: number }[]): Promise<void> {
+async function controls(
+  lab: Lab,
+  servers: readonly Servers[],
+  from: From,
+  specs: { proto: 'tcp' | 'udp' | 'http'; host: string; port: number }[],
+): Promise<void> {
   const probes = specs.map((s) => ({ id: token(`control-${s.proto}-${s.port}`), ...s }));
-  const results = await probe(lab, prefix, probes);
+  const results = await probe(lab, from, probes);
   await new Promise((r) => setTimeout(r, 300));
   const arrived = servers.flatMap((s) => [...s.tokens()]);
   const dead = probes.filter((p) => !arrived.includes(p.id) || (p.proto !== 'udp' && results.find((r) => r.id === p.id)?.outcome !== 'connected'));
@@ -112,12 +121,17 @@ async function controls(lab: Lab, servers: readonly Servers[], prefix: readonly 
 }
 
 async function loadFirewall(lab: Lab): Promise<void> {
-  const r = await lab.inSut('nft', ['-f', '-'], { input: fw.rulesetFile!(policy) });
+  const r = await run(lab, 'sut', 'nft', ['-f', '-'], { input: fw.rulesetFile!(policy) });
   if (r.exitCode !== 0) throw new Error(`loading the firewall ruleset in the sut: ${r.stderr}`);
 }
 
-async function runProbes(lab: Lab, servers: readonly Servers[], prefix: readonly string[], probes: readonly NsProbe[]): Promise<{ verdicts: Verdict[]; results: ProbeResult[] }> {
-  const results = await probe(lab, prefix, probes);
+async function runProbes(
+  lab: Lab,
+  servers: readonly Servers[],
+  from: From,
+  probes: readonly NsProbe[],
+): Promise<{ verdicts: Verdict[]; results: ProbeResult[] }> {
+  const results = await probe(lab, from, probes);
   // UDP has no answer: give datagrams time to arrive before reading the listeners.
   await new Promise((r) => setTimeout(r, 400));
   const arrived = servers.flatMap((s) => [...s.tokens()]);
@@ -125,45 +139,52 @@ async function runProbes(lab: Lab, servers: readonly Servers[], prefix: readonly
   return { verdicts: judge(probes, results, arrived), results };
 }
 
+/** From inside a policy namespace through the launcher (as the desktop user), the way an app starts. */
+const launched = (launcher: string, ns: string): From => ({ where: 'sut', via: [launcher, ns, '--'] });
+
 const wrong = (vs: readonly Verdict[]) => vs.filter((v) => v.verdict !== 'pass').map((v) => `${v.label}: ${v.verdict} (${v.detail})`);
 
-describe.skipIf(missing.length > 0)('netns in the lab: the emitted script, launcher and rules', () => {
+describe.skipIf(skip)('netns in the lab: the emitted script, launcher and rules', () => {
   let lab: Lab;
   let exe: { script: string; launcher: string };
+  let listening: Listening;
   let servers: Servers[] = [];
-  const as = (ns: string) => [exe.launcher, ns, '--'];
-  const inLab = (prefix: readonly string[]) => ['nsenter', '-t', String(lab.holderPid), '-m', '-n', '--', ...prefix];
-  let inSutExec: Exec;
+  let a: LabAddresses;
+  const as = (ns: string) => launched(exe.launcher, ns);
+  const inSut: From = { where: 'sut' };
+  const inSutExec: Exec = (cmd, args) => run(lab, 'sut', cmd, args);
 
   beforeAll(async () => {
-    lab = await createLab();
+    lab = await createLab(policy);
+    a = lab.addresses;
     exe = await install(lab);
-    inSutExec = (cmd, args) => lab.inSut(cmd, args);
-    servers = await startListeners(lab);
+    listening = await startListeners(lab);
+    servers = listening.all;
     // Controls before the firewall: root in the sut may not reach these once it is loaded.
-    await controls(lab, servers, ['ip', 'netns', 'exec', lab.world], [
-      { proto: 'http', host: '127.0.0.1', port: 80 },
-      { proto: 'http', host: '::1', port: 80 },
-      { proto: 'tcp', host: '127.0.0.1', port: 53 },
-      { proto: 'udp', host: '127.0.0.1', port: 53 },
-      { proto: 'udp', host: '::1', port: 53 },
-    ]);
+    for (const where of ['lan', 'inet'] as const)
+      await controls(lab, servers, { where }, [
+        { proto: 'http', host: '127.0.0.1', port: 80 },
+        { proto: 'http', host: '::1', port: 80 },
+        { proto: 'tcp', host: '127.0.0.1', port: 53 },
+        { proto: 'udp', host: '127.0.0.1', port: 53 },
+        { proto: 'udp', host: '::1', port: 53 },
+      ]);
     const { tcp, udp } = hostPorts(policy);
-    await controls(lab, servers, inLab([]), [
+    await controls(lab, servers, inSut, [
       ...tcp.filter((p) => p !== socksPort).map((port) => ({ proto: 'tcp' as const, host: '127.0.0.1', port })),
       ...udp.map((port) => ({ proto: 'udp' as const, host: '127.0.0.1', port })),
     ]);
     // The boot order: firewall, then the namespaces.
     if (firewallReady) await loadFirewall(lab);
     const t0 = performance.now();
-    const r = await lab.inSut('sh', [exe.script, 'start']);
+    const r = await run(lab, 'sut', 'sh', [exe.script, 'start']);
     metrics.setupMs.push(performance.now() - t0);
     if (r.exitCode !== 0) throw new Error(`netns-setup start failed: ${r.stderr}`);
     servers.push(...(await guestListeners(lab)));
-    for (const n of policy.namespaces) await controls(lab, servers, inLab(['ip', 'netns', 'exec', n.name]), [{ proto: 'tcp', host: '127.0.0.1', port: 8080 }]);
+    for (const n of policy.namespaces) await controls(lab, servers, { where: { guest: n.name } }, [{ proto: 'tcp', host: '127.0.0.1', port: 8080 }]);
   });
   afterAll(async () => {
-    await lab?.teardown();
+    if (lab) await teardownLab(lab);
   });
 
   it.skipIf(!firewallReady)('the firewall this unit orders after is the firewall module’s unit', () => {
@@ -181,9 +202,9 @@ describe.skipIf(missing.length > 0)('netns in the lab: the emitted script, launc
 
   it(`tor-only ${tbb.name}: 127.0.0.1:${socksPort} (DNAT) reaches the SocksPort and through it the Internet host; nothing else leaves`, async () => {
     const cap = await capture(lab);
-    const probes = torOnlyProbes(policy, tbb);
+    const probes = torOnlyProbes(policy, tbb, a);
     const direct = probes.filter((p) => p.expect === 'blocked');
-    const { verdicts } = await runProbes(lab, servers, inLab(as(tbb.name)), direct);
+    const { verdicts } = await runProbes(lab, servers, as(tbb.name), direct);
     const packets = await cap.stop();
     // Judged with the namespace alone; with the firewall loaded every wall is up.
     expect(wrong(verdicts)).toEqual([]);
@@ -193,57 +214,63 @@ describe.skipIf(missing.length > 0)('netns in the lab: the emitted script, launc
     // and it is the only thing there (what tor's relay traffic will be with the private Tor network).
     const cap2 = await capture(lab);
     const socks = probes.filter((p) => p.expect === 'reach');
-    const { verdicts: v2, results } = await runProbes(lab, servers, inLab(as(tbb.name)), socks);
+    const { verdicts: v2, results } = await runProbes(lab, servers, as(tbb.name), socks);
     const packets2 = await cap2.stop();
     expect(wrong(v2)).toEqual([]);
     expect(packets2.length).toBeGreaterThan(0);
-    expect(packets2.filter((x) => !(x.src === LAN.sut && x.dst === INET.a && x.dport === 80))).toEqual([]);
+    expect(packets2.filter((x) => !(x.src === a.sutLan && x.dst === a.internet4[0] && x.dport === 80))).toEqual([]);
     expect(results[0]!.body).toBe(`leakless-lab /${socks[0]!.id}`);
     // The stand-in saw the namespace's own address (masqueraded), never 127.0.0.1.
-    const ev = servers[1]!.events.filter((e) => e.event === 'socks' && e.target === `${INET.a}:80`);
+    const ev = listening.socks.events.filter((e) => e.event === 'socks' && e.target === `${a.internet4[0]}:80`);
     expect(ev.map((e) => e.remote)).toContain(tbb.guestAddress);
     expect(ev.map((e) => e.remote)).not.toContain('127.0.0.1');
   });
 
-  it.skipIf(!firewallReady)(`clearnet ${cn.name}: reaches the Internet and LAN directly, never the host, the internal range or the other namespace`, async () => {
-    const { verdicts } = await runProbes(lab, servers, inLab(as(cn.name)), clearnetProbes(policy, cn));
-    expect(wrong(verdicts)).toEqual([]);
-    // masqueraded by the host: the world sees the sut's uplink address
-    const http = servers[0]!.events.filter((e) => e.event === 'http' && e.token?.startsWith(`${cn.name}-inet-http`));
-    expect(http.length).toBe(2);
-    expect(new Set(http.map((e) => e.remote))).toEqual(new Set([LAN.sut]));
-  });
+  it.skipIf(!firewallReady)(
+    `clearnet ${cn.name}: reaches the Internet and LAN directly, never the host, the internal range or the other namespace`,
+    async () => {
+      const { verdicts } = await runProbes(lab, servers, as(cn.name), clearnetProbes(policy, cn, a));
+      expect(wrong(verdicts)).toEqual([]);
+      // masqueraded by the host: the Internet hosts see the sut's uplink address
+      const http = listening.inet.events.filter((e) => e.event === 'http' && e.token?.startsWith(`${cn.name}-inet-http`));
+      expect(http.length).toBe(2);
+      expect(new Set(http.map((e) => e.remote))).toEqual(new Set([a.sutLan]));
+    },
+  );
 
   it(`clearnet ${cn.name}: what the namespace alone guarantees (no host firewall needed)`, async () => {
-    const probes = clearnetProbes(policy, cn).filter((p) => p.wall === 'netns');
-    const { verdicts } = await runProbes(lab, servers, inLab(as(cn.name)), probes);
+    const probes = clearnetProbes(policy, cn, a).filter((p) => p.wall === 'netns');
+    const { verdicts } = await runProbes(lab, servers, as(cn.name), probes);
     expect(wrong(verdicts)).toEqual([]);
   });
 
   it(`clearnet ${cn.name}: nothing can connect in, from the host or its users`, async () => {
-    const p: NsProbe[] = [{ id: token('inbound'), label: 'sut-root-to-clearnet', proto: 'tcp', host: cn.guestAddress, port: 8080, expect: 'blocked', wall: 'netns' }];
-    const { verdicts } = await runProbes(lab, servers, inLab([]), p);
+    const p: NsProbe[] = [
+      { id: token('inbound'), label: 'sut-root-to-clearnet', proto: 'tcp', host: cn.guestAddress, port: 8080, expect: 'blocked', wall: 'netns' },
+    ];
+    const { verdicts } = await runProbes(lab, servers, inSut, p);
     expect(wrong(verdicts)).toEqual([]);
   });
 
   it(`inside ${tbb.name} a process sees only loopback and its /30, and the launcher gives it its own UTS namespace named "${netns.GENERIC_HOSTNAME}"`, async () => {
-    const r = await probe(lab, inLab(as(tbb.name)), [
+    const r = await probe(lab, as(tbb.name), [
       { id: 'ifaces', proto: 'ifaces' },
       { id: 'hostname', proto: 'hostname' },
     ]);
     expect(r[0]!.body).toBe(['lo 127.0.0.1/8', `veth0 ${tbb.guestAddress}/${tbb.prefix}`].sort().join(','));
     expect(r[1]!.body).toBe(netns.GENERIC_HOSTNAME);
-    const host = (await lab.inSut('hostname', [])).stdout.trim();
+    const host = (await run(lab, 'sut', 'hostname', [])).stdout.trim();
     expect(host).not.toBe(netns.GENERIC_HOSTNAME);
-    const uts = await lab.inSut('sh', [exe.launcher, tbb.name, '--', 'readlink', '/proc/self/ns/uts']);
-    const hostUts = await lab.inSut('readlink', ['/proc/self/ns/uts']);
+    const uts = await run(lab, 'sut', 'sh', [exe.launcher, tbb.name, '--', 'readlink', '/proc/self/ns/uts']);
+    const hostUts = await run(lab, 'sut', 'readlink', ['/proc/self/ns/uts']);
     expect(uts.stdout.trim()).toMatch(/^uts:\[\d+\]$/);
     expect(uts.stdout.trim()).not.toBe(hostUts.stdout.trim());
   });
 
   it('the launcher runs the command as the desktop user, without new privileges, with a cleaned environment', async () => {
     const u = policy.desktopUser;
-    const r = await sh('env', ['DISPLAY=:7', 'LD_PRELOAD=/tmp/evil.so', 'http_proxy=http://198.51.100.1:3128', ...inLab(as(tbb.name)), 'sh', '-c', 'id -u; id -g; grep NoNewPrivs /proc/self/status; env']);
+    const launch = labArgv(lab, 'sut', ['sh', '-c', 'id -u; id -g; grep NoNewPrivs /proc/self/status; env'], { via: as(tbb.name).via! });
+    const r = await sh('env', ['DISPLAY=:7', 'LD_PRELOAD=/tmp/evil.so', 'http_proxy=http://198.51.100.1:3128', ...launch]);
     expect(r.exitCode, r.stderr).toBe(0);
     const [uid, gid, nnp, ...env] = r.stdout.split('\n');
     expect([uid, gid]).toEqual([String(u.uid), String(u.gid)]);
@@ -252,98 +279,118 @@ describe.skipIf(missing.length > 0)('netns in the lab: the emitted script, launc
     expect(env).toContain(`USER=${u.name}`);
     expect(env.join('\n')).not.toMatch(/LD_PRELOAD|http_proxy/);
     // resolv.conf inside is the namespace's, not the host's
-    const resolv = await lab.inSut('sh', [exe.launcher, tbb.name, '--', 'cat', '/etc/resolv.conf']);
+    const resolv = await run(lab, 'sut', 'sh', [exe.launcher, tbb.name, '--', 'cat', '/etc/resolv.conf']);
     expect(resolv.stdout).toBe(fileOf(`/etc/netns/${tbb.name}/resolv.conf`).content);
-    const cnResolv = await lab.inSut('sh', [exe.launcher, cn.name, '--', 'cat', '/etc/resolv.conf']);
-    expect(cnResolv.stdout).toBe(`nameserver ${LAN.router}\n`);
+    const cnResolv = await run(lab, 'sut', 'sh', [exe.launcher, cn.name, '--', 'cat', '/etc/resolv.conf']);
+    expect(cnResolv.stdout).toBe(`nameserver ${a.lanRouter}\n`);
   });
 
   it('the launcher refuses unknown names, missing namespaces, root targets and non-root callers, with a clear error', async () => {
-    const run = (...args: string[]) => lab.inSut('sh', ['-c', `${args.join(' ')}`]);
-    expect(await run(exe.launcher, 'nosuch', '--', 'true')).toMatchObject({ exitCode: 2, stderr: expect.stringContaining('unknown namespace "nosuch"') });
+    const shIn = (...args: string[]) => run(lab, 'sut', 'sh', ['-c', `${args.join(' ')}`]);
+    expect(await shIn(exe.launcher, 'nosuch', '--', 'true')).toMatchObject({ exitCode: 2, stderr: expect.stringContaining('unknown namespace "nosuch"') });
     // a valid name whose namespace is not there (as before the unit ran): an empty /run/netns
-    expect(await run(`unshare --mount sh -c 'mount -t tmpfs none /run/netns && exec ${exe.launcher} ${tbb.name} -- true'`)).toMatchObject({
+    expect(await shIn(`unshare --mount sh -c 'mount -t tmpfs none /run/netns && exec ${exe.launcher} ${tbb.name} -- true'`)).toMatchObject({
       exitCode: 1,
       stderr: expect.stringContaining(`namespace ${tbb.name} does not exist: is ${netns.UNIT} active?`),
     });
     // a passwd in which the desktop user became root
     const u = policy.desktopUser;
     expect(
-      await run(
+      await shIn(
         `unshare --mount sh -c "sed 's/^${u.name}:x:${u.uid}:${u.gid}:/${u.name}:x:0:0:/' /etc/passwd > ${lab.dir}/passwd && mount --bind ${lab.dir}/passwd /etc/passwd && exec ${exe.launcher} ${tbb.name} -- id"`,
       ),
     ).toMatchObject({ exitCode: 1, stderr: expect.stringContaining('refusing to run COMMAND as root') });
-    expect(await run(`setpriv --reuid=${u.uid} --regid=${u.gid} --clear-groups ${exe.launcher} ${tbb.name} -- true`)).toMatchObject({
+    expect(await shIn(`setpriv --reuid=${u.uid} --regid=${u.gid} --clear-groups ${exe.launcher} ${tbb.name} -- true`)).toMatchObject({
       exitCode: 1,
       stderr: expect.stringContaining('must be started as root'),
     });
   });
 
-  it.skipIf(!firewallReady)('from the host, no user reaches the browser SocksPort through the internal range (Tails §1.14 gap)', async () => {
+  it.skipIf(!firewallReady)('from the host, no user reaches the browser SocksPort through the internal range (open in Tails)', async () => {
     const uids = [policy.desktopUser.uid, 4242, 0];
     for (const uid of uids) {
       const p: NsProbe[] = [
-        { id: token(`uid${uid}-socks`), label: `uid ${uid} -> ${tbb.hostAddress}:${socksPort}`, proto: 'tcp', host: tbb.hostAddress, port: socksPort, expect: 'blocked', wall: 'firewall' },
-        { id: token(`uid${uid}-guest`), label: `uid ${uid} -> ${tbb.guestAddress}:8080`, proto: 'tcp', host: tbb.guestAddress, port: 8080, expect: 'blocked', wall: 'firewall' },
+        {
+          id: token(`uid${uid}-socks`),
+          label: `uid ${uid} -> ${tbb.hostAddress}:${socksPort}`,
+          proto: 'tcp',
+          host: tbb.hostAddress,
+          port: socksPort,
+          expect: 'blocked',
+          wall: 'firewall',
+        },
+        {
+          id: token(`uid${uid}-guest`),
+          label: `uid ${uid} -> ${tbb.guestAddress}:8080`,
+          proto: 'tcp',
+          host: tbb.guestAddress,
+          port: 8080,
+          expect: 'blocked',
+          wall: 'firewall',
+        },
       ];
-      const prefix = uid === 0 ? inLab([]) : inLab(['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--']);
-      const { verdicts } = await runProbes(lab, servers, prefix, p);
+      const from: From = uid === 0 ? inSut : { where: 'sut', as: { uid, gid: uid } };
+      const { verdicts } = await runProbes(lab, servers, from, p);
       expect(wrong(verdicts)).toEqual([]);
     }
   });
 
   it('stop removes what start made, and start works again', async () => {
-    expect((await lab.inSut('sh', [exe.script, 'stop'])).exitCode).toBe(0);
-    const left = await lab.inSut('sh', ['-c', `ls /run/netns; ip -o link show | grep -c veth- || true; ls -A /etc/netns/${cn.name} 2>/dev/null || true`]);
+    expect((await run(lab, 'sut', 'sh', [exe.script, 'stop'])).exitCode).toBe(0);
+    const left = await run(lab, 'sut', 'sh', ['-c', `ls /run/netns; ip -o link show | grep -c veth- || true; ls -A /etc/netns/${cn.name} 2>/dev/null || true`]);
     expect(left.stdout.trim()).toBe('0');
     const t0 = performance.now();
-    const r = await lab.inSut('sh', [exe.script, 'start']);
+    const r = await run(lab, 'sut', 'sh', [exe.script, 'start']);
     metrics.setupMs.push(performance.now() - t0);
     expect(r.exitCode, r.stderr).toBe(0);
     // a second start refuses instead of half-making things
-    const again = await lab.inSut('sh', [exe.script, 'start']);
+    const again = await run(lab, 'sut', 'sh', [exe.script, 'start']);
     expect(again).toMatchObject({ exitCode: 1, stderr: expect.stringContaining(`namespace ${tbb.name} already exists`) });
-    const rs = await evaluateRuntime(emitted.runtimeAssertions.filter((a) => a.netns !== undefined), inSutExec);
+    const rs = await evaluateRuntime(
+      emitted.runtimeAssertions.filter((a) => a.netns !== undefined),
+      inSutExec,
+    );
     expect(rs.filter((x) => !x.ok)).toEqual([]);
   });
 
   it('a start that fails half way leaves nothing behind (no namespace, no veth, no forwarding) and exits non-zero', async () => {
-    expect((await lab.inSut('sh', [exe.script, 'stop'])).exitCode).toBe(0);
+    expect((await run(lab, 'sut', 'sh', [exe.script, 'stop'])).exitCode).toBe(0);
     // The last namespace's rules are missing: the script has made the first one by then.
     const last = policy.namespaces[policy.namespaces.length - 1]!;
     const nft = `/etc/leakless/netns/${last.name}.nft`;
-    expect((await lab.inSut('mv', [nft, `${nft}.away`])).exitCode).toBe(0);
+    expect((await run(lab, 'sut', 'mv', [nft, `${nft}.away`])).exitCode).toBe(0);
     try {
-      const r = await lab.inSut('sh', [exe.script, 'start']);
+      const r = await run(lab, 'sut', 'sh', [exe.script, 'start']);
       expect(r.exitCode).not.toBe(0);
-      const left = await lab.inSut('sh', ['-c', 'ls /run/netns; ip -o link show | grep -c veth- || true; sysctl -n net.ipv4.ip_forward']);
+      const left = await run(lab, 'sut', 'sh', ['-c', 'ls /run/netns; ip -o link show | grep -c veth- || true; sysctl -n net.ipv4.ip_forward']);
       expect(left.stdout.trim().split('\n')).toEqual(['0', '0']);
     } finally {
-      await lab.inSut('mv', [`${nft}.away`, nft]);
+      await run(lab, 'sut', 'mv', [`${nft}.away`, nft]);
     }
-    expect((await lab.inSut('sh', [exe.script, 'start'])).exitCode).toBe(0);
+    expect((await run(lab, 'sut', 'sh', [exe.script, 'start'])).exitCode).toBe(0);
   });
 });
 
-describe.skipIf(missing.length > 0)('netns anti-tests: a planted defect must be caught', () => {
+describe.skipIf(skip)('netns anti-tests: a planted defect must be caught', () => {
   let lab: Lab;
   let exe: { script: string; launcher: string };
   let servers: Servers[] = [];
-  const inLab = (prefix: readonly string[]) => ['nsenter', '-t', String(lab.holderPid), '-m', '-n', '--', ...prefix];
+  let a: LabAddresses;
+  const as = (ns: string) => launched(exe.launcher, ns);
   const runtime = (ids: string[]): Promise<{ id: string; ok: boolean }[]> =>
     evaluateRuntime(
       emitted.runtimeAssertions.filter((a: RuntimeAssertion) => ids.includes(a.id)),
-      (cmd, args) => lab.inSut(cmd, args),
+      (cmd, args) => run(lab, 'sut', cmd, args),
     );
   const must = async (cmd: string) => {
-    const r = await lab.inSut('sh', ['-c', cmd]);
+    const r = await run(lab, 'sut', 'sh', ['-c', cmd]);
     if (r.exitCode !== 0) throw new Error(`${cmd}: ${r.stderr}`);
   };
   /** Every assertion of the namespaces holds again: the next anti-test starts clean. */
   const baseline = async () => {
     const rs = await evaluateRuntime(
       emitted.runtimeAssertions.filter((a) => a.check.kind !== 'unit-active'),
-      (cmd, args) => lab.inSut(cmd, args),
+      (cmd, args) => run(lab, 'sut', cmd, args),
     );
     expect(rs.filter((r) => !r.ok).map((r) => r.id)).toEqual([]);
   };
@@ -352,29 +399,44 @@ describe.skipIf(missing.length > 0)('netns anti-tests: a planted defect must be 
     if (yes) metrics.antiCaught++;
     expect(yes).toBe(true);
   };
-  const directTo = (label: string, host: string, port: number, proto: NsProbe['proto'] = 'http'): NsProbe[] => [{ id: token(label), label, proto, host, port, expect: 'blocked', wall: 'netns' }];
+  const directTo = (label: string, host: string, port: number, proto: NsProbe['proto'] = 'http'): NsProbe[] => [
+    { id: token(label), label, proto, host, port, expect: 'blocked', wall: 'netns' },
+  ];
 
   beforeAll(async () => {
-    lab = await createLab();
+    lab = await createLab(policy);
+    a = lab.addresses;
     exe = await install(lab);
-    servers = await startListeners(lab);
+    servers = (await startListeners(lab)).all;
     const t0 = performance.now();
-    const r = await lab.inSut('sh', [exe.script, 'start']);
+    const r = await run(lab, 'sut', 'sh', [exe.script, 'start']);
     metrics.setupMs.push(performance.now() - t0);
     if (r.exitCode !== 0) throw new Error(`netns-setup start failed: ${r.stderr}`);
     servers.push(...(await guestListeners(lab)));
     await baseline();
   });
   afterAll(async () => {
-    await lab?.teardown();
+    if (lab) await teardownLab(lab);
     const ms = metrics.setupMs.map((x) => Math.round(x));
-    console.log(`netns lab: setup ${ms.join('/')} ms; ${metrics.probes} probes; anti-tests caught ${metrics.antiCaught}/${metrics.antiTests}; SocksPort: ${metrics.tornet}`);
+    console.log(
+      `netns lab: setup ${ms.join('/')} ms; ${metrics.probes} probes; anti-tests caught ${metrics.antiCaught}/${metrics.antiTests}; SocksPort: ${metrics.tornet}`,
+    );
   });
 
   it('the namespaces alone, without the host firewall, hold every probe they are the wall for', async () => {
     const cap = await capture(lab);
-    const t = await runProbes(lab, servers, inLab([exe.launcher, tbb.name, '--']), torOnlyProbes(policy, tbb).filter((p) => p.expect === 'blocked'));
-    const c = await runProbes(lab, servers, inLab([exe.launcher, cn.name, '--']), clearnetProbes(policy, cn).filter((p) => p.wall === 'netns'));
+    const t = await runProbes(
+      lab,
+      servers,
+      as(tbb.name),
+      torOnlyProbes(policy, tbb, a).filter((p) => p.expect === 'blocked'),
+    );
+    const c = await runProbes(
+      lab,
+      servers,
+      as(cn.name),
+      clearnetProbes(policy, cn, a).filter((p) => p.wall === 'netns'),
+    );
     expect(await cap.stop()).toEqual([]);
     expect([...wrong(t.verdicts), ...wrong(c.verdicts)]).toEqual([]);
   });
@@ -396,11 +458,11 @@ describe.skipIf(missing.length > 0)('netns anti-tests: a planted defect must be 
   });
 
   it('a routable address planted in the tor-only namespace is seen by its assertion and by a process inside', async () => {
-    await must(`ip -n ${tbb.name} addr add ${LAN.sut}/32 dev lo`);
+    await must(`ip -n ${tbb.name} addr add ${a.sutLan}/32 dev lo`);
     const [r] = await runtime([`netns.${tbb.name}.addresses`]);
-    const [i] = await probe(lab, inLab([exe.launcher, tbb.name, '--']), [{ id: 'ifaces', proto: 'ifaces' }]);
-    caught(r!.ok === false && i!.body!.includes(LAN.sut));
-    await must(`ip -n ${tbb.name} addr del ${LAN.sut}/32 dev lo`);
+    const [i] = await probe(lab, as(tbb.name), [{ id: 'ifaces', proto: 'ifaces' }]);
+    caught(r!.ok === false && i!.body!.includes(a.sutLan));
+    await must(`ip -n ${tbb.name} addr del ${a.sutLan}/32 dev lo`);
     await baseline();
   });
 
@@ -414,12 +476,12 @@ describe.skipIf(missing.length > 0)('netns anti-tests: a planted defect must be 
 
   it('without the namespace’s own rules, a host port becomes reachable from the tor-only namespace (no host firewall): the probe reports the leak', async () => {
     await must(`ip netns exec ${tbb.name} nft delete table inet ${netns.NS_TABLE}`);
-    const { verdicts } = await runProbes(lab, servers, inLab([exe.launcher, tbb.name, '--']), directTo('planted-host-port', tbb.hostAddress, policy.controlPort.port, 'tcp'));
+    const { verdicts } = await runProbes(lab, servers, as(tbb.name), directTo('planted-host-port', tbb.hostAddress, policy.controlPort.port, 'tcp'));
     caught(verdicts[0]!.verdict === 'leak');
     if (firewallReady) {
       // The other wall alone: with the host firewall loaded the same probe is refused.
       await loadFirewall(lab);
-      const again = await runProbes(lab, servers, inLab([exe.launcher, tbb.name, '--']), directTo('planted-host-port-fw', tbb.hostAddress, policy.controlPort.port, 'tcp'));
+      const again = await runProbes(lab, servers, as(tbb.name), directTo('planted-host-port-fw', tbb.hostAddress, policy.controlPort.port, 'tcp'));
       expect(wrong(again.verdicts)).toEqual([]);
       await must('nft delete table inet leakless');
     }
@@ -432,20 +494,20 @@ describe.skipIf(missing.length > 0)('netns anti-tests: a planted defect must be 
       [
         `ip -n ${tbb.name} route add default via ${tbb.hostAddress}`,
         `ip netns exec ${tbb.name} nft delete table inet ${netns.NS_TABLE}`,
-        `sysctl -q -w net.ipv4.conf.${tbb.hostVeth}.forwarding=1 net.ipv4.conf.eth0.forwarding=1`,
+        `sysctl -q -w net.ipv4.conf.${tbb.hostVeth}.forwarding=1 net.ipv4.conf.${lab.uplink}.forwarding=1`,
         `nft add table ip lkplant`,
         `nft add chain ip lkplant post '{ type nat hook postrouting priority 100; }'`,
-        `nft add rule ip lkplant post ip saddr ${tbb.subnet} oifname eth0 masquerade`,
+        `nft add rule ip lkplant post ip saddr ${tbb.subnet} oifname ${lab.uplink} masquerade`,
       ].join(' && '),
     );
     if (firewallReady) {
       await loadFirewall(lab);
-      const held = await runProbes(lab, servers, inLab([exe.launcher, tbb.name, '--']), directTo('planted-route-fw', INET.a, 80));
+      const held = await runProbes(lab, servers, as(tbb.name), directTo('planted-route-fw', a.internet4[0], 80));
       expect(wrong(held.verdicts), 'the host firewall alone must refuse to forward for a tor-only namespace').toEqual([]);
       await must('nft delete table inet leakless');
     }
     const cap = await capture(lab);
-    const { verdicts } = await runProbes(lab, servers, inLab([exe.launcher, tbb.name, '--']), directTo('planted-route', INET.a, 80));
+    const { verdicts } = await runProbes(lab, servers, as(tbb.name), directTo('planted-route', a.internet4[0], 80));
     const packets = await cap.stop();
     caught(verdicts[0]!.verdict === 'leak' && packets.length > 0);
     await must(
@@ -462,7 +524,7 @@ describe.skipIf(missing.length > 0)('netns anti-tests: a planted defect must be 
   it('without the clearnet namespace’s rules, a connection in from the host succeeds: the probe reports it', async () => {
     // (its output rules refuse the internal range, so the answer would not get out either)
     await must(`ip netns exec ${cn.name} nft delete table inet ${netns.NS_TABLE}`);
-    const { verdicts } = await runProbes(lab, servers, inLab([]), directTo('planted-inbound', cn.guestAddress, 8080, 'tcp'));
+    const { verdicts } = await runProbes(lab, servers, { where: 'sut' }, directTo('planted-inbound', cn.guestAddress, 8080, 'tcp'));
     caught(verdicts[0]!.verdict === 'leak');
     await must(`ip netns exec ${cn.name} nft -f /etc/leakless/netns/${cn.name}.nft`);
     await baseline();
@@ -470,14 +532,14 @@ describe.skipIf(missing.length > 0)('netns anti-tests: a planted defect must be 
 
   it('without the clearnet namespace’s rules (and no host firewall), the browser SocksPort in the internal range is reachable: the probe reports it', async () => {
     await must(`ip netns exec ${cn.name} nft delete table inet ${netns.NS_TABLE}`);
-    const { verdicts } = await runProbes(lab, servers, inLab([exe.launcher, cn.name, '--']), directTo('planted-internal', tbb.hostAddress, socksPort, 'tcp'));
+    const { verdicts } = await runProbes(lab, servers, as(cn.name), directTo('planted-internal', tbb.hostAddress, socksPort, 'tcp'));
     caught(verdicts[0]!.verdict === 'leak');
     await must(`ip netns exec ${cn.name} nft -f /etc/leakless/netns/${cn.name}.nft`);
     await baseline();
   });
 
   it('a command run in the namespace without the launcher sees the machine’s hostname: the check reports it', async () => {
-    const [h] = await probe(lab, inLab(['ip', 'netns', 'exec', tbb.name]), [{ id: 'hostname', proto: 'hostname' }]);
+    const [h] = await probe(lab, { where: { guest: tbb.name } }, [{ id: 'hostname', proto: 'hostname' }]);
     caught(h!.body !== netns.GENERIC_HOSTNAME);
   });
 });

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import { createSocket } from 'node:dgram';
+import { Resolver } from 'node:dns/promises';
 // Lab prober: runs a batch of probes from wherever it is started (a namespace,
 // a uid) and prints one JSON array of results. Every probe is bounded in time.
 //   [{ "id": "tok", "proto": "tcp"|"udp"|"http"|"socks-http"|"dns"|"ifaces"|"hostname",
@@ -7,8 +9,6 @@
 // socket; only the listener can say whether it arrived), resolved, or the
 // error code (ECONNREFUSED, ENETUNREACH, EPERM, ETIMEDOUT …).
 import { connect, isIPv4, isIPv6 } from 'node:net';
-import { createSocket } from 'node:dgram';
-import { Resolver } from 'node:dns/promises';
 import { hostname, networkInterfaces } from 'node:os';
 
 const TIMEOUT = Number(process.env.PROBE_TIMEOUT_MS ?? 1500);
@@ -73,13 +73,13 @@ async function socksHttp(p) {
   const s = r.s;
   s.write(Buffer.from([5, 1, 0]));
   const hello = await once(s);
-  if (!hello || hello[0] !== 5 || hello[1] !== 0) return { outcome: 'ESOCKS', detail: 'no SOCKS5 greeting' };
+  if (hello?.[0] !== 5 || hello[1] !== 0) return { outcome: 'ESOCKS', detail: 'no SOCKS5 greeting' };
   const addr = isIPv4(p.host) ? Buffer.from([1, ...p.host.split('.').map(Number)]) : Buffer.concat([Buffer.from([3, p.host.length]), Buffer.from(p.host)]);
   const port = Buffer.alloc(2);
   port.writeUInt16BE(p.port);
   s.write(Buffer.concat([Buffer.from([5, 1, 0]), addr, port]));
   const rep = await once(s);
-  if (!rep || rep[1] !== 0) return { outcome: 'ESOCKS', detail: `CONNECT refused (${rep?.[1]})` };
+  if (rep?.[1] !== 0) return { outcome: 'ESOCKS', detail: `CONNECT refused (${rep?.[1]})` };
   s.write(`GET /${p.id} HTTP/1.0\r\nHost: ${p.host}\r\n\r\n`);
   return { outcome: 'connected', body: (await readAll(s)).split('\r\n\r\n').slice(1).join('').trim() };
 }

@@ -4,7 +4,8 @@
 // ("netns" = the namespace's own routes and rules, "firewall" = the host's
 // ruleset). Plain data, so the shared lab can fold it into its matrix.
 import type { Policy, ResolvedNamespace } from '@leakless/policy';
-import { INET, LAN, token, type ProbeResult, type ProbeSpec } from './harness.js';
+import type { LabAddresses } from '../lab/index.js';
+import { type ProbeResult, type ProbeSpec, token } from './harness.js';
 
 export type Expect = 'reach' | 'blocked';
 export type Wall = 'netns' | 'firewall';
@@ -28,46 +29,69 @@ function otherTorPort(policy: Policy, ns: ResolvedNamespace): number {
   return policy.controlPort.port !== ns.socksPort?.port ? policy.controlPort.port : policy.transPort.port;
 }
 
-export function torOnlyProbes(policy: Policy, ns: ResolvedNamespace): NsProbe[] {
+/** The lab's addresses the probes aim at: the LAN router, the sut's uplink, the Internet hosts. */
+function targets(a: LabAddresses) {
+  return { lanRouter: a.lanRouter, lanRouter6: a.lanRouter6, sut: a.sutLan, inetA: a.internet4[0], inetB: a.internet4[1], inet6: a.internet6 };
+}
+
+/** A probe from `ns`, blocked by the namespace's own wall unless said otherwise. */
+const prober =
+  (ns: ResolvedNamespace) =>
+  (label: string, spec: Omit<ProbeSpec, 'id'>, expect: Expect = 'blocked', wall: Wall = 'netns'): NsProbe => ({
+    id: token(`${ns.name}-${label}`),
+    label,
+    expect,
+    wall,
+    ...spec,
+  });
+
+export function torOnlyProbes(policy: Policy, ns: ResolvedNamespace, addresses: LabAddresses): NsProbe[] {
+  const at = targets(addresses);
   const socks = ns.socksPort!;
   const other = otherTorPort(policy, ns);
   const dnsPort = policy.dnsPort.port;
   const clearnet = policy.namespaces.find((n) => n.kind === 'clearnet');
-  const p = (label: string, spec: Omit<ProbeSpec, 'id'>, expect: Expect = 'blocked', wall: Wall = 'netns'): NsProbe => ({ id: token(`${ns.name}-${label}`), label, expect, wall, ...spec });
+  const p = prober(ns);
   return [
-    p('socks-dnat', { proto: 'socks-http', host: INET.a, port: 80, via: { host: '127.0.0.1', port: socks.port } }, 'reach'),
-    p('inet-http', { proto: 'http', host: INET.a, port: 80 }),
-    p('inet-tcp-b', { proto: 'tcp', host: INET.b, port: 80 }),
-    p('inet-udp', { proto: 'udp', host: INET.a, port: 53 }),
-    p('inet6-tcp', { proto: 'tcp', host: INET.v6, port: 80 }),
-    p('inet6-udp', { proto: 'udp', host: INET.v6, port: 53 }),
-    p('lan-http', { proto: 'http', host: LAN.router, port: 80 }),
-    p('lan6-tcp', { proto: 'tcp', host: LAN.router6, port: 80 }),
-    p('lan-dns-udp', { proto: 'udp', host: LAN.router, port: 53 }),
-    p('lan-dns-tcp', { proto: 'tcp', host: LAN.router, port: 53 }),
+    p('socks-dnat', { proto: 'socks-http', host: at.inetA, port: 80, via: { host: '127.0.0.1', port: socks.port } }, 'reach'),
+    p('inet-http', { proto: 'http', host: at.inetA, port: 80 }),
+    p('inet-tcp-b', { proto: 'tcp', host: at.inetB, port: 80 }),
+    p('inet-udp', { proto: 'udp', host: at.inetA, port: 53 }),
+    p('inet6-tcp', { proto: 'tcp', host: at.inet6, port: 80 }),
+    p('inet6-udp', { proto: 'udp', host: at.inet6, port: 53 }),
+    p('lan-http', { proto: 'http', host: at.lanRouter, port: 80 }),
+    p('lan6-tcp', { proto: 'tcp', host: at.lanRouter6, port: 80 }),
+    p('lan-dns-udp', { proto: 'udp', host: at.lanRouter, port: 53 }),
+    p('lan-dns-tcp', { proto: 'tcp', host: at.lanRouter, port: 53 }),
     p('dns-lookup', { proto: 'dns', host: `${token('q')}.lab.example` }),
-    p('host-uplink-socks', { proto: 'tcp', host: LAN.sut, port: socks.port }),
+    p('host-uplink-socks', { proto: 'tcp', host: at.sut, port: socks.port }),
     p('host-veth-other-port', { proto: 'tcp', host: ns.hostAddress, port: other }),
     // The SocksPort itself, dialled directly instead of through the DNAT: the one way out is 127.0.0.1.
     p('host-veth-socks-direct', { proto: 'tcp', host: ns.hostAddress, port: socks.port }),
     p('host-veth-udp-dns', { proto: 'udp', host: ns.hostAddress, port: dnsPort }),
     p('host-veth-udp-53', { proto: 'udp', host: ns.hostAddress, port: 53 }),
     p('own-loopback-other-port', { proto: 'tcp', host: '127.0.0.1', port: other }),
-    ...(clearnet ? [p('clearnet-host-side', { proto: 'tcp', host: clearnet.hostAddress, port: socks.port }), p('clearnet-guest', { proto: 'tcp', host: clearnet.guestAddress, port: 8080 })] : []),
+    ...(clearnet
+      ? [
+          p('clearnet-host-side', { proto: 'tcp', host: clearnet.hostAddress, port: socks.port }),
+          p('clearnet-guest', { proto: 'tcp', host: clearnet.guestAddress, port: 8080 }),
+        ]
+      : []),
   ];
 }
 
-export function clearnetProbes(policy: Policy, ns: ResolvedNamespace): NsProbe[] {
+export function clearnetProbes(policy: Policy, ns: ResolvedNamespace, addresses: LabAddresses): NsProbe[] {
+  const at = targets(addresses);
   const torOnly = policy.namespaces.filter((n) => n.kind === 'tor-only');
   const other = otherTorPort(policy, ns);
-  const p = (label: string, spec: Omit<ProbeSpec, 'id'>, expect: Expect = 'blocked', wall: Wall = 'netns'): NsProbe => ({ id: token(`${ns.name}-${label}`), label, expect, wall, ...spec });
+  const p = prober(ns);
   return [
-    p('inet-http', { proto: 'http', host: INET.a, port: 80 }, 'reach', 'firewall'),
-    p('inet-http-b', { proto: 'http', host: INET.b, port: 80 }, 'reach', 'firewall'),
-    p('lan-http', { proto: 'http', host: LAN.router, port: 80 }, 'reach', 'firewall'),
+    p('inet-http', { proto: 'http', host: at.inetA, port: 80 }, 'reach', 'firewall'),
+    p('inet-http-b', { proto: 'http', host: at.inetB, port: 80 }, 'reach', 'firewall'),
+    p('lan-http', { proto: 'http', host: at.lanRouter, port: 80 }, 'reach', 'firewall'),
     // The saved clearnet DNS (the LAN router here) is what its resolv.conf names.
     p('dns-lookup', { proto: 'dns', host: `${token('q')}.lab.example` }, 'reach', 'firewall'),
-    p('inet6-tcp', { proto: 'tcp', host: INET.v6, port: 80 }),
+    p('inet6-tcp', { proto: 'tcp', host: at.inet6, port: 80 }),
     ...torOnly.flatMap((t) => [
       p(`${t.name}-socksport`, { proto: 'tcp', host: t.hostAddress, port: t.socksPort!.port }),
       p(`${t.name}-guest`, { proto: 'tcp', host: t.guestAddress, port: 8080 }),
@@ -75,8 +99,8 @@ export function clearnetProbes(policy: Policy, ns: ResolvedNamespace): NsProbe[]
     p('own-host-side', { proto: 'tcp', host: ns.hostAddress, port: other }),
     p('own-loopback-socks', { proto: 'tcp', host: '127.0.0.1', port: policy.socksPorts[0]!.port }),
     // The host's own addresses outside the internal range: only the host firewall can refuse them.
-    p('host-uplink-tor-port', { proto: 'tcp', host: LAN.sut, port: other }, 'blocked', 'firewall'),
-    p('host-uplink-udp-dns', { proto: 'udp', host: LAN.sut, port: policy.dnsPort.port }, 'blocked', 'firewall'),
+    p('host-uplink-tor-port', { proto: 'tcp', host: at.sut, port: other }, 'blocked', 'firewall'),
+    p('host-uplink-udp-dns', { proto: 'udp', host: at.sut, port: policy.dnsPort.port }, 'blocked', 'firewall'),
   ];
 }
 

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import { createSocket } from 'node:dgram';
+import { createServer as httpServer } from 'node:http';
 // Lab listeners: what a probe is aimed at, and the witness that says whether
 // it arrived. Started inside a lab namespace with a JSON list of listeners:
 //   [{ "kind": "tcp"|"udp"|"http"|"socks", "host": "10.200.1.1", "port": 9050 }]
@@ -7,10 +9,7 @@
 // probe's token (the first line of a TCP stream, a datagram, an HTTP path).
 // socks is a stand-in for a tor SocksPort: SOCKS5 without auth, CONNECT only,
 // relayed directly (no Tor), enough to prove the path up to the SocksPort.
-import { createServer as tcpServer, connect } from 'node:net';
-import { createServer as httpServer } from 'node:http';
-import { createSocket } from 'node:dgram';
-import { isIPv6 } from 'node:net';
+import { connect, isIPv6, createServer as tcpServer } from 'node:net';
 
 const specs = JSON.parse(process.argv[2] ?? '[]');
 const log = (o) => process.stdout.write(JSON.stringify(o) + '\n');

@@ -2,19 +2,21 @@
 // it again now (record.sh: NetworkManager unpacked, never installed, run with a
 // private D-Bus in a namespace pair of its own) and compare byte for byte,
 // with the fixture and with the request the pre-Tor check builds.
-import { connectivityRequest, parsePlainHttpUrl } from '@leakless/htpdate';
-import { execa } from 'execa';
+
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { connectivityRequest, parsePlainHttpUrl } from '@leakless/htpdate';
+import { skipUnless } from '@leakless/testing';
+import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { requireLab } from './lab.js';
+import { labNeeds } from '../lab/index.js';
 
 const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
-const ok = await requireLab(['ip', 'apt-get', 'dpkg', 'dbus-daemon', 'node']);
+const skip = skipUnless('the NetworkManager recording (e2e/src/time/nm-record)', ...labNeeds('apt-get', 'dpkg', 'dbus-daemon'));
 
-describe.skipIf(!ok)('NetworkManager connectivity-check request', () => {
+describe.skipIf(skip)('NetworkManager connectivity-check request', () => {
   it('recorded live from Debian NetworkManager equals the fixture and the pre-Tor request', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'lk-nmtest-'));
     try {

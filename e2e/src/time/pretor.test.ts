@@ -3,26 +3,21 @@
 // clearnet user against HTTP servers on documentation addresses. Each outcome
 // gets its Tails exit code and none but "online" reaches the clock setter
 // (a recording stand-in: the host clock is never touched).
-import * as firewall from '@leakless/firewall';
-import { confLines, EXIT, parseTimeConf, TOOL_PATHS, CONFIG_FILE, type TimeConfig } from '@leakless/htpdate';
-import * as htpdate from '@leakless/htpdate';
-import { readPolicyFile, type Policy } from '@leakless/policy';
+
 import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import * as htpdate from '@leakless/htpdate';
+import { EXIT, type TimeConfig } from '@leakless/htpdate';
+import { skipUnless } from '@leakless/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTimeLab, DNS, HTTP, requireLab, type Ids, type TimeLab } from './lab.js';
+import { type Ids, labNeeds } from '../lab/index.js';
+import { DNS, HTTP, SERVERS, startTimeLab, type TimeLab } from './setup.js';
 
-const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
-const FIXTURE = readFileSync(here('../../../packages/htpdate/fixtures/nm-connectivity-request.bin'));
-const ok = await requireLab(['ip', 'nft', 'setpriv', 'node']);
+const FIXTURE = readFileSync(new URL('../../../packages/htpdate/fixtures/nm-connectivity-request.bin', import.meta.url));
+const skip = skipUnless('the pre-Tor time check lab (e2e/src/time)', ...labNeeds('nft'));
 
-let lab: TimeLab;
-let policy: Policy;
-let base: TimeConfig;
+let t: TimeLab;
 let clearnet: Ids;
 let resolv: string;
-let calls: string;
-let rulesetLoaded: string | undefined; // why not, when it could not be loaded
 const timings: Record<string, number> = {};
 
 interface Logged {
@@ -32,46 +27,37 @@ interface Logged {
   remote?: string;
 }
 const logged = (): Logged[] =>
-  existsSync(`${lab.dir}/requests.jsonl`) ? readFileSync(`${lab.dir}/requests.jsonl`, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Logged) : [];
-const clockCalls = (): string[] => (existsSync(calls) ? readFileSync(calls, 'utf8').trim().split('\n').filter(Boolean) : []);
+  existsSync(`${t.dir}/requests.jsonl`)
+    ? readFileSync(`${t.dir}/requests.jsonl`, 'utf8')
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Logged)
+    : [];
 
-function config(name: string, edit: (c: TimeConfig) => TimeConfig): string {
-  const c = edit(base);
-  return lab.file(`${name}.conf`, confLines(c).map((l) => `${l.key}=${l.value}\n`).join(''));
-}
-const withUrl = (url: string) => (c: TimeConfig): TimeConfig => ({ ...c, pretor: { ...c.pretor!, urlText: url, url: htpdate.parsePlainHttpUrl(url)! } });
+const config = (name: string, edit: (c: TimeConfig) => TimeConfig): string => t.conf(name, edit(t.base));
+const withUrl =
+  (url: string) =>
+  (c: TimeConfig): TimeConfig => ({ ...c, pretor: { ...c.pretor!, urlText: url, url: htpdate.parsePlainHttpUrl(url)! } });
 
-const tool = (): string => `${lab.dir}/bin/pretor-time`;
-const sync = (conf: string) => lab.run(tool(), ['sync', '--config', conf], { resolv, timeout: 60_000 });
-const check = (conf: string, as: Ids) => lab.run(tool(), ['check', '--config', conf], { resolv, as, timeout: 60_000 });
+const tool = (): string => t.tool('pretor-time');
+const sync = (conf: string) => t.run(tool(), ['sync', '--config', conf], { resolv, timeout: 60_000 });
+const check = (conf: string, as: Ids) => t.run(tool(), ['check', '--config', conf], { resolv, as, timeout: 60_000 });
 
-describe.skipIf(!ok)('pre-Tor time check in the lab', () => {
+describe.skipIf(skip)('pre-Tor time check in the lab', () => {
   beforeAll(async () => {
-    const r = await readPolicyFile(here('../../../image-config/default.yaml'));
-    if (!r.ok) throw new Error('default policy invalid');
-    policy = r.policy;
-    lab = await createTimeLab();
-    const e = htpdate.emit(policy);
-    await lab.run('mkdir', ['-p', `${lab.dir}/bin`]);
-    for (const [name, path] of Object.entries(TOOL_PATHS)) {
-      const f = e.files.find((x) => x.path === path);
-      if (f) lab.file(`bin/${name}`, f.content, 0o755);
-    }
-    base = parseTimeConf(e.files.find((f) => f.path === CONFIG_FILE)!.content);
-    const u = policy.userByName(policy.document.time.preTorCheck.user);
-    clearnet = { uid: u.uid, gid: u.gid };
-    // the clock setter is a recorder: it must be called with the time for "online" only
-    calls = `${lab.dir}/set-clock.calls`;
-    const fake = lab.file('fake-set-clock', `#!/bin/sh\nprintf '%s\\n' "$*" >> ${calls}\n`, 0o755);
-    base = { ...base, setClock: fake };
+    t = await startTimeLab();
+    const { policy } = t;
+    clearnet = t.ids(policy.document.time.preTorCheck.user);
     // what the resolver module bind-mounts over /etc/resolv.conf for this unit: the DHCP DNS server
-    resolv = lab.file('resolv-over-clearnet.conf', `nameserver ${DNS}\n`);
-    const floorMs = policy.sourceDateEpoch * 1000;
-    const spec = lab.file(
+    resolv = t.file('resolv-over-clearnet.conf', `nameserver ${DNS}\n`);
+    const spec = t.file(
       'pretor-spec.json',
       JSON.stringify({
-        dir: lab.dir,
-        floorMs,
+        dir: t.dir,
+        floorMs: policy.sourceDateEpoch * 1000,
+        // where the captive portal redirects to: the LAN router's login page
+        portal: t.lab.addresses.lanRouter,
         dns: {
           address: DNS,
           names: {
@@ -85,24 +71,22 @@ describe.skipIf(!ok)('pre-Tor time check in the lab', () => {
             'closed.example': HTTP.closed,
           },
         },
-        http: (['online', 'redirect', 'portal-body', 'silent', 'no-date', 'bad-date', 'past'] as const).map((mode) => ({ address: HTTP[mode], port: 80, mode })),
+        http: (['online', 'redirect', 'portal-body', 'silent', 'no-date', 'bad-date', 'past'] as const).map((mode) => ({
+          address: HTTP[mode],
+          port: 80,
+          mode,
+        })),
       }),
     );
-    await lab.start('inet', 'node', [here('./servers/pretor-servers.mjs'), spec]);
-    const fw = firewall.emit(policy).files.find((f) => f.path === firewall.RULESET_PATH);
-    if (!fw) rulesetLoaded = `@leakless/firewall emits no ${firewall.RULESET_PATH}`;
-    else {
-      const l = await lab.run('nft', ['-f', '-'], { input: fw.content });
-      if (l.exitCode !== 0) rulesetLoaded = `nft -f failed: ${l.stderr.trim()}`;
-    }
+    await t.startServer('inet', SERVERS.pretor, [spec]);
   });
   afterAll(async () => {
     if (Object.keys(timings).length) console.log(`pre-Tor check timings (ms): ${JSON.stringify(timings)}`);
-    await lab?.teardown();
+    await t?.teardown();
   });
 
   it('loads the emitted firewall ruleset in the sut', () => {
-    expect(rulesetLoaded).toBeUndefined();
+    expect(t.rulesetLoaded).toBeUndefined();
   });
 
   it('online: exit 0, the clock setter gets the server’s Date, and the request is NetworkManager’s, byte for byte', async () => {
@@ -111,24 +95,34 @@ describe.skipIf(!ok)('pre-Tor time check in the lab', () => {
     const r = await sync(config('online', (c) => c)); // the policy's own URL: http://fedoraproject.org/static/hotspot.txt
     timings.syncOnline = Math.round(r.ms);
     expect(r.exitCode, r.stderr).toBe(0);
-    const c = clockCalls();
+    const c = t.clockCalls();
     expect(c).toHaveLength(1);
     const set = Date.parse(c[0]!.replace('+00:00', 'Z'));
     expect(Math.abs(set - t0)).toBeLessThan(5000);
     expect(c[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$/);
-    const reqs = logged().slice(before).filter((l) => l.request);
+    const reqs = logged()
+      .slice(before)
+      .filter((l) => l.request);
     expect(reqs).toHaveLength(1);
     expect(reqs[0]!.address).toBe(HTTP.online);
     expect(Buffer.from(reqs[0]!.request!, 'base64').equals(FIXTURE)).toBe(true);
     // the name was resolved through the clearnet DNS server, A only (IPv4 check)
-    expect(logged().slice(before).filter((l) => l.dns === 'fedoraproject.org').map((l) => (l as { qtype?: number }).qtype)).toEqual([1]);
+    expect(
+      logged()
+        .slice(before)
+        .filter((l) => l.dns === 'fedoraproject.org')
+        .map((l) => (l as { qtype?: number }).qtype),
+    ).toEqual([1]);
   });
 
   it('check as the clearnet user prints the time and nothing else', async () => {
-    const r = await check(config('online-check', (c) => c), clearnet);
+    const r = await check(
+      config('online-check', (c) => c),
+      clearnet,
+    );
     timings.checkOnline = Math.round(r.ms);
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$/);
+    expect(r.stdout).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00\n$/);
   });
 
   it.each([
@@ -141,47 +135,61 @@ describe.skipIf(!ok)('pre-Tor time check in the lab', () => {
     ['unknown host', 'http-failure', 'http://nxdomain.example/static/hotspot.txt'],
     ['a server that never answers (policy timeout)', 'timeout', 'http://silent.example/static/hotspot.txt'],
   ] as const)('%s → %s; the clock is not touched', async (name, outcome, url) => {
-    const before = clockCalls().length;
+    const before = t.clockCalls().length;
     const r = await sync(config(name.replace(/\W+/g, '-'), withUrl(url)));
     timings[name] = Math.round(r.ms);
     expect(r.exitCode, r.stderr).toBe(EXIT[outcome]);
     expect(r.stderr).toContain(outcome);
-    expect(clockCalls().length).toBe(before);
+    expect(t.clockCalls().length).toBe(before);
   });
 
   it('the Tails codes: missing 2, malformed 3, http failure 4, portal 5, past 6, timeout 7; bad configuration 8', () => {
-    expect([EXIT['missing-date'], EXIT['malformed-date'], EXIT['http-failure'], EXIT['captive-portal'], EXIT['date-in-past'], EXIT.timeout, EXIT['invalid-config']]).toEqual([2, 3, 4, 5, 6, 7, 8]);
+    expect([
+      EXIT['missing-date'],
+      EXIT['malformed-date'],
+      EXIT['http-failure'],
+      EXIT['captive-portal'],
+      EXIT['date-in-past'],
+      EXIT.timeout,
+      EXIT['invalid-config'],
+    ]).toEqual([2, 3, 4, 5, 6, 7, 8]);
   });
 
   it('bad configuration: exit 8 and the clock is not touched', async () => {
-    const before = clockCalls().length;
-    const bad = lab.file('bad.conf', readFileSync(config('good-for-bad', (c) => c), 'utf8') + 'pretor-proxy=127.0.0.1:8080\n');
+    const before = t.clockCalls().length;
+    const bad = t.file(
+      'bad.conf',
+      readFileSync(
+        config('good-for-bad', (c) => c),
+        'utf8',
+      ) + 'pretor-proxy=127.0.0.1:8080\n',
+    );
     const r1 = await sync(bad);
     expect(r1.exitCode).toBe(8);
     expect(r1.stderr).toMatch(/unknown key "pretor-proxy"/);
-    const r2 = await sync(`${lab.dir}/missing.conf`);
+    const r2 = await sync(`${t.dir}/missing.conf`);
     expect(r2.exitCode).toBe(8);
-    const r3 = await lab.run(tool(), ['check', '--config', config('root', (c) => c)], { resolv });
+    const r3 = await t.run(tool(), ['check', '--config', config('root', (c) => c)], { resolv });
     expect(r3.exitCode).toBe(8); // check refuses to talk to the network as root
     expect(r3.stderr).toMatch(/must not run as root/);
-    expect(clockCalls().length).toBe(before);
+    expect(t.clockCalls().length).toBe(before);
   });
 
   describe('the firewall lets only the clearnet user make the request', () => {
     const others = (): [string, Ids][] =>
-      policy.users
+      t.policy.users
         .filter((u) => u.role !== 'clearnet' && u.role !== 'tor-daemon' && u.uid !== 0)
         .map((u) => [u.name, { uid: u.uid, gid: u.gid }] as [string, Ids])
         .concat([['nobody', { uid: 65534, gid: 65534 }]]);
 
     it('as clearnet the request by address gets through (control)', async () => {
-      expect(rulesetLoaded).toBeUndefined();
+      expect(t.rulesetLoaded).toBeUndefined();
       const r = await check(config('by-address', withUrl(`http://${HTTP.online}/static/hotspot.txt`)), clearnet);
       expect(r.exitCode, r.stderr).toBe(0);
     });
 
     it('as every other user (desktop, htp, _apt, nobody) the request is refused and nothing reaches the server', async () => {
-      expect(rulesetLoaded).toBeUndefined();
+      expect(t.rulesetLoaded).toBeUndefined();
       const conf = config('by-address', withUrl(`http://${HTTP.online}/static/hotspot.txt`));
       const named = config('by-name', (c) => c);
       for (const [name, ids] of others()) {
@@ -198,17 +206,16 @@ describe.skipIf(!ok)('pre-Tor time check in the lab', () => {
     });
 
     it('anti-test: without the ruleset the same request from the desktop user does get out (the refusal was the firewall’s)', async () => {
-      expect(rulesetLoaded).toBeUndefined();
-      const desktop = policy.desktopUser;
+      expect(t.rulesetLoaded).toBeUndefined();
+      const desktop = t.policy.desktopUser;
       const conf = config('by-address', withUrl(`http://${HTTP.online}/static/hotspot.txt`));
-      const del = await lab.run('nft', ['delete', 'table', 'inet', 'leakless']);
+      const del = await t.run('nft', ['delete', 'table', 'inet', 'leakless']);
       expect(del.exitCode, del.stderr).toBe(0);
       try {
         const r = await check(conf, { uid: desktop.uid, gid: desktop.gid });
         expect(r.exitCode, r.stderr).toBe(0);
       } finally {
-        const fw = firewall.emit(policy).files.find((f) => f.path === firewall.RULESET_PATH)!;
-        const l = await lab.run('nft', ['-f', '-'], { input: fw.content });
+        const l = await t.loadRuleset();
         expect(l.exitCode, l.stderr).toBe(0);
       }
       const again = await check(conf, { uid: desktop.uid, gid: desktop.gid });

@@ -2,18 +2,18 @@
 // (root there, no CAP_SYS_TIME on the host), so even a helper that wrongly
 // accepted its input could not move this machine's clock; the test also
 // checks that the clock did not jump.
+
+import { rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import * as htpdate from '@leakless/htpdate';
 import { CONFIG_FILE, EXIT, TOOL_PATHS } from '@leakless/htpdate';
 import { readPolicyFile } from '@leakless/policy';
+import { needRoot, needTool, skipUnless } from '@leakless/testing';
 import { execa } from 'execa';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireLab } from './lab.js';
+import { makeLabDir, writeLabFile } from '../lab/index.js';
 
-const ok = await requireLab(['unshare', 'setpriv', 'node']);
+const skip = skipUnless('the set-clock helper (e2e/src/time)', needRoot(), needTool('unshare'), needTool('setpriv'), needTool('node'));
 let dir: string;
 let tool: string;
 let conf: string;
@@ -21,19 +21,19 @@ let conf: string;
 const inUserns = (args: readonly string[]) =>
   execa('unshare', ['--user', '--map-root-user', '--', tool, '--config', conf, ...args], { reject: false, timeout: 30_000, env: { PATH: '/usr/bin:/bin' } });
 
-describe.skipIf(!ok)('set-clock (the root clock-setting helper)', () => {
+describe.skipIf(skip)('set-clock (the root clock-setting helper)', () => {
   beforeAll(async () => {
     const r = await readPolicyFile(fileURLToPath(new URL('../../../image-config/default.yaml', import.meta.url)));
     if (!r.ok) throw new Error('default policy invalid');
     const e = htpdate.emit(r.policy);
-    dir = mkdtempSync(join(tmpdir(), 'lk-setclock-'));
-    chmodSync(dir, 0o755);
-    tool = join(dir, 'set-clock');
-    writeFileSync(tool, e.files.find((f) => f.path === TOOL_PATHS['set-clock'])!.content, { mode: 0o755 });
-    conf = join(dir, 'time.conf');
-    writeFileSync(conf, e.files.find((f) => f.path === CONFIG_FILE)!.content, { mode: 0o644 });
+    // where the unprivileged uid of the refusal test can read it, wherever the checkout is
+    dir = makeLabDir('lk-setclock-');
+    tool = writeLabFile(dir, 'set-clock', e.files.find((f) => f.path === TOOL_PATHS['set-clock'])!.content, 0o755);
+    conf = writeLabFile(dir, 'time.conf', e.files.find((f) => f.path === CONFIG_FILE)!.content);
   });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
 
   it.each([
     [[]],
@@ -53,7 +53,9 @@ describe.skipIf(!ok)('set-clock (the root clock-setting helper)', () => {
   });
 
   it('refuses to run as a non-root user', async () => {
-    const r = await execa('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', tool, '--config', conf, '2030-01-01T00:00:00+00:00'], { reject: false });
+    const r = await execa('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', tool, '--config', conf, '2030-01-01T00:00:00+00:00'], {
+      reject: false,
+    });
     expect(r.exitCode).toBe(EXIT['invalid-config']);
     expect(String(r.stderr)).toMatch(/must run as root/);
   });

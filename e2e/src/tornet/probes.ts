@@ -1,8 +1,6 @@
 // Requests and lookups as a real uid inside a namespace (setpriv, so the
 // firewall's skuid matches), and the uplink capture's classification.
-import { execa } from 'execa';
-import type { CapturedPacket } from '../lab/index.js';
-import { NODE, type Scripts } from './scripts.js';
+import { type CapturedPacket, type Lab, run, runHelper } from '../lab/index.js';
 
 export interface Who {
   readonly ns: string;
@@ -32,9 +30,9 @@ export interface HttpRequest {
   readonly timeoutMs?: number;
 }
 
-const asUid = (who: Who) => [`--reuid=${who.uid}`, `--regid=${who.gid}`, '--clear-groups'];
+const SOCKS_GET = new URL('./scripts/socks-get.mjs', import.meta.url);
 
-export async function httpAs(scripts: Scripts, who: Who, req: HttpRequest): Promise<HttpResult> {
+export async function httpAs(lab: Lab, who: Who, req: HttpRequest): Promise<HttpResult> {
   const arg = JSON.stringify({
     ...(req.proxy ? { proxy: req.proxy.address, proxyPort: req.proxy.port } : {}),
     host: req.host,
@@ -43,12 +41,12 @@ export async function httpAs(scripts: Scripts, who: Who, req: HttpRequest): Prom
     ...(req.user !== undefined ? { user: req.user, pass: req.pass ?? 'x' } : {}),
     timeoutMs: req.timeoutMs ?? 30_000,
   });
-  const r = await execa('ip', ['netns', 'exec', who.ns, 'setpriv', ...asUid(who), NODE, scripts.path('socks-get.mjs'), arg], { reject: false, timeout: (req.timeoutMs ?? 30_000) + 10_000 });
-  const line = String(r.stdout).trim().split('\n').pop() ?? '';
+  const r = await runHelper(lab, { ns: who.ns }, SOCKS_GET, [arg], { as: who, timeoutMs: (req.timeoutMs ?? 30_000) + 10_000 });
+  const line = r.stdout.trim().split('\n').pop() ?? '';
   try {
     return JSON.parse(line) as HttpResult;
   } catch {
-    return { ok: false, stage: 'probe', error: `probe failed (exit ${r.exitCode}): ${String(r.stderr).trim() || line}` };
+    return { ok: false, stage: 'probe', error: `probe failed (exit ${r.exitCode}): ${r.stderr.trim() || line}` };
   }
 }
 
@@ -59,12 +57,21 @@ export interface LookupResult {
 }
 
 /** getent ahostsv4 as a uid, with `resolvConf` bind-mounted over /etc/resolv.conf in a private mount namespace. */
-export async function lookupAs(who: Who, resolvConf: string, name: string): Promise<LookupResult> {
-  const t = Date.now();
-  const script = `mount --bind "$1" /etc/resolv.conf && exec setpriv ${asUid(who).join(' ')} getent ahostsv4 "$2"`;
-  const r = await execa('ip', ['netns', 'exec', who.ns, 'unshare', '-m', '--propagation', 'private', 'sh', '-c', script, 'sh', resolvConf, name], { reject: false, timeout: 40_000 });
-  const addresses = [...new Set(String(r.stdout).split('\n').map((l) => l.split(/\s+/)[0]!).filter((a) => /^\d+\.\d+\.\d+\.\d+$/.test(a)))];
-  return { exitCode: r.exitCode ?? 127, addresses, ms: Date.now() - t };
+export async function lookupAs(lab: Lab, who: Who, resolvConf: string, name: string): Promise<LookupResult> {
+  const r = await run(lab, { ns: who.ns }, 'getent', ['ahostsv4', name], {
+    as: who,
+    binds: [{ source: resolvConf, target: '/etc/resolv.conf' }],
+    timeoutMs: 40_000,
+  });
+  const addresses = [
+    ...new Set(
+      r.stdout
+        .split('\n')
+        .map((l) => l.split(/\s+/)[0]!)
+        .filter((a) => /^\d+\.\d+\.\d+\.\d+$/.test(a)),
+    ),
+  ];
+  return { exitCode: r.exitCode, addresses, ms: Math.round(r.ms) };
 }
 
 export type FlowClass = 'relay' | 'link-layer' | 'other';

@@ -5,18 +5,16 @@
 // /etc/resolv.conf, all in a private mount namespace (the host's /etc is never
 // touched), started as the policy's tor uid so the firewall sees that uid.
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { execa, type ResultPromise } from 'execa';
 import type { GeneratedFile, Policy } from '@leakless/policy';
 import { DEBIAN_DEFAULTS_TORRC, TORRC_D, unitDropInDir } from '@leakless/tor-config';
-import { NODE, type Scripts } from './scripts.js';
+import { type Lab, startServer } from '../lab/index.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface SutTorOptions {
-  readonly ns: string;
+  /** The lab whose sut runs it. */
+  readonly lab: Lab;
   readonly policy: Policy;
   /** The emitted files (at least tor-config's). */
   readonly files: readonly GeneratedFile[];
@@ -64,9 +62,10 @@ export function unitBinds(policy: Policy, files: readonly GeneratedFile[]): { so
 }
 
 export async function startSutTor(opts: SutTorOptions): Promise<SutTor> {
-  const { policy } = opts;
+  const { policy, lab } = opts;
   const t = policy.torUser;
-  const work = mkdtempSync(join(tmpdir(), 'lk-sut-tor-'));
+  // In the lab's directory: the tor uid must reach its data directory and configuration wherever the checkout is.
+  const work = mkdtempSync(join(lab.dir, 'sut-tor-'));
   chmodSync(work, 0o755);
   const etc = join(work, 'etc-tor');
   const data = join(work, 'data');
@@ -78,7 +77,9 @@ export async function startSutTor(opts: SutTorOptions): Promise<SutTor> {
     mkdirSync(dirname(p), { recursive: true });
     writeFileSync(p, f.content, { mode: f.mode });
   }
-  writeFileSync(join(etc, TORRC_D.slice('/etc/tor/'.length), '99-lab.conf'), `${opts.labDropIn.trimEnd()}\nLog notice file ${data}/notice.log\n`, { mode: 0o644 });
+  writeFileSync(join(etc, TORRC_D.slice('/etc/tor/'.length), '99-lab.conf'), `${opts.labDropIn.trimEnd()}\nLog notice file ${data}/notice.log\n`, {
+    mode: 0o644,
+  });
   const defaults = join(work, 'defaults-torrc');
   writeFileSync(defaults, labDefaults(readFileSync(DEBIAN_DEFAULTS_TORRC, 'utf8'), data), { mode: 0o644 });
   // The tor@default drop-in: the clearnet resolver file bind-mounted read-only over its target.
@@ -87,22 +88,16 @@ export async function startSutTor(opts: SutTorOptions): Promise<SutTor> {
   const clearnet = join(work, 'clearnet-resolv.conf');
   writeFileSync(clearnet, opts.clearnetResolv ?? '', { mode: 0o644 });
 
-  const script = [
-    'set -e',
-    'mount --bind "$1" /etc/tor',
-    `mount --bind -o ro "$2" ${binds[0]!.target}`,
-    `exec setpriv --reuid=${t.uid} --regid=${t.gid} --clear-groups tor --defaults-torrc "$3" -f /etc/tor/torrc --RunAsDaemon 0`,
-  ].join('\n');
   const startedAt = Date.now();
-  const child: ResultPromise = execa('ip', ['netns', 'exec', opts.ns, 'unshare', '-m', '--propagation', 'private', 'sh', '-c', script, 'sh', etc, clearnet, defaults], {
-    reject: false,
-    buffer: false,
-    stdin: 'ignore',
-    stdout: 'ignore',
-    stderr: 'pipe',
+  // The emitted /etc/tor and the unit's bind, in a private mount namespace (the host's /etc is never touched), then the tor uid.
+  const proc = await startServer(lab, 'sut', ['tor', '--defaults-torrc', defaults, '-f', '/etc/tor/torrc', '--RunAsDaemon', '0'], {
+    label: 'the sut’s tor',
+    as: { uid: t.uid, gid: t.gid },
+    binds: [
+      { source: etc, target: '/etc/tor' },
+      { source: clearnet, target: binds[0]!.target, readOnly: true },
+    ],
   });
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const logFile = join(data, 'notice.log');
   const readLog = () => {
     try {
@@ -123,7 +118,7 @@ export async function startSutTor(opts: SutTorOptions): Promise<SutTor> {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         if (progress() === 100) return Date.now() - startedAt;
-        if (child.exitCode !== null) throw new Error(`sut tor exited (${child.exitCode}): ${stderr.trim()} ${logTail()}`);
+        if (!proc.running()) throw new Error(`sut tor exited: ${proc.stderr().trim()} ${logTail()}`);
         if (Date.now() > deadline) throw new Error(`sut tor not bootstrapped after ${timeoutMs} ms (at ${progress()} %): ${logTail()}`);
         await sleep(250);
       }
@@ -133,10 +128,7 @@ export async function startSutTor(opts: SutTorOptions): Promise<SutTor> {
       if (stopped) return;
       stopped = true;
       // SIGINT: with Sandbox 1 this tor blocks SIGTERM on this kernel (see packages/tor-config notes).
-      child.kill('SIGINT');
-      const killer = setTimeout(() => child.kill('SIGKILL'), 3000);
-      await child.catch(() => undefined);
-      clearTimeout(killer);
+      await proc.stop('SIGINT', 3000);
       rmSync(work, { recursive: true, force: true });
     },
   };
@@ -150,12 +142,13 @@ export interface Control {
   close(): Promise<void>;
 }
 
-export async function openControl(ns: string, address: string, port: number, cookieFile: string, scripts: Scripts): Promise<Control> {
-  const child = execa('ip', ['netns', 'exec', ns, NODE, scripts.path('control.mjs'), address, String(port), cookieFile], { reject: false, buffer: false, stdin: 'pipe' });
+const CONTROL = new URL('./scripts/control.mjs', import.meta.url);
+
+export async function openControl(lab: Lab, address: string, port: number, cookieFile: string): Promise<Control> {
   const events: string[] = [];
   const waiting: { lines: string[]; resolve: (l: string[]) => void; reject: (e: Error) => void }[] = [];
   let current: string[] = [];
-  createInterface({ input: child.stdout! }).on('line', (raw) => {
+  const onLine = (raw: string) => {
     const line = raw.replace(/\r$/, '');
     if (line.startsWith('650')) {
       events.push(line);
@@ -172,26 +165,32 @@ export async function openControl(ns: string, address: string, port: number, coo
       const w = waiting.shift();
       if (w) w.resolve(done);
     }
-  });
-  const command = (line: string) =>
-    new Promise<string[]>((resolve, reject) => {
-      waiting.push({ lines: [], resolve, reject });
-      child.stdin!.write(line + '\n');
-    });
-  // The AUTHENTICATE reply comes first.
-  const auth = await new Promise<string[]>((resolve, reject) => {
+  };
+  // The AUTHENTICATE reply comes first: wait for it from the moment the client starts.
+  const auth = new Promise<string[]>((resolve, reject) => {
     waiting.push({ lines: [], resolve, reject });
     setTimeout(() => reject(new Error('ControlPort: no reply to AUTHENTICATE after 5 s')), 5000);
   });
-  if (auth.at(-1) !== '250 OK') throw new Error(`ControlPort: AUTHENTICATE: ${auth.join(' | ')}`);
+  auth.catch(() => undefined); // awaited below; a failure before then must not go unhandled
+  const proc = await startServer(
+    lab,
+    'sut',
+    { helper: CONTROL, args: [address, String(port), cookieFile] },
+    { label: 'ControlPort client', stdin: 'pipe', onLine },
+  );
+  const command = (line: string) =>
+    new Promise<string[]>((resolve, reject) => {
+      waiting.push({ lines: [], resolve, reject });
+      proc.write(line + '\n');
+    });
+  const reply = await auth;
+  if (reply.at(-1) !== '250 OK') throw new Error(`ControlPort: AUTHENTICATE: ${reply.join(' | ')}`);
   return {
     command,
     events: () => [...events],
     async close() {
-      child.stdin!.end();
-      const k = setTimeout(() => child.kill('SIGKILL'), 2000);
-      await child.catch(() => undefined);
-      clearTimeout(k);
+      proc.endInput();
+      await proc.stop('SIGTERM', 2000);
     },
   };
 }

@@ -3,32 +3,49 @@
 // against a private Tor network in the lab's Internet namespace; each
 // SocksPort, the DNSPort and the TransPort do what the policy says; stream
 // isolation is read from the ControlPort; the uplink capture over the whole
-// run shows only flows to relays; and two anti-tests show the run can fail
-// (issue 4, SPEC §5 "Private Tor network").
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
-import { execa } from 'execa';
-import { addressIn, buildTree, parseCidr4, parsePolicy, type Emission, type GeneratedFile, type Policy, type TorListener } from '@leakless/policy';
-import { evaluateRuntime, type Exec } from '@leakless/selftest';
-import { defaultPolicyInput } from '@leakless/policy/testing';
-import * as firewall from '@leakless/firewall';
-import * as torConfig from '@leakless/tor-config';
-import * as resolver from '@leakless/resolver';
-import { buildLab, loadNft, namespaceExists, skipLab, startCapture, startUnitInNs, teardownLab, type Capture, type CapturedPacket, type Lab } from '../lab/index.js';
-import { classify, httpAs, installScripts, lookupAs, openControl, startSutTor, startTorNet, type Control, type Flow, type HttpResult, type Scripts, type SutTor, type TorNet, type Who } from './index.js';
+// run shows only flows to relays; and two anti-tests show the run can fail.
 
-const skipNoLab = skipLab('the private Tor network (e2e/src/tornet)');
-const TOOLS = ['tor', 'tor-gencert', 'dnsmasq', 'getent', 'unshare'];
-const missing = TOOLS.filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
-if (!skipNoLab && missing.length) {
-  if (process.env.CI === 'true') throw new Error(`CI=true and the private Tor network cannot run: missing ${missing.join(', ')}`);
-  console.warn(`\n*** SKIPPING the private Tor network: missing ${missing.join(', ')} (tools/leakless/install-deps.sh test) ***\n`);
-}
-const skip = skipNoLab || missing.length > 0;
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import * as firewall from '@leakless/firewall';
+import { addressIn, buildTree, type Emission, type GeneratedFile, type Policy, parseCidr4, parsePolicy, type TorListener } from '@leakless/policy';
+import { defaultPolicyInput } from '@leakless/policy/testing';
+import * as resolver from '@leakless/resolver';
+import { type Exec, evaluateRuntime } from '@leakless/selftest';
+import { skipUnless } from '@leakless/testing';
+import * as torConfig from '@leakless/tor-config';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  buildLab,
+  type Capture,
+  type CapturedPacket,
+  type Lab,
+  labFile,
+  labNeeds,
+  loadNft,
+  namespaceExists,
+  run,
+  sh,
+  startCapture,
+  startUnitInNs,
+  teardownLab,
+} from '../lab/index.js';
+import {
+  type Control,
+  classify,
+  type Flow,
+  type HttpResult,
+  httpAs,
+  lookupAs,
+  openControl,
+  type SutTor,
+  startSutTor,
+  startTorNet,
+  type TorNet,
+  type Who,
+} from './index.js';
+
+const skip = skipUnless('the private Tor network (e2e/src/tornet)', ...labNeeds('nft', 'tcpdump', 'tor', 'tor-gencert', 'dnsmasq', 'getent', 'ss'));
 
 /**
  * The default policy plus one user for the bulk SocksPort (Tails gives 9063 to
@@ -51,13 +68,11 @@ const token = () => randomBytes(4).toString('hex');
 describe.skipIf(skip)('private Tor network: the image’s tor through the emitted firewall', () => {
   const policy = skip ? (undefined as unknown as Policy) : labPolicy();
   let lab: Lab | undefined;
-  let scripts: Scripts | undefined;
   let net: TorNet | undefined;
   let sut: SutTor | undefined;
   let control: Control | undefined;
   let capture: Capture | undefined;
   let files: readonly GeneratedFile[] = [];
-  let work = '';
   let created: readonly string[] = [];
   let packets: CapturedPacket[] = [];
   const metrics: Record<string, unknown> = {};
@@ -78,18 +93,20 @@ describe.skipIf(skip)('private Tor network: the image’s tor through the emitte
     const s = site(extra.siteIndex ?? 0);
     const inNs = l.netns ? lab!.guests.get(l.netns)! : w.ns;
     // Inside a tor-only namespace the app uses the host veth address (Tails DNATs 127.0.0.1 to it; the netns module owns that).
-    return httpAs(scripts!, { ...w, ns: inNs }, { proxy: { address: l.address, port: l.port }, host: extra.host ?? s.address, port: s.port, path, ...(extra.user ? { user: extra.user } : {}) });
+    return httpAs(
+      lab!,
+      { ...w, ns: inNs },
+      { proxy: { address: l.address, port: l.port }, host: extra.host ?? s.address, port: s.port, path, ...(extra.user ? { user: extra.user } : {}) },
+    );
   };
   const seenAtSite = (path: string) => net!.httpRequests().filter((r) => r.path === path);
 
   beforeAll(async () => {
-    work = mkdtempSync(join(tmpdir(), 'lk-tornet-test-'));
     const emissions: Emission[] = [firewall.emit(policy), torConfig.emit(policy), resolver.emit(policy)];
     files = buildTree(emissions).files;
     lab = await buildLab(policy);
     created = lab.created;
-    scripts = installScripts();
-    net = await startTorNet({ ns: lab.inet, scripts, relays: 3, exits: 2, log: (l) => console.log(l) });
+    net = await startTorNet({ lab, relays: 3, exits: 2, log: (l) => console.log(l) });
     metrics.consensusMs = net.timings.consensusMs;
     metrics.keysMs = net.timings.keysMs;
     metrics.nodes = { authorities: net.authorities.length, relays: net.relays.length, exits: net.exits.length };
@@ -103,7 +120,7 @@ describe.skipIf(skip)('private Tor network: the image’s tor through the emitte
     // Everything the sut sends on its uplink from here on is classified at the end.
     capture = await startCapture(lab.sut, lab.uplink);
     sut = await startSutTor({
-      ns: lab.sut,
+      lab,
       policy,
       files: files.filter((f) => f.path.startsWith('/etc/')),
       labDropIn: ['# lab only: use the private Tor network', 'TestingTorNetwork 1', ...net.dirAuthorityLines].join('\n'),
@@ -117,8 +134,6 @@ describe.skipIf(skip)('private Tor network: the image’s tor through the emitte
     await sut?.stop();
     await net?.stop();
     if (lab) await teardownLab(lab);
-    scripts?.remove();
-    rmSync(work, { recursive: true, force: true });
     metrics.leftOverNamespaces = (await Promise.all(created.map(namespaceExists))).filter(Boolean).length;
     metrics.totalMs = Date.now() - t0;
     const dir = new URL('../../../dist/lab/', import.meta.url);
@@ -133,17 +148,14 @@ describe.skipIf(skip)('private Tor network: the image’s tor through the emitte
     const c = net!.consensus();
     expect(net!.exits.every((e) => c.get(e.nickname)?.includes('Exit'))).toBe(true);
     // tor's runtime assertions: every listener of the policy is up in the sut.
-    const inSut: Exec = async (cmd, args) => {
-      const r = await execa('ip', ['netns', 'exec', lab!.sut, cmd, ...args], { reject: false });
-      return { exitCode: r.exitCode ?? 127, stdout: String(r.stdout), stderr: String(r.stderr) };
-    };
+    const inSut: Exec = (cmd, args) => run(lab!, 'sut', cmd, args);
     const listening = torConfig.emit(policy).runtimeAssertions.filter((a) => a.check.kind === 'listening');
     expect((await evaluateRuntime(listening, inSut)).filter((r) => !r.ok)).toEqual([]);
     // … and every socket tor opened belongs to the policy's tor uid (the firewall's skuid).
     const ss = (await inSut('ss', ['-H', '-ntuape'])).stdout.split('\n').filter((l) => l.includes('"tor"'));
     expect(ss.length).toBeGreaterThan(policy.torListeners.length);
     for (const l of ss) expect(l, l).toContain(`uid:${policy.torUser.uid}`);
-    control = await openControl(lab!.sut, policy.controlPort.address, policy.controlPort.port, sut!.cookieFile, scripts!);
+    control = await openControl(lab!, policy.controlPort.address, policy.controlPort.port, sut!.cookieFile);
     expect(await control.command('GETINFO status/bootstrap-phase')).toEqual(expect.arrayContaining([expect.stringContaining('PROGRESS=100')]));
     // Stream events from here on explain any failed request (REASON=…).
     expect(await control.command('SETEVENTS STREAM')).toEqual(['250 OK']);
@@ -165,13 +177,17 @@ describe.skipIf(skip)('private Tor network: the image’s tor through the emitte
       for (const w of refused) {
         const path = `/${l.name}/${w.label}/${token()}`;
         // A namespace port is refused from the main namespace too (only its namespace reaches it).
-        const got = await httpAs(scripts!, w, { proxy: { address: l.address, port: l.port }, host: site(0).address, port: site(0).port, path, timeoutMs: 10_000 });
+        const got = await httpAs(lab!, w, { proxy: { address: l.address, port: l.port }, host: site(0).address, port: site(0).port, path, timeoutMs: 10_000 });
         results.push({ port: l.name, who: w.label, expect: 'refused', got, seenFrom: seenAtSite(path).map((r) => r.peer) });
       }
     }
     if (results.some((r) => (r.expect === 'reach') !== r.got.ok))
-      console.log(`stream events:\n${control!.events().slice(-30).join('\n')}\n${net!.exits.map((e) => `${e.nickname}:\n${net!.logTail(e.nickname)}`).join('\n')}`);
-    metrics.socksRequests = results.map((r) => `${r.port} ${r.who}: ${r.expect} → ${r.got.ok ? `200 via ${r.seenFrom.join(',')}` : `${r.got.stage} ${r.got.error ?? ''}`}`);
+      console.log(
+        `stream events:\n${control!.events().slice(-30).join('\n')}\n${net!.exits.map((e) => `${e.nickname}:\n${net!.logTail(e.nickname)}`).join('\n')}`,
+      );
+    metrics.socksRequests = results.map(
+      (r) => `${r.port} ${r.who}: ${r.expect} → ${r.got.ok ? `200 via ${r.seenFrom.join(',')}` : `${r.got.stage} ${r.got.error ?? ''}`}`,
+    );
     for (const r of results) {
       if (r.expect === 'reach') {
         expect(r.got, `${r.port} as ${r.who}`).toMatchObject({ ok: true, status: 200 });
@@ -185,42 +201,53 @@ describe.skipIf(skip)('private Tor network: the image’s tor through the emitte
   }, 240_000);
 
   it('a name resolved through resolv.conf → DNSPort is answered by the exit’s DNS server; _apt gets no DNS', async () => {
-    const resolv = join(work, 'resolv.conf');
-    writeFileSync(resolv, file('/etc/resolv.conf')!.content, { mode: 0o644 });
+    const resolv = labFile(lab!, 'resolv.conf', file('/etc/resolv.conf')!.content);
     const before = net!.dnsQueries().length;
     const eventsBefore = control!.events().length;
-    const desktop = await lookupAs(who(policy.desktopUser.name), resolv, site(1).hostname);
+    const desktop = await lookupAs(lab!, who(policy.desktopUser.name), resolv, site(1).hostname);
     expect(desktop).toMatchObject({ exitCode: 0, addresses: [site(1).address] });
     // The sut's tor sent the lookup over a circuit and the exit answered it (REMAP SOURCE=EXIT) …
-    const ev = control!.events().slice(eventsBefore).filter((e) => e.includes(site(1).hostname) || e.includes(`${site(1).address}:0`));
-    expect(ev.some((e) => / NEWRESOLVE 0 /.test(e) && e.includes('CLIENT_PROTOCOL=DNS')), ev.join('\n')).toBe(true);
-    expect(ev.some((e) => / SENTRESOLVE [1-9]\d* /.test(e)), ev.join('\n')).toBe(true);
-    expect(ev.some((e) => / REMAP \d+ /.test(e) && e.includes('SOURCE=EXIT')), ev.join('\n')).toBe(true);
+    const ev = control!
+      .events()
+      .slice(eventsBefore)
+      .filter((e) => e.includes(site(1).hostname) || e.includes(`${site(1).address}:0`));
+    expect(
+      ev.some((e) => / NEWRESOLVE 0 /.test(e) && e.includes('CLIENT_PROTOCOL=DNS')),
+      ev.join('\n'),
+    ).toBe(true);
+    expect(
+      ev.some((e) => / SENTRESOLVE [1-9]\d* /.test(e)),
+      ev.join('\n'),
+    ).toBe(true);
+    expect(
+      ev.some((e) => / REMAP \d+ /.test(e) && e.includes('SOURCE=EXIT')),
+      ev.join('\n'),
+    ).toBe(true);
     // … with the answer of the lab's DNS server, which logs the query a moment after answering (bounded wait).
-    const queriesFor = () => net!.dnsQueries().slice(before).filter((x) => x.name === site(1).hostname);
+    const queriesFor = () =>
+      net!
+        .dnsQueries()
+        .slice(before)
+        .filter((x) => x.name === site(1).hostname);
     for (let i = 0; i < 40 && queriesFor().length === 0; i++) await sleep(50);
     const q = queriesFor();
     expect(q.length, `dnsmasq log:\n${net!.dnsLog().join('\n')}`).toBeGreaterThan(0);
     // The resolver module's runtime assertions (the ones the image's self-test runs): a .onion
     // lookup by each ordinary DNSPort client comes back from the automap range, without network.
-    const withResolvFile = async (file: string, cmd: string, args: readonly string[]) => {
-      const script = 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"';
-      const r = await execa('ip', ['netns', 'exec', lab!.sut, 'unshare', '-m', '--propagation', 'private', 'sh', '-c', script, 'sh', file, cmd, ...args], { reject: false, timeout: 30_000 });
-      return { exitCode: r.exitCode ?? 127, stdout: String(r.stdout), stderr: String(r.stderr) };
-    };
+    const withResolvFile = (file: string, cmd: string, args: readonly string[]) =>
+      run(lab!, 'sut', cmd, args, { binds: [{ source: file, target: '/etc/resolv.conf' }], timeoutMs: 30_000 });
     const withResolv: Exec = (cmd, args) => withResolvFile(resolv, cmd, args);
     const lookups = resolver.emit(policy).runtimeAssertions.filter((a) => a.check.kind === 'resolves-within');
     expect(lookups.length).toBeGreaterThan(0);
     const lookupResults = await evaluateRuntime(lookups, withResolv);
     expect(lookupResults.filter((r) => !r.ok)).toEqual([]);
     // anti-test of that assertion: with a resolv.conf naming another server the same check fails.
-    const elsewhere = join(work, 'resolv-elsewhere.conf');
-    writeFileSync(elsewhere, `nameserver ${lab!.addresses.lanRouter}\n`, { mode: 0o644 });
+    const elsewhere = labFile(lab!, 'resolv-elsewhere.conf', `nameserver ${lab!.addresses.lanRouter}\n`);
     const viaLan: Exec = (cmd, args) => withResolvFile(elsewhere, cmd, args);
     expect((await evaluateRuntime(lookups.slice(0, 1), viaLan)).map((r) => r.ok)).toEqual([false]);
     // _apt is not a DNSPort client (Tails refuses it DNS): the lookup fails and reaches nobody.
     const n = net!.dnsQueries().length;
-    const apt = await lookupAs(who('_apt'), resolv, site(0).hostname);
+    const apt = await lookupAs(lab!, who('_apt'), resolv, site(0).hostname);
     expect(apt.exitCode).not.toBe(0);
     expect(net!.dnsQueries().length).toBe(n);
     metrics.dns = { desktopMs: desktop.ms, exitQueries: q.length, onionLookups: lookupResults.map((r) => r.detail), aptExit: apt.exitCode };
@@ -234,12 +261,12 @@ describe.skipIf(skip)('private Tor network: the image’s tor through the emitte
     expect(addressIn(virtual, parseCidr4(policy.automapRange))).toBe(true);
     const client = policy.transPort.clients[0]!;
     const path = `/trans/${token()}`;
-    const ok = await httpAs(scripts!, who(client.name), { host: virtual, port: site(1).port, path });
+    const ok = await httpAs(lab!, who(client.name), { host: virtual, port: site(1).port, path });
     expect(ok).toMatchObject({ ok: true, status: 200 });
     expect(seenAtSite(path).map((r) => exitAddresses().has(r.peer))).toEqual([true]);
     const other = policy.users.find((u) => !policy.transPort.clients.some((c) => c.uid === u.uid) && u.uid !== policy.torUser.uid)!;
     const refusedPath = `/trans/${token()}`;
-    const refused = await httpAs(scripts!, who(other.name), { host: virtual, port: site(1).port, path: refusedPath, timeoutMs: 10_000 });
+    const refused = await httpAs(lab!, who(other.name), { host: virtual, port: site(1).port, path: refusedPath, timeoutMs: 10_000 });
     expect(refused).toMatchObject({ ok: false, stage: 'connect' });
     expect(seenAtSite(refusedPath)).toEqual([]);
   }, 120_000);
@@ -285,7 +312,10 @@ describe.skipIf(skip)('private Tor network: the image’s tor through the emitte
     const bulkB = await circuitOf(() => viaSocks(bulk, bulkUser, `/iso/${token()}`, { siteIndex: 1 }), tgt(1));
     const [brA1, brA2] = await sharedPair(() => viaSocks(browser, d, `/iso/${token()}`, { user: 'tab-a' }), tgt(0));
     const brB = await circuitOf(() => viaSocks(browser, d, `/iso/${token()}`, { user: 'tab-b' }), tgt(0));
-    const streamEvents = control!.events().filter((e) => /STREAM/.test(e)).slice(-40);
+    const streamEvents = control!
+      .events()
+      .filter((e) => /STREAM/.test(e))
+      .slice(-40);
     metrics.isolation = { system: { a1: sysA1, a2: sysA2, b: sysB }, bulk: { a: bulkA, b: bulkB }, browser: { userA1: brA1, userA2: brA2, userB: brB } };
 
     // Controls first: without a reason to isolate, tor reuses the circuit. They show
@@ -320,19 +350,29 @@ describe.skipIf(skip)('private Tor network: the image’s tor through the emitte
   it('anti-test: a planted clearnet exception for the desktop user is seen as a leak on the uplink', async () => {
     const t = firewall.ruleset(policy);
     const planted = firewall.insertBefore(t, 'output', (r) => r.clause.startsWith('default:'), [
-      { match: { oif: { name: 'lo', negate: true }, protocol: 'tcp', skuid: policy.desktopUser.uid, ctState: ['new'] }, verdict: { kind: 'accept' }, clause: 'planted: desktop user TCP out' },
+      {
+        match: { oif: { name: 'lo', negate: true }, protocol: 'tcp', skuid: policy.desktopUser.uid, ctState: ['new'] },
+        verdict: { kind: 'accept' },
+        clause: 'planted: desktop user TCP out',
+      },
     ]);
     const cap = await startCapture(lab!.sut, lab!.uplink);
     const r0 = await loadNft(lab!.sut, rulesetText(planted));
     expect(r0.exitCode, r0.stderr).toBe(0);
     const path = `/leak/${token()}`;
-    const got = await httpAs(scripts!, who(policy.desktopUser.name), { host: site(0).address, port: site(0).port, path, timeoutMs: 10_000 });
+    const got = await httpAs(lab!, who(policy.desktopUser.name), { host: site(0).address, port: site(0).port, path, timeoutMs: 10_000 });
     const back = await loadNft(lab!.sut, rulesetText(t));
     const leak = classify(await cap.stop(), net!.endpoints).filter((f) => f.cls === 'other');
     expect(back.exitCode, back.stderr).toBe(0);
     expect(got).toMatchObject({ ok: true, status: 200 });
     expect(seenAtSite(path).map((x) => x.peer)).toEqual([lab!.addresses.sutLan]);
-    expect(leak.map((f) => f.key)).toEqual(expect.arrayContaining([expect.stringMatching(new RegExp(`^tcp ${lab!.addresses.sutLan.replace(/\./g, '\\.')}:\\d+ > ${site(0).address.replace(/\./g, '\\.')}:${site(0).port}$`))]));
+    expect(leak.map((f) => f.key)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          new RegExp(`^tcp ${lab!.addresses.sutLan.replace(/\./g, '\\.')}:\\d+ > ${site(0).address.replace(/\./g, '\\.')}:${site(0).port}$`),
+        ),
+      ]),
+    );
     metrics.antiLeak = { leakFlows: leak.map((f) => f.key) };
   }, 60_000);
 
@@ -343,11 +383,15 @@ describe.skipIf(skip)('private Tor network: the image’s tor through the emitte
     await sut!.stop();
     sut = undefined;
     const t = firewall.ruleset(policy);
-    const noTor = firewall.mapRules(t, (r, c) => c.name === 'output' && r.match.skuid === policy.torUser.uid && r.match.oif?.negate === true, () => []);
+    const noTor = firewall.mapRules(
+      t,
+      (r, c) => c.name === 'output' && r.match.skuid === policy.torUser.uid && r.match.oif?.negate === true,
+      () => [],
+    );
     expect((await loadNft(lab!.sut, rulesetText(noTor))).exitCode).toBe(0);
     const cap = await startCapture(lab!.sut, lab!.uplink);
     const blocked = await startSutTor({
-      ns: lab!.sut,
+      lab: lab!,
       policy,
       files: files.filter((f) => f.path.startsWith('/etc/')),
       labDropIn: ['TestingTorNetwork 1', ...net!.dirAuthorityLines].join('\n'),
@@ -366,13 +410,15 @@ describe.skipIf(skip)('private Tor network: the image’s tor through the emitte
   }, 150_000);
 
   it('teardown leaves nothing behind: no process in the lab, no namespace, no key material', async () => {
-    const pidsIn = async (ns: string) => String((await execa('ip', ['netns', 'pids', ns], { reject: false })).stdout).trim();
+    const pidsIn = async (ns: string) => (await sh('ip', ['netns', 'pids', ns])).stdout.trim();
     const dataDirs = net!.nodes.map((n) => n.dataDir);
     await net!.stop();
     expect(await pidsIn(lab!.inet), 'processes left in the Internet namespace').toBe('');
     for (const d of dataDirs) expect(existsSync(d), d).toBe(false);
+    const dir = lab!.dir;
     await teardownLab(lab!);
     expect((await Promise.all(created.map(namespaceExists))).filter(Boolean)).toEqual([]);
+    expect(existsSync(dir), `the lab's directory ${dir}`).toBe(false);
     lab = undefined;
   }, 60_000);
 });

@@ -30,6 +30,15 @@ def wait_readable(s, timeout):
     return bool(r)
 
 
+def await_reply(s, p, res):
+    """ok once any answer arrives within the probe's timeout, else TIMEOUT"""
+    if wait_readable(s, p["timeout"]):
+        s.recv(512)
+        res["ok"] = True
+    else:
+        res["error"] = "TIMEOUT"
+
+
 def tcp(p, res):
     s = socket.socket(fam(p), socket.SOCK_STREAM)
     try:
@@ -61,11 +70,7 @@ def udp(p, res, broadcast=False, keep=True):
         if not keep:
             res["ok"] = True  # sent and closed: the echo will hit a closed port
             return
-        if wait_readable(s, p["timeout"]):
-            s.recv(256)
-            res["ok"] = True
-        else:
-            res["error"] = "TIMEOUT"
+        await_reply(s, p, res)
     finally:
         s.close()
 
@@ -79,11 +84,7 @@ def icmp(p, res):
         payload = (p["token"] + "\n").encode()
         hdr = struct.pack("!BBHHH", 128 if v6 else 8, 0, 0, 0, 1)  # kernel fills id and checksum
         s.sendto(hdr + payload, (p["dst"], 0))
-        if wait_readable(s, p["timeout"]):
-            s.recv(512)
-            res["ok"] = True
-        else:
-            res["error"] = "TIMEOUT"
+        await_reply(s, p, res)
     finally:
         s.close()
 

@@ -2,7 +2,7 @@
 # Records the exact bytes of the HTTP request that Debian's NetworkManager
 # sends for its connectivity check, configured like Fedora's
 # 20-connectivity-fedora.conf (the check Tails' tails-get-network-time
-# mimics: reference/tails-network-policy.md §5.2). The pre-Tor time check must
+# mimics). The pre-Tor time check must
 # send the same bytes, so that on the wire it is one more NetworkManager.
 #
 #   sudo e2e/src/time/nm-record/record.sh OUTFILE

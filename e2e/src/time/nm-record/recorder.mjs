@@ -1,8 +1,9 @@
 // Listens on ADDR:PORT, writes the first request's raw bytes (up to the end of
 // its header block) to OUT, answers like Fedora's hotspot.txt endpoint and exits.
 // Run inside the recording namespace only (record.sh).
-import { createServer } from 'node:net';
+
 import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 
 const [addr, port, out] = process.argv.slice(2);
 const server = createServer((sock) => {

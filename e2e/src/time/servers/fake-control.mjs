@@ -11,8 +11,7 @@ createServer((sock) => {
   sock.on('error', () => {});
   sock.on('data', (d) => {
     buf += d;
-    let nl;
-    while ((nl = buf.indexOf('\r\n')) >= 0) {
+    for (let nl = buf.indexOf('\r\n'); nl >= 0; nl = buf.indexOf('\r\n')) {
       const line = buf.slice(0, nl);
       buf = buf.slice(nl + 2);
       if (line.startsWith('PROTOCOLINFO')) sock.write('250-PROTOCOLINFO 1\r\n250-AUTH METHODS=NULL\r\n250-VERSION Tor="0.4.8.0"\r\n250 OK\r\n');

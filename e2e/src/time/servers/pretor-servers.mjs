@@ -3,11 +3,10 @@
 // per scenario address. Every request's raw bytes are appended to
 // <dir>/requests.jsonl so the test can compare them with NetworkManager's.
 //   node pretor-servers.mjs SPEC.json
-// SPEC: { dir, floorMs, dns: { address, names: { name: ip } }, http: [{ address, port, mode }] }
+// SPEC: { dir, floorMs, portal, dns: { address, names: { name: ip } }, http: [{ address, port, mode }] }
 import { createSocket } from 'node:dgram';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { readFileSync } from 'node:fs';
 
 const spec = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const log = (o) => appendFileSync(`${spec.dir}/requests.jsonl`, JSON.stringify(o) + '\n');
@@ -16,8 +15,10 @@ const httpDate = (ms) => new Date(Math.floor(ms / 1000) * 1000).toUTCString();
 // Fedora's hotspot.txt answers "OK" with these headers (NetworkManager accepts the body).
 const RESPONSES = {
   online: () => `HTTP/1.1 200 OK\r\nDate: ${httpDate(Date.now())}\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK`,
-  redirect: () => `HTTP/1.1 302 Found\r\nDate: ${httpDate(Date.now())}\r\nLocation: http://192.168.213.1/login?continue=1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
-  'portal-body': () => `HTTP/1.1 200 OK\r\nDate: ${httpDate(Date.now())}\r\nContent-Type: text/html\r\nContent-Length: 40\r\nConnection: close\r\n\r\n<html><body>Please log in</body></html>\n`,
+  redirect: () =>
+    `HTTP/1.1 302 Found\r\nDate: ${httpDate(Date.now())}\r\nLocation: http://${spec.portal}/login?continue=1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+  'portal-body': () =>
+    `HTTP/1.1 200 OK\r\nDate: ${httpDate(Date.now())}\r\nContent-Type: text/html\r\nContent-Length: 40\r\nConnection: close\r\n\r\n<html><body>Please log in</body></html>\n`,
   'no-date': () => 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK',
   'bad-date': () => `HTTP/1.1 200 OK\r\nDate: ${new Date().toISOString()}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK`,
   past: () => `HTTP/1.1 200 OK\r\nDate: ${httpDate(spec.floorMs - 30 * 86400_000)}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK`,
@@ -72,7 +73,7 @@ dns.on('message', (q, rinfo) => {
     rr.writeUInt16BE(1, 4);
     rr.writeUInt32BE(60, 6);
     rr.writeUInt16BE(4, 10);
-    ip.split('.').forEach((o, k) => (rr[12 + k] = Number(o)));
+    Buffer.from(ip.split('.').map(Number)).copy(rr, 12);
     parts.push(rr);
   }
   dns.send(Buffer.concat(parts), rinfo.port, rinfo.address);

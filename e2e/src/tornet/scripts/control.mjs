@@ -2,8 +2,9 @@
 // copies stdin lines to the port and the port's lines to stdout. Runs inside
 // the sut namespace as root (the only ControlPort client of the policy).
 //   node control.mjs 127.0.0.1 9052 /path/to/control.authcookie
-import { connect } from 'node:net';
+
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
 
 const [host, port, cookie] = process.argv.slice(2);

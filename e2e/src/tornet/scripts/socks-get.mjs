@@ -5,8 +5,7 @@
 // stage says how far it got: connect (the proxy refused or was unreachable),
 // socks (tor refused the stream), http, done.
 //   node socks-get.mjs '{"proxy":"127.0.0.1","proxyPort":9050,"host":"198.51.100.80","port":80,"path":"/x","user":"u","pass":"p","timeoutMs":20000}'
-import { connect } from 'node:net';
-import { isIPv4 } from 'node:net';
+import { connect, isIPv4 } from 'node:net';
 
 const a = JSON.parse(process.argv[2]);
 const print = (o) => {
