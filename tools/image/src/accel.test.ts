@@ -80,7 +80,7 @@ describe('the KVM probe boots a real kernel', () => {
   it('shows progress: the stage, its time, and the guest’s lines', async () => {
     const out: string[] = [];
     await probeKvm({ device, qemu: working, kernel, progress: createProgress({ label: 'accel', write: (s) => out.push(s), tty: false }) });
-    expect(out.join('')).toMatch(/\[accel\] boot a Debian kernel under KVM …\n\[accel\] done: boot a Debian kernel under KVM \(\d/);
+    expect(out.join('')).toMatch(/\[accel\] KVM probe: boot a Debian kernel under KVM …\n\[accel\] done: KVM probe: boot a Debian kernel under KVM \(\d/);
   });
 
   it('TCG, same probe: the panic line is what counts', async () => {

@@ -128,7 +128,8 @@ export async function probeKvm(o: KvmProbeOptions): Promise<KvmVerdict> {
   const qemu = o.qemu ?? 'qemu-system-x86_64';
   const progress = o.progress ?? silentProgress();
   const verdict = (usable: boolean, reason: string): KvmVerdict => {
-    progress.finish(usable);
+    // the probe did its job either way: "unusable" is an answer, not a failure of the build
+    progress.finish(true);
     return { usable, reason, ms: Date.now() - started };
   };
   try {
@@ -145,7 +146,7 @@ export async function probeKvm(o: KvmProbeOptions): Promise<KvmVerdict> {
   } catch (e) {
     return verdict(false, `no kernel to probe KVM with (${(e as Error).message}): cannot tell, so KVM counts as unusable`);
   }
-  progress.stage('boot a Debian kernel under KVM');
+  progress.stage('KVM probe: boot a Debian kernel under KVM');
   const b = await bootProbeKernel({ kernel, accel: 'kvm', qemu, ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}), progress });
   return b.booted ? verdict(true, b.reason) : verdict(false, `${device} opens, but a KVM guest cannot boot Linux: ${b.reason}${lastLines(b.tail)}`);
 }

@@ -2,7 +2,7 @@
 // and manifest out. Side effects (debos, mounts, files) live here; what the
 // image contains is decided by the pure iso-plan.ts / iso-recipes.ts.
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, rename, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, link, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { buildTree, emission, tarballOf, type Assembly, type StaticResult, type Tree } from '@leakless/policy';
@@ -11,7 +11,7 @@ import { imageFiles, planImage, PlanError, type ImagePlan } from './iso-plan.js'
 import { baseInputsRecord, baseKey, baseRecipe, ISO_NAME, KERNEL_ARGS, MODULE_LAYER, topRecipe, type BaseInputs, type RenderedRecipe } from './iso-recipes.js';
 import { bundleSelftest } from '@leakless/selftest';
 import { AccelError, chooseAccel, type AccelDecision, type AccelFlag, type DebosChoice, type FakemachineFlag } from './accel.js';
-import { commitEntry, digestFile, lookupEntry, newEntryDir, pruneCache, type FileDigest } from './cache.js';
+import { commitEntry, digestFile, ENTRY_FILE, lookupEntry, newEntryDir, pruneCache, type FileDigest } from './cache.js';
 import { ensureProbeKernel, PROBE_KERNEL_KIND } from './probe-kernel.js';
 import { resolveSources, SourcesError } from './sources.js';
 import { safeRemove, withStackedRootfs } from './iso-mounts.js';
@@ -197,6 +197,23 @@ async function ensureBase(
   }
 }
 
+/**
+ * The cached base inside the top recipe's directory, as hard links (a copy
+ * across file systems): in fakemachine only the recipe and artifact
+ * directories are mounted into the build VM, so a symlink to the cache would
+ * point at nothing there.
+ */
+async function linkBase(from: string, to: string): Promise<void> {
+  await mkdir(to);
+  for (const f of await readdir(from, { withFileTypes: true })) {
+    if (!f.isFile() || f.name === ENTRY_FILE) continue;
+    await link(join(from, f.name), join(to, f.name)).catch(async (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EXDEV') throw e;
+      await copyFile(join(from, f.name), join(to, f.name));
+    });
+  }
+}
+
 /** The accelerator decision of a build: flags, then the (cached) probes. */
 async function chooseBuildAccel(o: IsoBuildOptions, progress: (label: string, total?: number) => Progress, note: (s: string) => void): Promise<AccelDecision> {
   try {
@@ -258,7 +275,7 @@ export async function buildIso(assembly: Assembly, o: IsoBuildOptions): Promise<
     });
     const topDir = join(workDir, 'image');
     const topPath = await writeRecipeDir(topDir, rendered);
-    await symlink(base.dir.startsWith('/') ? base.dir : resolve(base.dir), join(topDir, 'base'));
+    await linkBase(base.dir, join(topDir, 'base'));
     const outDir = join(workDir, 'out');
     const image = await runDebos({
       recipe: topPath,

@@ -77,7 +77,7 @@ export async function bootCommand(argv: readonly string[], io: CommandIo): Promi
     throw e;
   }
   const { accel, accelReason } = decision;
-  io.err(`[boot] accelerator: ${accel} (${accelReason})`);
+  if (accelFlag !== 'auto') io.err(`[boot] accelerator: ${accel} (${accelReason})`);
 
   const results: BootResult[] = [];
   for (const f of firmwares) {
