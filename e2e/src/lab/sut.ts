@@ -1,5 +1,5 @@
 // Loading rulesets into the system under test, the way the image does it.
-import { parseUnit, unitValues } from '@leakless/firewall';
+import { parseUnit, unitValues } from '@leakless/policy';
 import { inNs, type Ran } from './netns.js';
 
 /** nft -f with the file on stdin, inside the namespace. */
