@@ -36,6 +36,7 @@ const LISTENER = new URL('./py/listener.py', import.meta.url);
 /** The listener in lab namespace `ns`, ready once every endpoint is bound; teardownLab stops it too. */
 export async function startListener(lab: Lab, ns: string, specs: readonly ListenerSpec[], readyTimeoutMs = 5000): Promise<Listener> {
   const events: ListenerEvent[] = [];
+  let bound = false;
   const proc = await startServer(
     lab,
     { ns },
@@ -43,10 +44,11 @@ export async function startListener(lab: Lab, ns: string, specs: readonly Listen
     {
       label: `listener in ${ns}`,
       readyTimeoutMs,
-      ready: (line) => line.startsWith('{"ev": "ready"'),
+      ready: () => bound,
       onLine: (line) => {
         const e = JSON.parse(line) as ListenerEvent | { ev: 'ready' };
-        if (e.ev !== 'ready') events.push(e as ListenerEvent);
+        if (e.ev === 'ready') bound = true;
+        else events.push(e as ListenerEvent);
       },
     },
   );
