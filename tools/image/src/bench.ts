@@ -1,4 +1,4 @@
-// The benchmarks (SPEC §9): the numbers a release engineer quotes. Two cold
+// The benchmarks (docs/design.md#benchmarks): the numbers a release engineer quotes. Two cold
 // builds (stage times, and whether both give the same sha256), a rebuild after
 // a config-only change (the cached base is reused), the ISO size, BIOS and
 // UEFI boot-to-self-test times, emit of all modules in a cold process, and
@@ -36,7 +36,7 @@ function figures(r: IsoBuildResult): BuildFigures {
   };
 }
 
-/** SPEC §9's categories from the recipe stages. */
+/** The benchmark's stage categories (docs/design.md#benchmarks) from the recipe stages. */
 export function specStages(f: BuildFigures): Record<string, number> {
   const sum = (pred: (s: { group: string; name: string }) => boolean) => f.stages.filter(pred).reduce((a, s) => a + s.ms, 0);
   return {
@@ -130,7 +130,7 @@ export interface BenchOptions {
 
 export type BenchReport = Awaited<ReturnType<typeof runBench>>;
 
-/** Every measurement of SPEC §9; also written to OUT/report.json. */
+/** Every benchmark measurement (docs/design.md#benchmarks); also written to OUT/report.json. */
 export async function runBench(assembly: Assembly, o: BenchOptions) {
   const { out, note } = o;
   const cacheDir = join(out, 'cache');

@@ -33,7 +33,7 @@ export interface QemuPlan {
 /**
  * The QEMU command line. -nodefaults means no NIC, no monitor, no default
  * devices: the guest has exactly the devices listed here, and none of them is
- * a network device (never user-mode networking; SPEC §5 rules of the lab).
+ * a network device (never user-mode networking; docs/design.md#lab-rules).
  */
 export function qemuArgs(p: QemuPlan): string[] {
   const args = ['-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot', '-nic', 'none'];

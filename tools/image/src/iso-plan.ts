@@ -129,7 +129,7 @@ export function planImage(assembly: Assembly): ImagePlan {
   const imageAssertions: SelftestAssertion[] = users.map((u) => ({
     module: 'image',
     id: `image.user.${u.name}`,
-    statement: `${u.name} exists with uid ${u.uid} and gid ${u.gid} (fixed before packages, SPEC §2)`,
+    statement: `${u.name} exists with uid ${u.uid} and gid ${u.gid} (fixed before packages, docs/design.md#fixed-uids)`,
     check: { kind: 'user', name: u.name, uid: u.uid, gid: u.gid },
     scope: 'system',
   }));
@@ -203,10 +203,10 @@ SUBSYSTEM=="virtio-ports", ATTR{name}=="${SELFTEST_PORT}", TAG+="systemd", ENV{S
 
 export function imageFiles(plan: ImagePlan, selftestBundle: string, moduleFiles: ReadonlySet<string>): GeneratedFile[] {
   const files: GeneratedFile[] = [
-    { path: SELFTEST_UDEV_RULE_PATH, content: selftestUdevRule(), mode: 0o644, clause: 'issue 7: leakless boot runs the self-test' },
-    { path: SELFTEST_PATH, content: selftestBundle, mode: 0o755, clause: 'SPEC §3 leakless-selftest' },
-    { path: RUNTIME_ASSERTIONS_PATH, content: JSON.stringify(plan.selftest, null, 2) + '\n', mode: 0o644, clause: 'SPEC §3 runtime assertions in the booted image' },
-    { path: SELFTEST_UNIT_PATH, content: selftestUnit(), mode: 0o644, clause: 'issue 7: leakless boot runs the self-test' },
+    { path: SELFTEST_UDEV_RULE_PATH, content: selftestUdevRule(), mode: 0o644, clause: 'docs/design.md#self-test: leakless boot runs the self-test' },
+    { path: SELFTEST_PATH, content: selftestBundle, mode: 0o755, clause: 'docs/design.md#self-test: leakless-selftest' },
+    { path: RUNTIME_ASSERTIONS_PATH, content: JSON.stringify(plan.selftest, null, 2) + '\n', mode: 0o644, clause: 'docs/design.md#runtime-assertions: runtime assertions in the booted image' },
+    { path: SELFTEST_UNIT_PATH, content: selftestUnit(), mode: 0o644, clause: 'docs/design.md#self-test: leakless boot runs the self-test' },
   ];
   if (!moduleFiles.has('/etc/hostname')) files.push({ path: '/etc/hostname', content: `${plan.hostname}\n`, mode: 0o644, clause: 'image.hostname' });
   if (!moduleFiles.has('/etc/hosts')) {

@@ -41,7 +41,7 @@ export interface BaseInputs {
 
 // Documentation, man pages and translations are not needed on a live system
 // and are a large share of the squashfs (the verified pipeline used the same
-// excludes, build-toolchain §4.7). Copyright files stay.
+// excludes; docs/design.md#base-layer). Copyright files stay.
 const DPKG_EXCLUDES = [
   'path-exclude=/usr/share/doc/*',
   'path-include=/usr/share/doc/*/copyright',
@@ -149,7 +149,7 @@ menuentry "${title}: self-test (prints the result on the console)" {
 `;
 }
 
-/** live-boot arguments; the last console= becomes /dev/console, so serial comes last (build-toolchain §4.1). */
+/** live-boot arguments; the last console= becomes /dev/console, so serial comes last (docs/design.md#kernel-arguments). */
 export const KERNEL_ARGS = ['boot=live', 'nopersistence', 'noeject', 'quiet', 'console=tty0', 'console=ttyS0,115200n8'] as const;
 
 export function topRecipe(inp: TopInputs): RenderedRecipe {

@@ -5,8 +5,8 @@
 
 /**
  * Chroot, before any package is installed: the policy's users with their
- * fixed uids/gids (SPEC §2: rules use numeric ids from early boot, Tails
- * #7018). Reads users.tsv next to itself: name uid gid home shell
+ * fixed uids/gids (docs/design.md#fixed-uids: rules use numeric ids from
+ * early boot, Tails #7018). Reads users.tsv next to itself: name uid gid home shell
  * create-home|no-home role. root (base-passwd) and _apt (apt's postinst;
  * mmdebstrap installs apt with the essential set, before any hook of ours can
  * run) already exist: they are checked, never changed. A package that later
@@ -57,7 +57,7 @@ done < "$here/users.tsv"
 
 /**
  * Chroot, after the packages: remove what makes two builds differ or what
- * belongs to the build host (build-toolchain §2.6, §4.8; live-build's
+ * belongs to the build host (docs/design.md#build-cleanup; live-build's
  * hooks/normal list). /etc/hostname, /etc/hosts and resolv.conf come from the
  * module layer, never from the host mmdebstrap copied them from.
  */
@@ -150,7 +150,7 @@ done
 
 /**
  * Post-processing: the BIOS+UEFI hybrid ISO, bit-reproducible. This is
- * build-toolchain §4.5 (verified byte-identical across runs): GRUB images
+ * docs/design.md#hybrid-iso and #reproducibility: GRUB images
  * made with grub-mkimage, an early config that finds the medium by a marker
  * file, a FAT efi.img with a serial derived from SOURCE_DATE_EPOCH, every
  * mtime set to SOURCE_DATE_EPOCH, xorriso dates pinned.
