@@ -1,14 +1,10 @@
 // Test helpers shipped next to the API (cdk8s' Testing): the default policy
 // as a plain object to mutate, parsed, and parsed after one change.
 import { readFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { parse } from 'yaml';
 import { parsePolicy } from './validate.js';
 import type { Policy } from './policy.js';
 import { defaultProfilePath } from './profile.js';
-
-/** The shipped default profile as a file URL (the same file as defaultProfilePath(), which new code should use). */
-export const DEFAULT_CONFIG_URL = pathToFileURL(defaultProfilePath());
 
 /** A fresh deep copy of the shipped default profile as a plain object. */
 export function defaultPolicyInput(): Record<string, any> {

@@ -4,11 +4,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
-import { defaultPolicyInput, invalidCases, DEFAULT_CONFIG_URL } from '@leakless/policy/testing';
+import { defaultProfilePath } from '@leakless/policy';
+import { defaultPolicyInput, invalidCases } from '@leakless/policy/testing';
 import { main } from './main.js';
 
 const ROOT = resolve(new URL('../../..', import.meta.url).pathname);
-const DEFAULT_CONFIG = DEFAULT_CONFIG_URL.pathname;
+const DEFAULT_CONFIG = defaultProfilePath();
 
 function capture() {
   const out: string[] = [];
