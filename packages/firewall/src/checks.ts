@@ -1,6 +1,6 @@
 // Structural checks on the AST: the Tails test suite's firewall assertions
-// (reference §7.1, features/step_definitions/tor.rb) plus the Beyond-Tails
-// items of SPEC §2. They read the model, never nft text, and several ask the
+// (Tails' features/step_definitions/tor.rb) plus the rules
+// beyond Tails (docs/threat-model.md#measures). They read the model, never nft text, and several ask the
 // evaluator (@leakless/nft) so rule order is taken into account. Each check is
 // proven able to fail by a test that plants the defect it looks for.
 import { checkResult, nthAddress, parseCidr4, cidrWithin, type CheckResult, type Policy } from '@leakless/policy';
@@ -262,9 +262,9 @@ export const structuralChecks: readonly AstCheck[] = [
   },
   {
     id: 'firewall.clauses',
-    statement: 'every rule names the policy clause (or SPEC clause) it implements',
+    statement: 'every rule names the policy clause (or a docs/ anchor) it implements',
     check(t) {
-      const ok = /^(tor\.|users\[\d+\]|lan\.|loopback\.|netns\.|ipv6\.|SPEC \d|default: |lockdown: )/;
+      const ok = /^(tor\.|users\[\d+\]|lan\.|loopback\.|netns\.|ipv6\.|docs\/[a-z-]+\.md#[a-z0-9.-]+|default: |lockdown: )/;
       const problems = t.chains.flatMap((c) => c.rules.map((r, i) => ({ c, r, i }))).filter(({ r }) => !ok.test(r.clause)).map(({ c, r, i }) => where(c, i, r));
       return checkResult(problems, `${t.chains.reduce((n, c) => n + c.rules.length, 0)} rules, all traced to a clause`);
     },

@@ -40,8 +40,8 @@ export { UNIT_NAME, RULESET_PATH, LOCKDOWN_PATH, NETWORK_SERVICES, MASKED_UNITS,
 
 export const name = 'firewall';
 
-const RULESET_CLAUSE = 'SPEC 2.1: one inet table compiled from the policy';
-const LOCKDOWN_CLAUSE = 'SPEC 2.2: lockdown ruleset if the policy ruleset fails to load';
+const RULESET_CLAUSE = 'docs/threat-model.md#default-deny: one inet table compiled from the policy';
+const LOCKDOWN_CLAUSE = 'docs/threat-model.md#lockdown: lockdown ruleset if the policy ruleset fails to load';
 
 function header(policy: Policy, what: string, t: Table): string[] {
   return [

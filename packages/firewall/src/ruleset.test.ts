@@ -5,7 +5,7 @@ import { policyOf } from './testing/policies.js';
 const policy = policyOf();
 const t = ruleset(policy);
 
-// Tails' matrix (reference tails-network-policy.md §1.10), restated by hand
+// Tails' matrix (docs/threat-model.md#tails-matrix), restated by hand
 // for the default profile so a compiler change that drifts from it fails here.
 // uid: 0 root, 1000 amnesia, 106 debian-tor, 114 clearnet, 116 htp, 42 _apt, 4242 unnamed.
 type Row = [uid: number, daddr: string, proto: 'tcp' | 'udp' | 'icmp', port: number | undefined, oif: string, allowed: boolean, why: string];

@@ -1,11 +1,11 @@
 // The compiler: policy → the `inet leakless` table. Tails' ferm.conf
-// (reference tails-network-policy.md §1.3–1.9, matrix §1.10) is reproduced
-// rule for rule where it is sound, and tightened where SPEC §2 says so:
+// (docs/threat-model.md#tails-matrix) is reproduced
+// rule for rule where it is sound, and tightened where docs/threat-model.md#measures says so:
 //   - ct state invalid is dropped first (transparent-proxy RST/FIN leak);
 //   - RELATED is accepted only for ICMP on lo (Tails 0f36175afc7), nowhere else;
 //   - the internal netns range is refused before the LAN exception, and the LAN
 //     exception only applies to packets that leave on a real interface, so no
-//     user reaches a namespace or a host address "as LAN" (Tails §1.14 gap);
+//     user reaches a namespace or a host address "as LAN" (docs/threat-model.md#internal-range);
 //   - the Tor daemon may use loopback (pluggable transports) but not Tor's own
 //     listeners, so each listener is reachable by exactly its declared clients;
 //   - IPv6 is refused by the first rule of every chain, whatever follows.
@@ -38,10 +38,10 @@ function loopbackListeners(policy: Policy): TorListener[] {
 
 function commonHead(clauseV6: string, v6: Rule['verdict'], logV6: boolean): Rule[] {
   return [
-    // First, so no later accept can ever see an IPv6 packet (Tails §1.8: all
-    // DROP; SPEC §2: never sysctl alone).
+    // First, so no later accept can ever see an IPv6 packet (docs/threat-model.md#ipv6: Tails drops
+    // all IPv6; never sysctl alone).
     { match: { nfproto: 'ipv6' }, verdict: v6, log: logV6, clause: clauseV6 },
-    { match: { ctState: ['invalid'] }, verdict: drop, clause: 'SPEC 2.3: ct state invalid dropped' },
+    { match: { ctState: ['invalid'] }, verdict: drop, clause: 'docs/threat-model.md#ct-state-invalid: ct state invalid dropped' },
   ];
 }
 
@@ -52,10 +52,10 @@ function outputChain(policy: Policy): Chain {
   const rules: Rule[] = [
     ...commonHead('ipv6.enabled=false: no IPv6 out', reject, true),
     // Tails accepts ESTABLISHED only (0c60a190d01): RELATED is attack surface.
-    { match: { ctState: ['established'] }, verdict: accept, clause: 'SPEC 2.3: replies (established only)' },
+    { match: { ctState: ['established'] }, verdict: accept, clause: 'docs/threat-model.md#established-only: replies (established only)' },
     // Lets the port-unreachable our own rejects send to local sockets through,
     // so refused applications fail fast (Tails 0f36175afc7).
-    { match: { oif: LO, protocol: 'icmp', ctState: ['related'] }, verdict: accept, clause: 'SPEC 2.3: related ICMP on lo only' },
+    { match: { oif: LO, protocol: 'icmp', ctState: ['related'] }, verdict: accept, clause: 'docs/threat-model.md#related-icmp-lo: related ICMP on lo only' },
   ];
 
   // Each Tor listener: exactly its declared clients (policy tor.*.clients).
@@ -71,7 +71,7 @@ function outputChain(policy: Policy): Chain {
 
   // The desktop user: refused on every Tor TCP listener it is not a client of
   // (ControlPort: a compromised app could reconfigure tor; the bulk SocksPort
-  // has no isolation), before its generic loopback rule (Tails §1.12).
+  // has no isolation), before its generic loopback rule (docs/threat-model.md#loopback-blocklist).
   for (const l of lo.filter((x) => x.protocol === 'tcp' && !x.clients.some((c) => c.uid === desktop.uid))) {
     rules.push({
       match: { oif: LO, daddr: { addrs: [l.address] }, protocol: 'tcp', dport: { ports: [l.port] }, skuid: desktop.uid },
@@ -97,8 +97,8 @@ function outputChain(policy: Policy): Chain {
     });
   }
 
-  // tor talks to pluggable-transport listeners on loopback (Tails §1.5 rule 13
-  // has no interface restriction) but never to its own ports.
+  // tor talks to pluggable-transport listeners on loopback (docs/threat-model.md#tor-loopback: Tails'
+  // tor rule has no interface restriction) but never to its own ports.
   const torTcpPorts = policy.torListeners.filter((l) => l.protocol === 'tcp').map((l) => l.port);
   rules.push({
     match: { oif: LO, daddr: { addrs: [LOOPBACK_NET] }, protocol: 'tcp', dport: { ports: torTcpPorts, negate: true }, skuid: tor.uid, ctState: ['new'] },
@@ -106,7 +106,7 @@ function outputChain(policy: Policy): Chain {
     clause: `${userClause(policy, tor)}: loopback TCP but Tor's own ports`,
   });
 
-  // Beyond Tails (SPEC §2.4): the namespaces' range is nobody's LAN.
+  // Beyond Tails (docs/threat-model.md#internal-range): the namespaces' range is nobody's LAN.
   rules.push({ match: { daddr: { addrs: [policy.internalRange] } }, verdict: reject, log: true, clause: 'netns.internalRange is not LAN' });
 
   // The only principals whose packets may leave towards the Internet. They
@@ -142,9 +142,9 @@ function outputChain(policy: Policy): Chain {
 function inputChain(policy: Policy): Chain {
   const rules: Rule[] = [
     ...commonHead('ipv6.enabled=false: no IPv6 in', drop, false),
-    { match: { ctState: ['established'] }, verdict: accept, clause: 'SPEC 2.3: replies (established only)' },
+    { match: { ctState: ['established'] }, verdict: accept, clause: 'docs/threat-model.md#established-only: replies (established only)' },
     // Loopback is filtered once, on the way out.
-    { match: { iif: LO }, verdict: accept, clause: 'SPEC 2.1: loopback in (filtered on the way out)' },
+    { match: { iif: LO }, verdict: accept, clause: 'docs/threat-model.md#default-deny: loopback in (filtered on the way out)' },
   ];
   for (const ns of policy.namespaces) rules.push(...namespaceInput(ns));
   rules.push({ match: {}, verdict: drop, clause: 'default: unsolicited inbound dropped' });
@@ -189,7 +189,7 @@ function natOutputChain(policy: Policy): Chain {
   const dns = policy.dnsPort;
   return {
     name: 'nat_output',
-    // -100 = dstnat; the name is only valid for prerouting (build-toolchain §7.2).
+    // -100 = dstnat; the name is only valid for prerouting (docs/design.md#nat-output-priority).
     base: { type: 'nat', hook: 'output', priority: -100, policy: 'accept' },
     rules: [
       { match: { daddr: { addrs: [policy.automapRange] }, protocol: 'tcp' }, verdict: { kind: 'dnat', address: trans.address, port: trans.port }, clause: 'tor.automapRange -> tor.transPort' },

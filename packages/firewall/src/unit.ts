@@ -17,7 +17,7 @@ export const NETWORK_SERVICES = [UNITS.networkManager, 'networking.service', 'sy
  */
 export const MASKED_UNITS = ['nftables.service'] as const;
 
-export const UNIT_CLAUSE = 'SPEC 2.2: fail closed before network-pre.target';
+export const UNIT_CLAUSE = 'docs/threat-model.md#network-pre: fail closed before network-pre.target';
 
 export const renderUnit = loadTemplate<{ clause: string; nft: string; rulesetPath: string; lockdownPath: string; target: string }>(
   import.meta.url,

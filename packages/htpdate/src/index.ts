@@ -1,6 +1,5 @@
 // @leakless/htpdate: the consented pre-Tor time check, the root
-// clock-setting helper and htpdate through Tor (reference/tails-network-policy.md
-// §5), as bundled Node tools, their config file and their systemd units.
+// clock-setting helper and htpdate through Tor (docs/threat-model.md#time), as bundled Node tools, their config file and their systemd units.
 import { readFileSync } from 'node:fs';
 import {
   UNITS,
@@ -157,7 +156,7 @@ function staticAssertions(p: Parts): StaticAssertion[] {
     },
     {
       id: 'htpdate.units-hardened',
-      statement: 'the time units keep only CAP_SETUID/SETGID/SYS_TIME and have the §5.3 sandboxing (ProtectSystem=full, PrivateTmp, PrivateDevices, ProtectHome, NoNewPrivileges)',
+      statement: 'the time units keep only CAP_SETUID/SETGID/SYS_TIME and have the sandboxing of docs/threat-model.md#time-units (ProtectSystem=full, PrivateTmp, PrivateDevices, ProtectHome, NoNewPrivileges)',
       check: ({ tree }) => {
         for (const path of unitPaths) {
           const text = tree.read(path);

@@ -112,7 +112,7 @@ const NAT_POSTROUTING: BaseChainSpec = { type: 'nat', hook: 'postrouting', prior
 const POSTROUTING: BaseChainSpec = { type: 'filter', hook: 'postrouting', priority: 110, policy: 'accept' };
 const filter = (hook: 'input' | 'output' | 'forward', policy: 'accept' | 'drop'): BaseChainSpec => ({ type: 'filter', hook, priority: 0, policy });
 
-const invalidDrop: Rule = { match: { ctState: ['invalid'] }, verdict: drop, clause: 'SPEC 2 beyond Tails 3: invalid state' };
+const invalidDrop: Rule = { match: { ctState: ['invalid'] }, verdict: drop, clause: 'docs/threat-model.md#ct-state-invalid: invalid state' };
 const loopback = (ns: ResolvedNamespace, way: 'in' | 'out'): Rule => ({
   match: way === 'in' ? { iifname: LO } : { oifname: LO },
   verdict: accept,

@@ -57,7 +57,7 @@ export interface Match {
   readonly dport?: PortMatch;
   /** TCP SYN without ACK/RST/FIN: a connection-opening packet (Tails' --syn). Needs protocol tcp. */
   readonly tcpSyn?: boolean;
-  /** Numeric uid of the sending socket: names would be resolved on the loading host (build-toolchain §7.2). */
+  /** Numeric uid of the sending socket: names would be resolved on the loading host (docs/design.md#numeric-uids). */
   readonly skuid?: number;
   readonly ctState?: readonly CtState[];
   /** All of these status bits set. */
@@ -90,7 +90,7 @@ export type HookName = 'prerouting' | 'input' | 'output' | 'forward' | 'postrout
 export interface BaseChainSpec {
   readonly type: 'filter' | 'nat';
   readonly hook: HookName;
-  /** nft priority; nat output must be numeric (named dstnat only exists for prerouting, build-toolchain §7.2). */
+  /** nft priority; nat output must be numeric (named dstnat only exists for prerouting, docs/design.md#nat-output-priority). */
   readonly priority: 'filter' | 'srcnat' | number;
   readonly policy: 'accept' | 'drop';
 }

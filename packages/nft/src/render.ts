@@ -164,7 +164,7 @@ export function renderTable(t: Table, opts: RenderOptions = {}): string {
  * A complete `nft -f` file that replaces this one table atomically: the file is
  * one transaction, so either the new table is in force or the old one stays.
  * nft 1.0.6 has no `destroy table`, hence create-empty + delete + create
- * (build-toolchain §7.2). Other tables are left alone: a drop in any base
+ * (docs/design.md#atomic-load). Other tables are left alone: a drop in any base
  * chain is final, so their rules cannot widen ours. Each header line becomes
  * a `#` comment ('' an empty line).
  */

@@ -1,4 +1,4 @@
-// The module contract (SPEC §3). A module is a pure, deterministic function of
+// The module contract (docs/design.md#module-contract). A module is a pure, deterministic function of
 // the policy: same policy, same Emission. Writing files, running tools and
 // probing a live system happen elsewhere (tools/, e2e/, the image self-test).
 import type { Policy } from './policy.js';
@@ -11,7 +11,7 @@ export interface GeneratedFile {
   readonly mode: number;
   readonly uid?: number;
   readonly gid?: number;
-  /** The policy clause the file comes from (a path into the policy or a SPEC clause). */
+  /** The policy clause the file comes from (a path into the policy or a docs/ anchor). */
   readonly clause: string;
 }
 

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { defaultPolicy } from './testing.js';
 import { policyJsonSchema } from './json-schema.js';
 
-// The default profile must reproduce SPEC §2's table exactly.
+// The default profile must reproduce the Tails matrix (docs/threat-model.md#tails-matrix) exactly.
 describe('default policy views', () => {
   const p = defaultPolicy();
 

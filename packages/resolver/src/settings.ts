@@ -63,7 +63,7 @@ export function nmFiles(policy: Policy): IniFile[] {
     {
       path: `${NM_CONF_D}/50-leakless-privacy.conf`,
       title: 'What NetworkManager tells the local network',
-      clause: 'SPEC §2 (Tails NetworkManager settings)',
+      clause: 'docs/threat-model.md#nm-privacy (Tails NetworkManager settings)',
       mode: 0o644,
       sections: [
         {
@@ -93,7 +93,7 @@ export function nmFiles(policy: Policy): IniFile[] {
     {
       path: `${NM_CONNECTIONS}/leakless-wired.nmconnection`,
       title: 'The wired profile (NetworkManager 1.42 cannot default dhcp-send-hostname globally)',
-      clause: 'SPEC §2 (no hostname in DHCP)',
+      clause: 'docs/threat-model.md#dhcp-hostname',
       // NetworkManager ignores keyfiles readable by others.
       mode: 0o600,
       sections: [

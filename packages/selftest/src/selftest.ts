@@ -2,7 +2,7 @@
 // assertions the image carries (every module's, plus the image's own) with
 // the shared evaluator, wait a bounded time for services that are still
 // starting, and report as a table and as JSON. Bundled into the image by
-// selftest-bundle.ts and run by Debian's nodejs (SPEC §3).
+// selftest-bundle.ts and run by Debian's nodejs (docs/design.md#runtime-programs).
 import { evaluateRuntime, type Exec, type RuntimeResult } from './evaluate.js';
 import type { SelftestAssertion, SelftestDocument } from './document.js';
 

@@ -13,7 +13,7 @@ export { parseSysctlConf } from './parse.js';
 export const name = 'sysctl';
 export const SYSCTL_DIR = '/etc/sysctl.d';
 export const MODPROBE_FILE = '/etc/modprobe.d/leakless-uncommon-network-protocols.conf';
-const MODPROBE_CLAUSE = 'SPEC §2 sysctl hardening (Tails uncommon-network-protocols.conf)';
+const MODPROBE_CLAUSE = 'docs/threat-model.md#uncommon-protocols (Tails uncommon-network-protocols.conf)';
 
 const renderSysctl = loadTemplate<{ title: string; clause: string; settings: readonly SysctlSetting[] }>(import.meta.url, 'sysctl.conf.ejs', ['title', 'clause', 'settings']);
 const renderModprobe = loadTemplate<{ clause: string; modules: typeof blockedNetworkModules }>(import.meta.url, 'modprobe.conf.ejs', ['clause', 'modules']);

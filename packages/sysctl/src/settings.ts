@@ -12,7 +12,7 @@ export interface SysctlFile {
   /** File name under /etc/sysctl.d/. */
   readonly name: string;
   readonly title: string;
-  /** Policy clause (or SPEC clause) the file implements. */
+  /** Policy clause (or a docs/ anchor) the file implements. */
   readonly clause: string;
   readonly settings: readonly SysctlSetting[];
 }
@@ -37,7 +37,7 @@ const allAndDefault = (family: 'ipv4' | 'ipv6', key: string, value: number, why:
 const file = (name: string, title: string, clause: string, settings: readonly SysctlSetting[]): SysctlFile => ({ name: `${FILE_PREFIX}${name}.conf`, title, clause, settings });
 
 export function sysctlFiles(policy: Policy): SysctlFile[] {
-  const pmtud = file('pmtud', 'Packetization-layer path MTU discovery (RFC 4821)', 'SPEC §2 PLPMTUD (Tails pmtud.conf, #9268)', [
+  const pmtud = file('pmtud', 'Packetization-layer path MTU discovery (RFC 4821)', 'docs/threat-model.md#pmtud (Tails pmtud.conf, #9268)', [
     s(
       'net.ipv4.tcp_mtu_probing',
       1,
@@ -50,7 +50,7 @@ export function sysctlFiles(policy: Policy): SysctlFile[] {
     s('net.ipv6.conf.lo.disable_ipv6', 0, 'Keep ::1 so local software that binds it does not fail oddly; the firewall still rejects IPv6.'),
     ...allAndDefault('ipv6', 'accept_ra', 0, 'A rogue router advertisement must not bring IPv6 back (Kicksecure).'),
   ]);
-  const net = file('net-hardening', 'Network hardening (Kicksecure security-misc, the subset that keeps a desktop working)', 'SPEC §2 sysctl hardening (reference peers.md §3.3)', [
+  const net = file('net-hardening', 'Network hardening (Kicksecure security-misc, the subset that keeps a desktop working)', 'docs/threat-model.md#net-hardening (Kicksecure security-misc)', [
     s('net.ipv4.tcp_syncookies', 1, 'SYN flood protection.'),
     s('net.ipv4.tcp_rfc1337', 1, 'Drop RST in TIME-WAIT (TIME-WAIT assassination, RFC 1337).'),
     ...allAndDefault('ipv4', 'rp_filter', 1, 'Strict reverse-path filter: no spoofed sources, and no reply to probes over the wrong interface (CVE-2019-14899).'),
@@ -69,7 +69,7 @@ export function sysctlFiles(policy: Policy): SysctlFile[] {
     s('net.ipv4.tcp_timestamps', 0, 'TCP timestamps expose the clock and uptime (clock fingerprinting, Whonix/Tails).'),
     s('net.ipv4.tcp_tw_reuse', 0, 'No TIME-WAIT socket reuse (Kicksecure).'),
   ]);
-  const kernel = file('kernel-hardening', 'Kernel hardening (the Tails sysctl.d set)', 'SPEC §2 sysctl hardening (reference tails-network-policy.md §6.1)', [
+  const kernel = file('kernel-hardening', 'Kernel hardening (the Tails sysctl.d set)', 'docs/threat-model.md#kernel-hardening (the Tails sysctl.d set)', [
     s('net.core.bpf_jit_harden', 2, 'Constant blinding in the BPF JIT (JIT spraying).'),
     s('kernel.unprivileged_bpf_disabled', 1, 'No BPF for unprivileged users (kernel attack surface).'),
     s('kernel.sysrq', 0, 'SysRq could bypass the lock screen (Tails #20334).'),

@@ -50,7 +50,7 @@ describe('tor-config emit', () => {
   it('puts a comment naming the policy clause above every torrc option', () => {
     const lines = file(out, TORRC).content.split('\n');
     lines.forEach((l, i) => {
-      if (/^[A-Z]/.test(l)) expect(lines[i - 1], l).toMatch(/^# (tor\.\S+|ipv6\.\S+|SPEC [^:]+): \S/);
+      if (/^[A-Z]/.test(l)) expect(lines[i - 1], l).toMatch(/^# (tor\.\S+|ipv6\.\S+|docs\/[a-z-]+\.md#[a-z0-9.-]+): \S/);
     });
   });
 

@@ -16,7 +16,7 @@ export interface TorrcLine {
   readonly value: string;
   /** Why the line is there (threat, Tails/Whonix precedent). */
   readonly why: string;
-  /** Policy clause (or SPEC clause) it comes from. */
+  /** Policy clause (or a docs/ anchor) it comes from. */
   readonly clause: string;
 }
 
@@ -93,9 +93,9 @@ export function torrcSections(policy: Policy): TorrcSection[] {
     : [{ option: 'ClientUseIPv6', value: '0', why: 'IPv6 is off (sysctl and the ip6 drop policy): never pick a relay by its IPv6 address', clause: 'ipv6.enabled' }];
   const hardening: TorrcLine[] = [
     ...ipv6,
-    { option: 'Sandbox', value: '1', why: 'seccomp sandbox: a compromised tor process cannot open new files or run programs', clause: 'SPEC §2 (Tails torrc)' },
-    { option: 'AvoidDiskWrites', value: '1', why: 'a live system leaves as little as possible on disk (Tails)', clause: 'SPEC §2 (Tails torrc)' },
-    { option: 'Log', value: 'notice syslog', why: 'notice level: no addresses or destinations are logged', clause: 'SPEC §2 (Tails torrc)' },
+    { option: 'Sandbox', value: '1', why: 'seccomp sandbox: a compromised tor process cannot open new files or run programs', clause: 'docs/threat-model.md#torrc-hardening' },
+    { option: 'AvoidDiskWrites', value: '1', why: 'a live system leaves as little as possible on disk (Tails)', clause: 'docs/threat-model.md#torrc-hardening' },
+    { option: 'Log', value: 'notice syslog', why: 'notice level: no addresses or destinations are logged', clause: 'docs/threat-model.md#torrc-hardening' },
   ];
   return [
     { title: 'SocksPorts: one per purpose, so streams of different purposes never share a circuit', lines: socks },

@@ -6,10 +6,18 @@
 import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { fileURLToPath } from 'node:url';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll } from 'vitest';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
+// A fresh Nx cache for this run: an entry left by an earlier run (with CI=true)
+// must not make the CI=true case below a hit for the wrong reason.
+const cache = mkdtempSync(join(tmpdir(), 'lk-nx-cache-'));
+afterAll(() => rmSync(cache, { recursive: true, force: true }));
 const env = (ci: string | undefined) => {
-  const e: Record<string, string> = { ...process.env, NX_DAEMON: 'false', NX_NO_CLOUD: 'true', NX_TUI: 'false', TURBO_TELEMETRY_DISABLED: '1' } as Record<string, string>;
+  const e: Record<string, string> = { ...process.env, NX_DAEMON: 'false', NX_NO_CLOUD: 'true', NX_TUI: 'false', NX_CACHE_DIRECTORY: cache, TURBO_TELEMETRY_DISABLED: '1' } as Record<string, string>;
   if (ci === undefined) delete e.CI;
   else e.CI = ci;
   return e;

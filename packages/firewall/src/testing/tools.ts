@@ -1,5 +1,5 @@
 // Running nft for the tests without privilege: `unshare -rn` gives a throwaway
-// user+network namespace in which nft can load and list tables (build-toolchain §7.3).
+// user+network namespace in which nft can load and list tables (docs/design.md#nft-check).
 import { spawnSync } from 'node:child_process';
 
 export interface Ran {

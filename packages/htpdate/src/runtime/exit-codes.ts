@@ -1,5 +1,5 @@
 // Exit codes of the time tools. 2–7 are Tails' codes for the pre-Tor check
-// (tca/timeutils.py, reference/tails-network-policy.md §5.2) so a Tails-like
+// (Tails' tca/timeutils.py, docs/threat-model.md#pretor-time) so a Tails-like
 // UI can map them unchanged; Tails has no code for a bad configuration (its
 // "invalid-config" raised a KeyError, exit 1), so every outcome here has one.
 export const EXIT = {

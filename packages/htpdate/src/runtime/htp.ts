@@ -1,4 +1,4 @@
-// htpdate through Tor (reference/tails-network-policy.md §5.3): three pools
+// htpdate through Tor (docs/threat-model.md#htpdate): three pools
 // of HTTPS hosts run by parties unlikely to collude (privacy organisations,
 // neutral sites, and the first pool's adversaries), one random host at a time
 // per pool until one answers or the pool's failure ratio is exceeded. The

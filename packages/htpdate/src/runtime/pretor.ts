@@ -1,4 +1,4 @@
-// The pre-Tor time check (reference/tails-network-policy.md §5.2): one plain
+// The pre-Tor time check (docs/threat-model.md#pretor-time): one plain
 // HTTP request that is indistinguishable from NetworkManager's connectivity
 // check, made as the clearnet user. The answer decides between "online" (the
 // expected body or NM's status header), "captive portal" and failure, and an

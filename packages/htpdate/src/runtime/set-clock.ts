@@ -1,4 +1,4 @@
-// The root clock-setting helper's logic (Tails' tails-set-date, §5.2). Its
+// The root clock-setting helper's logic (Tails' tails-set-date, docs/threat-model.md#time-units). Its
 // input crosses a privilege boundary: the timestamp comes from a process that
 // talked to the network as an unprivileged user. So it takes exactly one
 // strictly formatted UTC timestamp, re-checks the release floor itself (a

@@ -1,4 +1,4 @@
-// Certificate rule for htpdate (Tails' https-get-expired, reference §5.3):
+// Certificate rule for htpdate (Tails' https-get-expired, docs/threat-model.md#htpdate):
 // the clock may be far in the past when htpdate runs, so a certificate that is
 // "not yet valid" must still be usable, or a wrong clock could never be fixed.
 // Everything else stays strict: an expired certificate is refused (it may be
