@@ -3,7 +3,8 @@
 // policy, the oracle, the uplink capture, the safety
 // invariants, and the planted leaks the lab must catch.
 
-import { emit, lockdownRuleset, RULESET_PATH, renderNft, renderTable, ruleCount, ruleset, UNIT_NAME, unnamedUid } from '@leakless/firewall';
+import { emit, lockdownRuleset, RULESET_PATH, ruleset, UNIT_NAME, unnamedUid } from '@leakless/firewall';
+import { renderNft, renderTable, ruleCount } from '@leakless/nft';
 import { buildTree, memoryTree, type Policy, readPolicyFile } from '@leakless/policy';
 import { evaluateRuntime, normalizeNftListing } from '@leakless/selftest';
 import { skipUnless } from '@leakless/testing';

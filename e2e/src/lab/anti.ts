@@ -4,7 +4,7 @@
 // worthless. Also the control ruleset: no filtering at all, the same
 // address translations, to prove each path works.
 
-import { chainOf, insertBefore, mapRules, type Rule, type Table, withChain, withChainPolicy } from '@leakless/firewall';
+import { chainOf, insertBefore, mapRules, type Rule, type Table, withChain, withChainPolicy } from '@leakless/nft';
 import type { Policy } from '@leakless/policy';
 import type { DestClass, Probe } from './matrix.js';
 

@@ -2,7 +2,8 @@
 // on every cell of the matrix (the compiler's side through its AST evaluator).
 // Runs without root: no namespace is made, only the lab's addresses are used.
 
-import { accepted, evaluateHook, evaluateOutput, type Packet, ruleset, type Table, unnamedUid } from '@leakless/firewall';
+import { ruleset, unnamedUid } from '@leakless/firewall';
+import { accepted, evaluateHook, evaluateOutput, type Packet, type Table } from '@leakless/nft';
 import { addressIn, type Policy, type PolicyDocument, parseCidr4, parsePolicy, readPolicyFile } from '@leakless/policy';
 import { describe, expect, it } from 'vitest';
 import { antiTests } from './anti.js';

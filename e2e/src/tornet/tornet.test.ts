@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import * as firewall from '@leakless/firewall';
+import { insertBefore, mapRules, renderNft, type Table } from '@leakless/nft';
 import { addressIn, buildTree, type Emission, type GeneratedFile, type Policy, parseCidr4, parsePolicy, type TorListener } from '@leakless/policy';
 import { defaultPolicyInput } from '@leakless/policy/testing';
 import * as resolver from '@leakless/resolver';
@@ -86,7 +87,7 @@ describe.skipIf(skip)('private Tor network: the image’s tor through the emitte
   const file = (path: string) => files.find((f) => f.path === path);
   const exitAddresses = () => new Set(net!.exits.map((e) => e.address));
   const site = (i: number) => net!.sites[i]!;
-  const rulesetText = (t: firewall.Table) => firewall.renderNft(t, ['lab: planted variant of the policy ruleset']);
+  const rulesetText = (t: Table) => renderNft(t, ['lab: planted variant of the policy ruleset']);
 
   /** A request through a SocksPort; for a namespace port, from inside that namespace. */
   const viaSocks = (l: TorListener, w: Who, path: string, extra: { user?: string; host?: string; siteIndex?: number } = {}) => {
@@ -349,7 +350,7 @@ describe.skipIf(skip)('private Tor network: the image’s tor through the emitte
 
   it('anti-test: a planted clearnet exception for the desktop user is seen as a leak on the uplink', async () => {
     const t = firewall.ruleset(policy);
-    const planted = firewall.insertBefore(t, 'output', (r) => r.clause.startsWith('default:'), [
+    const planted = insertBefore(t, 'output', (r) => r.clause.startsWith('default:'), [
       {
         match: { oif: { name: 'lo', negate: true }, protocol: 'tcp', skuid: policy.desktopUser.uid, ctState: ['new'] },
         verdict: { kind: 'accept' },
@@ -383,7 +384,7 @@ describe.skipIf(skip)('private Tor network: the image’s tor through the emitte
     await sut!.stop();
     sut = undefined;
     const t = firewall.ruleset(policy);
-    const noTor = firewall.mapRules(
+    const noTor = mapRules(
       t,
       (r, c) => c.name === 'output' && r.match.skuid === policy.torUser.uid && r.match.oif?.negate === true,
       () => [],

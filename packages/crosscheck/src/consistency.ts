@@ -3,7 +3,8 @@
 // by packet, so rule order counts) and what resolv.conf names must agree.
 // Each module checks its own output against the policy; this checks three
 // modules' outputs against each other.
-import { accepted, evaluateOutput, listenerGrants, loopbackGrants, unnamedUid, type Table } from '@leakless/firewall';
+import { listenerGrants, loopbackGrants, unnamedUid } from '@leakless/firewall';
+import { accepted, evaluateOutput, type Table } from '@leakless/nft';
 import type { NamespacePlan } from '@leakless/netns';
 import { PATHS, addressIn, nthAddress, parseCidr4, type Policy, type TreeReader } from '@leakless/policy';
 

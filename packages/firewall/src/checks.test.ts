@@ -1,19 +1,8 @@
 // Every structural check must be able to fail: each case plants the defect the
 // check looks for into the compiled AST and expects that check to report it.
 import { describe, expect, it } from 'vitest';
-import {
-  checkRuleset,
-  insertBefore,
-  lockdownCheck,
-  lockdownRuleset,
-  mapRules,
-  ruleset,
-  structuralChecks,
-  withChain,
-  withChainPolicy,
-  type Rule,
-  type Table,
-} from './index.js';
+import { checkRuleset, lockdownCheck, lockdownRuleset, ruleset, structuralChecks } from './index.js';
+import { insertBefore, mapRules, withChain, withChainPolicy, type Rule, type Table } from '@leakless/nft';
 import { policyOf } from './testing/policies.js';
 
 const policy = policyOf();

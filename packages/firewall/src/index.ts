@@ -24,13 +24,6 @@ import { lockdownCheck, structuralChecks } from './checks.js';
 import { lockdownRuleset, ruleset } from './ruleset.js';
 import { LOCKDOWN_PATH, MASKED_UNITS, NETWORK_SERVICES, RULESET_PATH, UNIT_CLAUSE, UNIT_NAME, UNIT_PATH, dropInPath, maskPath, renderRequires, renderUnit } from './unit.js';
 
-// The model, its writer and evaluator live in @leakless/nft; they stay
-// importable from here for the lab, which plants leaks in this table.
-export { chainOf, withChain, withChainPolicy, mapRules, insertBefore, ruleCount, LOG_PREFIX, renderNft, renderRule, renderTable } from '@leakless/nft';
-export { evaluateChain, evaluateHook, evaluateOutput, accepted, matches } from '@leakless/nft';
-export type { Table, Chain, Rule, Match, Verdict, AddrMatch, PortMatch, IfMatch, CtState, Family, L4Protocol, HookName, BaseChainSpec, RenderOptions, Packet, Decision } from '@leakless/nft';
-// systemd unit reading lives in @leakless/policy; re-exported for the lab.
-export { parseUnit, unitValues } from '@leakless/policy';
 export { ruleset, lockdownRuleset, TABLE_NAME, LOOPBACK_ADDRESS } from './ruleset.js';
 export { listenerGrants, loopbackGrants, unnamedUid } from './grants.js';
 export type { ListenerGrant, LoopbackGrant } from './grants.js';

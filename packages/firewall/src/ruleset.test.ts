@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { checkRuleset, evaluateHook, evaluateOutput, accepted, listenerGrants, loopbackGrants, ruleset, ruleCount, renderNft, lockdownRuleset, lockdownCheck, type Packet } from './index.js';
+import { checkRuleset, listenerGrants, loopbackGrants, ruleset, lockdownRuleset, lockdownCheck } from './index.js';
+import { evaluateHook, evaluateOutput, accepted, ruleCount, renderNft, type Packet } from '@leakless/nft';
 import { policyOf } from './testing/policies.js';
 
 const policy = policyOf();

@@ -39,5 +39,4 @@ export type { CacheEntry, CacheHit, FileDigest, PruneOptions } from './cache.js'
 export { resolveSources, parseSources, mirrorFor, SourcesError, HOST_DEBIAN_SOURCES } from './sources.js';
 export type { AptSources, SourceEntry } from './sources.js';
 export { diskTree } from './disk-tree.js';
-export { toolRunner } from './run-tool.js';
 export { safeRemove, mountsUnder } from './iso-mounts.js';

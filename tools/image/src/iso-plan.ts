@@ -5,7 +5,7 @@
 // is special-cased, so a module that appears in allModules is in the image.
 import type { Assembly, GeneratedFile, RuntimeAssertion, RuntimeCheck, UserRole } from '@leakless/policy';
 import type { SelftestAssertion, SelftestDocument } from '@leakless/selftest';
-import { byteOrder, sha256 } from '@leakless/policy';
+import { byteOrder, PATHS, sha256 } from '@leakless/policy';
 
 export class PlanError extends Error {
   override readonly name = 'PlanError';
@@ -33,8 +33,8 @@ export interface ImagePlan {
   readonly selftest: SelftestDocument;
 }
 
-export const SELFTEST_PATH = '/usr/local/bin/leakless-selftest';
-export const RUNTIME_ASSERTIONS_PATH = '/usr/share/leakless/runtime-assertions.json';
+export const SELFTEST_PATH = PATHS.selftest;
+export const RUNTIME_ASSERTIONS_PATH = PATHS.runtimeAssertions;
 export const SELFTEST_UNIT = 'leakless-selftest.service';
 export const SELFTEST_UNIT_PATH = `/etc/systemd/system/${SELFTEST_UNIT}`;
 export const SELFTEST_UDEV_RULE_PATH = '/etc/udev/rules.d/99-leakless-selftest.rules';

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { buildTree, emission } from '@leakless/policy';
-import { applyUnitFile, effectiveDepsInRoot, emittedUnitFiles, resolveInRoot, type Deps } from './iso-verify.js';
+import { effectiveDepsInRoot, emittedUnitFiles, resolveInRoot } from './iso-verify.js';
 import { qemuArgs } from './boot.js';
 
 const root = mkdtempSync(join(tmpdir(), 'lk-verify-'));
@@ -12,17 +12,7 @@ const put = (p: string, content: string) => {
   mkdirSync(dirname(join(root, p)), { recursive: true });
   writeFileSync(join(root, p), content);
 };
-const deps = () => Object.fromEntries(['Before', 'After', 'Requires', 'Wants', 'BindsTo', 'Requisite', 'PartOf', 'Conflicts'].map((k) => [k, new Set<string>()])) as Deps;
-
 describe('unit files', () => {
-  it('applyUnitFile accumulates and resets like systemd, only in [Unit]', () => {
-    const d = deps();
-    applyUnitFile('[Unit]\nBefore=a.target b.target\nAfter=x\n[Service]\nAfter=ignored\n', d);
-    applyUnitFile('[Unit]\nBefore=\nBefore=c.target\n', d);
-    expect([...d.Before]).toEqual(['c.target']);
-    expect([...d.After]).toEqual(['x']);
-  });
-
   it('effectiveDepsInRoot: fragment by priority, drop-ins by name, a reset in a drop-in is seen', () => {
     mkdirSync(join(root, 'usr/lib'), { recursive: true });
     symlinkSync('usr/lib', join(root, 'lib')); // merged /usr

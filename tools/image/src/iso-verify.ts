@@ -5,50 +5,19 @@ import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { execa } from 'execa';
 import type { Assembly, StaticAssertion, StaticResult, Tree } from '@leakless/policy';
-import { checkStatic } from '@leakless/policy';
+import { checkStatic, hostToolRunner, parseUnit, parseUnitWithDropIns, UNIT_SEARCH_PATH, unitWords, type UnitFile } from '@leakless/policy';
 import { diskTree } from './disk-tree.js';
-import { toolRunner } from './run-tool.js';
 import type { ImagePlan } from './iso-plan.js';
 import { RUNTIME_ASSERTIONS_PATH, SELFTEST_PATH } from './iso-plan.js';
 
-const UNIT_DIRS = ['/etc/systemd/system', '/usr/local/lib/systemd/system', '/usr/lib/systemd/system', '/lib/systemd/system'];
+const UNIT_DIRS = UNIT_SEARCH_PATH;
 const DEP_KEYS = ['Before', 'After', 'Requires', 'Wants', 'BindsTo', 'Requisite', 'PartOf', 'Conflicts'] as const;
 type DepKey = (typeof DEP_KEYS)[number];
 export type Deps = Record<DepKey, Set<string>>;
 
-const emptyDeps = (): Deps => Object.fromEntries(DEP_KEYS.map((k) => [k, new Set<string>()])) as Deps;
-
-/**
- * Apply one unit file's [Unit] dependency lines to `deps` the way systemd
- * does: values accumulate, an empty assignment resets the list.
- * Returns what this file itself declares (values after its last reset).
- */
-export function applyUnitFile(text: string, deps: Deps): Deps {
-  const declared = emptyDeps();
-  let section = '';
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
-    const sec = /^\[(.+)\]$/.exec(line);
-    if (sec) {
-      section = sec[1]!;
-      continue;
-    }
-    if (section !== 'Unit') continue;
-    const m = /^([A-Za-z]+)\s*=\s*(.*)$/.exec(line);
-    if (!m || !(DEP_KEYS as readonly string[]).includes(m[1]!)) continue;
-    const key = m[1] as DepKey;
-    const values = m[2]!.split(/\s+/).filter(Boolean);
-    if (values.length === 0) {
-      deps[key].clear();
-      declared[key].clear();
-    }
-    for (const v of values) {
-      deps[key].add(v);
-      declared[key].add(v);
-    }
-  }
-  return declared;
+/** The [Unit] dependency lists of a parsed unit (after systemd's resets). */
+function depsOf(u: UnitFile): Deps {
+  return Object.fromEntries(DEP_KEYS.map((k) => [k, new Set(unitWords(u, 'Unit', k))])) as Deps;
 }
 
 /**
@@ -132,13 +101,11 @@ export function effectiveDepsInRoot(root: string, unit: string): { deps: Deps; f
       for (const f of listInRoot(root, `${d}/${n}.d`)) if (f.endsWith('.conf') && !dropins.has(f)) dropins.set(f, `${d}/${n}.d/${f}`);
     }
   }
-  const deps = emptyDeps();
   const masked = fragment !== undefined && resolveInRoot(root, fragment) === join(root, 'dev', 'null');
-  if (!fragment || masked) return { deps, dropins: [] };
-  applyUnitFile(readInRoot(root, fragment) ?? '', deps);
+  if (!fragment || masked) return { deps: depsOf(parseUnit('')), dropins: [] };
   const order = [...dropins.keys()].sort();
-  for (const name of order) applyUnitFile(readInRoot(root, dropins.get(name)!) ?? '', deps);
-  return { deps, fragment, dropins: order.map((n) => dropins.get(n)!) };
+  const parsed = parseUnitWithDropIns(readInRoot(root, fragment) ?? '', order.map((n) => readInRoot(root, dropins.get(n)!) ?? ''));
+  return { deps: depsOf(parsed), fragment, dropins: order.map((n) => dropins.get(n)!) };
 }
 
 /** The unit files and drop-ins the modules emitted for a unit (instances inherit the template's). */
@@ -235,7 +202,7 @@ export function imageAssertions(plan: ImagePlan, tree: Tree, root: string): Stat
             continue;
           }
           for (const f of files) {
-            const declared = applyUnitFile(f.content, emptyDeps());
+            const declared = depsOf(parseUnit(f.content));
             for (const k of DEP_KEYS) {
               for (const v of declared[k]) {
                 checked++;
@@ -289,7 +256,7 @@ export function imageAssertions(plan: ImagePlan, tree: Tree, root: string): Stat
 /** Every module's static assertions plus the image's, on the stacked rootfs. */
 export async function verifyRootfs(assembly: Assembly, plan: ImagePlan, tree: Tree, root: string): Promise<StaticResult[]> {
   const extra = imageAssertions(plan, tree, root).map((assertion) => ({ module: 'image', assertion }));
-  return checkStatic(assembly, diskTree(root), toolRunner, extra);
+  return checkStatic(assembly, diskTree(root), hostToolRunner, extra);
 }
 
 /** Both boot paths are in the ISO: El Torito entries for BIOS and UEFI. */

@@ -5,6 +5,7 @@ import {
   assemble,
   checkStatic,
   formatIssue,
+  hostToolRunner,
   memoryTree,
   readPolicyFile,
   sha256,
@@ -17,7 +18,7 @@ import {
 } from '@leakless/policy';
 import { parseArgs, UsageError, type Parsed } from './args.js';
 import { allModules } from '@leakless/crosscheck';
-import { diskTree, toolRunner } from '@leakless/image';
+import { diskTree } from '@leakless/image';
 import { table } from './table.js';
 import { isoCommand, ISO_HELP } from './iso.js';
 import { bootCommand, BOOT_HELP } from './boot.js';
@@ -200,7 +201,7 @@ async function checkCommand({ flags, positionals }: Parsed, io: Io): Promise<num
       return { ok: problems.length === 0, detail: problems.length ? `${problems.length} differences, first: ${problems[0]}` : `${want.size} files match` };
     },
   };
-  const results: StaticResult[] = await checkStatic(assembly, onDisk, toolRunner, [{ module: 'leakless', assertion: drift }]);
+  const results: StaticResult[] = await checkStatic(assembly, onDisk, hostToolRunner, [{ module: 'leakless', assertion: drift }]);
   const failed = results.filter((r) => !r.ok);
   if (flags.json) io.out(JSON.stringify({ tree: dir, passed: results.length - failed.length, failed: failed.length, results }, null, 2));
   else {
