@@ -10,7 +10,20 @@ import { readFileSync, writeFileSync } from 'node:fs';
 const file = process.argv[2] ?? 'package-lock.json';
 const lock = JSON.parse(readFileSync(file, 'utf8'));
 const OS = ['darwin', 'freebsd', 'openbsd', 'netbsd', 'sunos', 'aix', 'android', 'openharmony', 'win32', 'windows', 'linux'];
-const CPU = [['arm64'], ['aarch64', 'arm64'], ['x64'], ['64', 'x64'], ['ia32'], ['ppc64'], ['s390x'], ['riscv64'], ['loong64'], ['mips64el'], ['arm', 'arm'], ['gnueabihf', 'arm']];
+const CPU = [
+  ['arm64'],
+  ['aarch64', 'arm64'],
+  ['x64'],
+  ['64', 'x64'],
+  ['ia32'],
+  ['ppc64'],
+  ['s390x'],
+  ['riscv64'],
+  ['loong64'],
+  ['mips64el'],
+  ['arm', 'arm'],
+  ['gnueabihf', 'arm'],
+];
 
 function platformOf(name) {
   const parts = name.split('/').pop().split('-');

@@ -37,7 +37,15 @@ interface BootJson {
   ok: boolean;
   accel: string;
   accelReason: string;
-  boots: { firmware: string; ok: boolean; ms: number; longestSilenceMs: number; reason?: string; serialTail: string[]; report?: { uptime?: { start: number; end: number }; results: { id: string; ok: boolean; detail: string }[] } }[];
+  boots: {
+    firmware: string;
+    ok: boolean;
+    ms: number;
+    longestSilenceMs: number;
+    reason?: string;
+    serialTail: string[];
+    report?: { uptime?: { start: number; end: number }; results: { id: string; ok: boolean; detail: string }[] };
+  }[];
 }
 const manifestOf = (dir: string) => JSON.parse(readFileSync(join(dir, 'leakless-amd64.manifest.json'), 'utf8')) as Record<string, any>;
 const figures: Record<string, string> = {};
@@ -61,8 +69,14 @@ describe.skipIf(skip).sequential('the live ISO', () => {
     const r = await leakless(['iso', '--out', a, '--cache', cache, '--fresh-base', '--json']);
     figures['cold build'] = `${((Date.now() - t) / 1000).toFixed(0)} s`;
     expect(r.exitCode).toBe(0);
-    const report = JSON.parse(r.stdout) as { ok: boolean; accel: { accel: string; accelReason: string; debos: { mode: string; reason: string } }; base: { cached: boolean }; verify: { results: { id: string; ok: boolean; detail: string }[] } };
-    figures['accelerator and debos mode (auto)'] = `${report.accel.accel} (${report.accel.accelReason}); debos ${report.accel.debos.mode} (${report.accel.debos.reason})`;
+    const report = JSON.parse(r.stdout) as {
+      ok: boolean;
+      accel: { accel: string; accelReason: string; debos: { mode: string; reason: string } };
+      base: { cached: boolean };
+      verify: { results: { id: string; ok: boolean; detail: string }[] };
+    };
+    figures['accelerator and debos mode (auto)'] =
+      `${report.accel.accel} (${report.accel.accelReason}); debos ${report.accel.debos.mode} (${report.accel.debos.reason})`;
     expect(report.ok).toBe(true);
     expect(report.base.cached).toBe(false);
     expect(report.verify.results.filter((x) => !x.ok)).toEqual([]);
@@ -82,7 +96,8 @@ describe.skipIf(skip).sequential('the live ISO', () => {
       const { exitCode, json } = await boot(join(a, 'leakless-amd64.iso'), firmware);
       const run = json.boots[0]!;
       const up = run.report?.uptime;
-      figures[`boot to result ${firmware}`] = `${(run.ms / 1000).toFixed(0)} s under ${json.accel}${up ? ` (guest uptime ${up.start.toFixed(0)} s at self-test start, ${up.end.toFixed(0)} s at its end)` : ''}; longest serial silence ${(run.longestSilenceMs / 1000).toFixed(1)} s (stall limit ${STALL_LIMIT_MS / 1000} s)`;
+      figures[`boot to result ${firmware}`] =
+        `${(run.ms / 1000).toFixed(0)} s under ${json.accel}${up ? ` (guest uptime ${up.start.toFixed(0)} s at self-test start, ${up.end.toFixed(0)} s at its end)` : ''}; longest serial silence ${(run.longestSilenceMs / 1000).toFixed(1)} s (stall limit ${STALL_LIMIT_MS / 1000} s)`;
       const failed = run.report?.results.filter((x) => !x.ok).map((x) => `${x.id}: ${x.detail}`) ?? [run.reason];
       expect(failed).toEqual([]);
       expect(run.report!.results.length).toBe(manifestOf(a).selftest.assertions);
@@ -136,11 +151,25 @@ describe.skipIf(skip).sequential('the live ISO', () => {
     const tamper = (tree: Tree): Tree => ({
       ...tree,
       files: tree.files.map((f) =>
-        f.path !== file ? f : { ...f, content: f.content.split('\n').map((l) => (l.startsWith(`${key} = `) ? `${key} = ${l.endsWith(' 0') ? '1' : '0'}` : l)).join('\n') },
+        f.path !== file
+          ? f
+          : {
+              ...f,
+              content: f.content
+                .split('\n')
+                .map((l) => (l.startsWith(`${key} = `) ? `${key} = ${l.endsWith(' 0') ? '1' : '0'}` : l))
+                .join('\n'),
+            },
       ),
     });
     const t = Date.now();
-    const r = await buildIso(assembly, { outDir: join(work, 'broken'), cacheDir: cache, workRoot: join(work, 'work'), verify: 'report', transformTree: tamper });
+    const r = await buildIso(assembly, {
+      outDir: join(work, 'broken'),
+      cacheDir: cache,
+      workRoot: join(work, 'work'),
+      verify: 'report',
+      transformTree: tamper,
+    });
     figures['module-only rebuild (anti-test image)'] = `${((Date.now() - t) / 1000).toFixed(1)} s`;
     // the base was reused: a module-only change rebuilds in seconds
     expect(r.base.cached).toBe(true);
@@ -155,7 +184,12 @@ describe.skipIf(skip).sequential('the live ISO', () => {
   });
 
   it('reports the figures', () => {
-    console.log('\nISO e2e figures:\n' + Object.entries(figures).map(([k, v]) => `  ${k}: ${v}`).join('\n'));
+    console.log(
+      '\nISO e2e figures:\n' +
+        Object.entries(figures)
+          .map(([k, v]) => `  ${k}: ${v}`)
+          .join('\n'),
+    );
     expect(Object.keys(figures).length).toBeGreaterThan(0);
   });
 });

@@ -62,6 +62,11 @@ describe.skipIf(skip).sequential('the accelerator probe on this machine', () => 
   });
 
   afterAll(() => {
-    console.log('\naccelerator probe figures:\n' + Object.entries(figures).map(([k, v]) => `  ${k}: ${v}`).join('\n'));
+    console.log(
+      '\naccelerator probe figures:\n' +
+        Object.entries(figures)
+          .map(([k, v]) => `  ${k}: ${v}`)
+          .join('\n'),
+    );
   });
 });

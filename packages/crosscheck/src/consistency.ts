@@ -72,14 +72,19 @@ export function consistencyProblems(dump: Map<string, string[]>, table: Table, p
     }
     const g = grants.find((x) => x.clause === declared.clause)!;
     const want = declared.clients.map((c) => c.uid).sort((a, b) => a - b);
-    if (g.uids.join() !== want.join()) problems.push(`${declared.clause} (${key(l.address, l.port, l.protocol)}): firewall lets uids [${g.uids.join(',')}] in, its clients are [${want.join(',')}]`);
+    if (g.uids.join() !== want.join())
+      problems.push(
+        `${declared.clause} (${key(l.address, l.port, l.protocol)}): firewall lets uids [${g.uids.join(',')}] in, its clients are [${want.join(',')}]`,
+      );
     if (g.openToAll) problems.push(`${declared.clause}: the firewall lets every local user in`);
     const wantNs = declared.netns ? [declared.netns] : [];
-    if (g.namespaces.join() !== wantNs.join()) problems.push(`${declared.clause}: reachable from namespaces [${g.namespaces.join(',')}], expected [${wantNs.join(',')}]`);
+    if (g.namespaces.join() !== wantNs.join())
+      problems.push(`${declared.clause}: reachable from namespaces [${g.namespaces.join(',')}], expected [${wantNs.join(',')}]`);
   }
   // 2. No firewall exception made for a tor port points at a port tor does not listen on.
   for (const g of loopbackGrants(table).filter((x) => x.clause.startsWith('tor.')))
-    if (!isTor.has(key(g.daddr, g.dport, g.protocol))) problems.push(`firewall "${g.clause}" opens ${key(g.daddr, g.dport, g.protocol)} for uid ${g.skuid}, but tor does not listen there`);
+    if (!isTor.has(key(g.daddr, g.dport, g.protocol)))
+      problems.push(`firewall "${g.clause}" opens ${key(g.daddr, g.dport, g.protocol)} for uid ${g.skuid}, but tor does not listen there`);
 
   // 3. The system resolver: udp/53 to each resolv.conf nameserver lands on tor's DNSPort, for its clients only.
   const dns = listening.filter((l) => l.kind === 'dns');
@@ -91,10 +96,15 @@ export function consistencyProblems(dump: Map<string, string[]>, table: Table, p
       const r = evaluateOutput(table, { family: 'ipv4', oif: 'lo', daddr: ns, protocol: 'udp', dport: 53, skuid: u, ctState: 'new' });
       const onDnsPort = dns.some((d) => d.address === r.packet.daddr && d.port === r.packet.dport);
       if (!onDnsPort) {
-        problems.push(`udp/53 to ${ns} goes to ${r.packet.daddr}:${r.packet.dport}, not to tor's DNSPort (${dns.map((d) => `${d.address}:${d.port}`).join(', ') || 'none'})`);
+        problems.push(
+          `udp/53 to ${ns} goes to ${r.packet.daddr}:${r.packet.dport}, not to tor's DNSPort (${dns.map((d) => `${d.address}:${d.port}`).join(', ') || 'none'})`,
+        );
         break;
       }
-      if (accepted(r.decision) !== dnsClients.has(u)) problems.push(`uid ${u}: a lookup via ${ns} is ${accepted(r.decision) ? 'accepted' : 'refused'}, the policy says ${dnsClients.has(u) ? 'accept' : 'refuse'}`);
+      if (accepted(r.decision) !== dnsClients.has(u))
+        problems.push(
+          `uid ${u}: a lookup via ${ns} is ${accepted(r.decision) ? 'accepted' : 'refused'}, the policy says ${dnsClients.has(u) ? 'accept' : 'refuse'}`,
+        );
     }
   }
 
@@ -111,9 +121,21 @@ export function consistencyProblems(dump: Map<string, string[]>, table: Table, p
       [nthAddress(c, size), false],
       [nthAddress(c, -1), false],
     ] as const) {
-      const r = evaluateOutput(table, { family: 'ipv4', oif: 'lo', daddr: addr, protocol: 'tcp', dport: 80, tcpFlags: 'syn', skuid: policy.desktopUser.uid, ctState: 'new' });
+      const r = evaluateOutput(table, {
+        family: 'ipv4',
+        oif: 'lo',
+        daddr: addr,
+        protocol: 'tcp',
+        dport: 80,
+        tcpFlags: 'syn',
+        skuid: policy.desktopUser.uid,
+        ctState: 'new',
+      });
       const toTrans = trans.some((t) => t.address === r.packet.daddr && t.port === r.packet.dport);
-      if (toTrans !== inside) problems.push(`tcp to ${addr} (${inside ? 'inside' : 'outside'} tor's automap range ${automap}) is ${toTrans ? '' : 'not '}redirected to the TransPort`);
+      if (toTrans !== inside)
+        problems.push(
+          `tcp to ${addr} (${inside ? 'inside' : 'outside'} tor's automap range ${automap}) is ${toTrans ? '' : 'not '}redirected to the TransPort`,
+        );
       if (!inside && addressIn(r.packet.daddr, c)) problems.push(`${addr} unexpectedly lies in ${automap}`);
     }
   }
@@ -126,17 +148,31 @@ export function consistencyProblems(dump: Map<string, string[]>, table: Table, p
   const samples = [...new Set([1, 80, 443, 8080, 9001, 9030, 65535, ...(reach ?? [])])].sort((a, b) => a - b);
   for (const port of samples) {
     const out = accepted(
-      evaluateOutput(table, { family: 'ipv4', oif: 'uplink0', daddr: PUBLIC_PROBE, protocol: 'tcp', dport: port, tcpFlags: 'syn', skuid: policy.torUser.uid, ctState: 'new' }).decision,
+      evaluateOutput(table, {
+        family: 'ipv4',
+        oif: 'uplink0',
+        daddr: PUBLIC_PROBE,
+        protocol: 'tcp',
+        dport: port,
+        tcpFlags: 'syn',
+        skuid: policy.torUser.uid,
+        ctState: 'new',
+      }).decision,
     );
     const torMay = reach === undefined || reach.includes(port);
-    if (out !== torMay) problems.push(`tcp ${PUBLIC_PROBE}:${port}: the firewall ${out ? 'lets' : 'stops'} the tor user, tor ${torMay ? 'may' : 'may not'} pick a relay there`);
+    if (out !== torMay)
+      problems.push(`tcp ${PUBLIC_PROBE}:${port}: the firewall ${out ? 'lets' : 'stops'} the tor user, tor ${torMay ? 'may' : 'may not'} pick a relay there`);
   }
   return problems;
 }
 
 /** Each namespace's DNAT (read off its table) must land on a SocksPort tor listens on. */
 export function namespaceSocksProblems(dump: Map<string, string[]>, plans: readonly NamespacePlan[]): string[] {
-  const socks = new Set(torListening(dump).filter((l) => l.kind === 'socks').map((l) => `${l.address}:${l.port}`));
+  const socks = new Set(
+    torListening(dump)
+      .filter((l) => l.kind === 'socks')
+      .map((l) => `${l.address}:${l.port}`),
+  );
   const problems: string[] = [];
   for (const p of plans)
     for (const c of p.table.chains)

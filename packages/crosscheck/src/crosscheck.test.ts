@@ -56,25 +56,53 @@ describe.skipIf(noTor)('cross-module consistency: tor’s effective config × fi
     const t = ruleset(policy);
     const isAptGrant = (r: Rule) => r.match.skuid === aptUid && r.match.dport?.ports[0] === policy.socksPorts[0]!.port && r.verdict.kind === 'accept';
     // firewall: _apt loses its SocksPort
-    expect(consistencyProblems(dump, mapRules(t, isAptGrant, () => []), policy, tree).join('\n')).toMatch(/tor\.socksPorts\[0\].*firewall lets uids \[1000\]/);
+    expect(
+      consistencyProblems(
+        dump,
+        mapRules(t, isAptGrant, () => []),
+        policy,
+        tree,
+      ).join('\n'),
+    ).toMatch(/tor\.socksPorts\[0\].*firewall lets uids \[1000\]/);
     // firewall: _apt may use the DNSPort
-    const aptDns: Rule = { match: { oif: { name: 'lo' }, daddr: { addrs: [policy.dnsPort.address] }, protocol: 'udp', dport: { ports: [policy.dnsPort.port] }, skuid: aptUid, ctState: ['new'] }, verdict: { kind: 'accept' }, clause: 'tor.dnsPort.clients (planted)' };
-    expect(consistencyProblems(dump, insertBefore(t, 'output', isAptGrant, [aptDns]), policy, tree).join('\n')).toMatch(new RegExp(`uid ${aptUid}: a lookup via 127\\.0\\.0\\.1 is accepted`));
+    const aptDns: Rule = {
+      match: {
+        oif: { name: 'lo' },
+        daddr: { addrs: [policy.dnsPort.address] },
+        protocol: 'udp',
+        dport: { ports: [policy.dnsPort.port] },
+        skuid: aptUid,
+        ctState: ['new'],
+      },
+      verdict: { kind: 'accept' },
+      clause: 'tor.dnsPort.clients (planted)',
+    };
+    expect(consistencyProblems(dump, insertBefore(t, 'output', isAptGrant, [aptDns]), policy, tree).join('\n')).toMatch(
+      new RegExp(`uid ${aptUid}: a lookup via 127\\.0\\.0\\.1 is accepted`),
+    );
     // firewall: the tor user may leave on any port although tor.reachablePorts is set
     const p = policyWith((d) => (d.tor.reachablePorts = [443]));
     const e = await dumpFor(emit(p).files, p);
-    const anyPort = mapRules(ruleset(p), (r) => r.match.skuid === p.torUser.uid && r.match.tcpSyn === true, (r) => ({ ...r, match: { ...r.match, dport: undefined } }));
+    const anyPort = mapRules(
+      ruleset(p),
+      (r) => r.match.skuid === p.torUser.uid && r.match.tcpSyn === true,
+      (r) => ({ ...r, match: { ...r.match, dport: undefined } }),
+    );
     expect(consistencyProblems(e.dump, anyPort, p, e.tree).join('\n')).toMatch(/tcp 203\.0\.113\.1:80: the firewall lets the tor user, tor may not/);
     // torrc: a drop-in adds a DNSPort nobody declared (drop-in lines add to the base's)
     const moved = await dumpFor([...out.files, dropIn(`DNSPort ${policy.dnsPort.address}:${policy.dnsPort.port + 1}\n`)]);
-    expect(consistencyProblems(moved.dump, t, policy, moved.tree).join('\n')).toMatch(/tor listens on udp 127\.0\.0\.1:\d+, which the policy \(and so the firewall\) does not declare/);
+    expect(consistencyProblems(moved.dump, t, policy, moved.tree).join('\n')).toMatch(
+      /tor listens on udp 127\.0\.0\.1:\d+, which the policy \(and so the firewall\) does not declare/,
+    );
     // and the redirect missing tor: the dump of a torrc whose DNSPort moved
     const movedOnly = new Map(dump);
     movedOnly.set('DNSPort', [`${policy.dnsPort.address}:${policy.dnsPort.port + 1}`]);
     expect(consistencyProblems(movedOnly, t, policy, tree).join('\n')).toMatch(/udp\/53 to 127\.0\.0\.1 goes to 127\.0\.0\.1:\d+, not to tor's DNSPort/);
     // torrc: a drop-in changes the automap range
     const automap = await dumpFor([...out.files, dropIn('VirtualAddrNetworkIPv4 127.64.0.0/10\n')]);
-    expect(consistencyProblems(automap.dump, t, policy, automap.tree).join('\n')).toMatch(/tcp to 127\.64\.0\.1 \(inside tor's automap range 127\.64\.0\.0\/10\) is not redirected/);
+    expect(consistencyProblems(automap.dump, t, policy, automap.tree).join('\n')).toMatch(
+      /tcp to 127\.64\.0\.1 \(inside tor's automap range 127\.64\.0\.0\/10\) is not redirected/,
+    );
     // resolv.conf: a nameserver the firewall does not redirect
     const lan = await dumpFor([...out.files, { path: '/etc/resolv.conf', content: 'nameserver 192.168.1.1\n', mode: 0o644, clause: 'test' }]);
     expect(consistencyProblems(lan.dump, t, policy, lan.tree).join('\n')).toMatch(/udp\/53 to 192\.168\.1\.1 goes to 192\.168\.1\.1:53/);
@@ -104,7 +132,10 @@ describe('clearnet resolver visibility across modules', () => {
     expect(await check(files)).toMatchObject({ ok: true });
   });
   it.each([
-    ['another unit gets clearnet DNS', [...files, extra('/etc/systemd/system/evil.service.d/x.conf', '[Service]\nBindReadOnlyPaths=/etc/resolv-over-clearnet.conf:/etc/resolv.conf\n')]],
+    [
+      'another unit gets clearnet DNS',
+      [...files, extra('/etc/systemd/system/evil.service.d/x.conf', '[Service]\nBindReadOnlyPaths=/etc/resolv-over-clearnet.conf:/etc/resolv.conf\n')],
+    ],
     ['a unit binds its own resolv.conf', [...files, extra('/usr/lib/systemd/system/evil.service', '[Service]\nBindPaths=/tmp/r:/etc/resolv.conf\n')]],
     ['writable bind', files.map((f) => (f === pretorDropIn ? { ...f, content: f.content.replace('BindReadOnlyPaths=', 'BindPaths=') } : f))],
     ['tor has no drop-in', files.filter((f) => f !== torDropIn)],
@@ -138,6 +169,9 @@ describe.skipIf(noTor)('the namespaces’ SocksPorts across modules', () => {
     const torrc = out.files.find((f) => f.path === TORRC)!;
     const files = out.files.map((f) => (f === torrc ? { ...f, content: f.content.replace(/^SocksPort 10\.200\.1\.1:9050 .*\n/m, '') } : f));
     expect(files.find((f) => f.path === TORRC)!.content).not.toBe(torrc.content);
-    expect(await socks!.check(ctxFor(files))).toMatchObject({ ok: false, detail: expect.stringMatching(/DNATs to 10\.200\.1\.1:9050, where tor has no SocksPort/) });
+    expect(await socks!.check(ctxFor(files))).toMatchObject({
+      ok: false,
+      detail: expect.stringMatching(/DNATs to 10\.200\.1\.1:9050, where tor has no SocksPort/),
+    });
   });
 });

@@ -19,7 +19,6 @@ export { clearnetBinds, missingRequirements } from './units.js';
 
 export const name = 'crosscheck';
 
-
 export function crossModuleAssertions(policy: Policy): StaticAssertion[] {
   const cr = policy.clearnetResolver;
   return [

@@ -20,7 +20,10 @@ export function clearnetBinds(tree: TreeReader, file: string): { unit: string; p
     for (const keys of parsed.values())
       for (const [key, values] of keys)
         for (const v of values)
-          if (v.includes(file) || (/^Bind(ReadOnly)?Paths$/.test(key) && v.split(/\s+/).some((b) => b.endsWith(`:${PATHS.resolvConf}`) || b.includes(`:${PATHS.resolvConf}:`))))
+          if (
+            v.includes(file) ||
+            (/^Bind(ReadOnly)?Paths$/.test(key) && v.split(/\s+/).some((b) => b.endsWith(`:${PATHS.resolvConf}`) || b.includes(`:${PATHS.resolvConf}:`)))
+          )
             out.push({ unit, path, line: `${key}=${v}` });
   return out;
 }

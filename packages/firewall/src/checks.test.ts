@@ -13,18 +13,71 @@ const finalReject = (r: Rule) => r.clause.startsWith('default:');
 
 const defects: Record<string, (t: Table) => Table> = {
   'firewall.policies-drop': (t) => withChainPolicy(t, 'output', 'accept'),
-  'firewall.ipv6-refused': (t) => mapRules(t, (r, c) => c.name === 'output' && r.match.nfproto === 'ipv6', (r) => ({ ...r, verdict: accept })),
-  'firewall.invalid-dropped': (t) => mapRules(t, (r, c) => c.name === 'input' && r.match.ctState?.[0] === 'invalid', () => []),
-  'firewall.related-icmp-lo-only': (t) => mapRules(t, (r, c) => c.name === 'output' && r.clause.includes('established only'), (r) => ({ ...r, match: { ctState: ['established', 'related'] } })),
-  'firewall.egress-principals': (t) => insertBefore(t, 'output', finalReject, [{ match: { oif: { name: 'lo', negate: true }, skuid: 1000 }, verdict: accept, clause: 'users[1] planted' }]),
-  'firewall.lan-exception': (t) => mapRules(t, (r) => r.clause === 'lan.blockedServices[1]', () => []),
+  'firewall.ipv6-refused': (t) =>
+    mapRules(
+      t,
+      (r, c) => c.name === 'output' && r.match.nfproto === 'ipv6',
+      (r) => ({ ...r, verdict: accept }),
+    ),
+  'firewall.invalid-dropped': (t) =>
+    mapRules(
+      t,
+      (r, c) => c.name === 'input' && r.match.ctState?.[0] === 'invalid',
+      () => [],
+    ),
+  'firewall.related-icmp-lo-only': (t) =>
+    mapRules(
+      t,
+      (r, c) => c.name === 'output' && r.clause.includes('established only'),
+      (r) => ({ ...r, match: { ctState: ['established', 'related'] } }),
+    ),
+  'firewall.egress-principals': (t) =>
+    insertBefore(t, 'output', finalReject, [{ match: { oif: { name: 'lo', negate: true }, skuid: 1000 }, verdict: accept, clause: 'users[1] planted' }]),
+  'firewall.lan-exception': (t) =>
+    mapRules(
+      t,
+      (r) => r.clause === 'lan.blockedServices[1]',
+      () => [],
+    ),
   'firewall.internal-not-lan': (t) => mapRules(t, byClause('netns.internalRange'), () => []),
-  'firewall.nat-output': (t) => withChain(t, 'nat_output', (rs) => [...rs, { match: { daddr: { addrs: ['127.0.0.1'] }, protocol: 'tcp', dport: { ports: [80] } }, verdict: { kind: 'dnat', address: '127.0.0.1', port: 8080 }, clause: 'tor.planted' }]),
-  'firewall.nat-postrouting': (t) => withChain(t, 'nat_postrouting', (rs) => [...rs, { match: { saddr: { addrs: ['10.200.1.0/30'] } }, verdict: { kind: 'masquerade' }, clause: 'netns.planted' }]),
-  'firewall.listener-grants': (t) => mapRules(t, (r) => r.clause === 'tor.transPort.clients', (r) => ({ ...r, match: { ...r.match, skuid: undefined } })),
-  'firewall.refusals-logged': (t) => mapRules(t, (r) => r.clause === 'lan.blockedServices[2]', (r) => ({ ...r, log: false })),
-  'firewall.uids-known': (t) => mapRules(t, (r) => r.clause === 'tor.controlPort.clients', (r) => ({ ...r, match: { ...r.match, skuid: 4242 } })),
-  'firewall.clauses': (t) => mapRules(t, (r) => r.clause === 'lan.ipv4Ranges', (r) => ({ ...r, clause: 'allow lan' })),
+  'firewall.nat-output': (t) =>
+    withChain(t, 'nat_output', (rs) => [
+      ...rs,
+      {
+        match: { daddr: { addrs: ['127.0.0.1'] }, protocol: 'tcp', dport: { ports: [80] } },
+        verdict: { kind: 'dnat', address: '127.0.0.1', port: 8080 },
+        clause: 'tor.planted',
+      },
+    ]),
+  'firewall.nat-postrouting': (t) =>
+    withChain(t, 'nat_postrouting', (rs) => [
+      ...rs,
+      { match: { saddr: { addrs: ['10.200.1.0/30'] } }, verdict: { kind: 'masquerade' }, clause: 'netns.planted' },
+    ]),
+  'firewall.listener-grants': (t) =>
+    mapRules(
+      t,
+      (r) => r.clause === 'tor.transPort.clients',
+      (r) => ({ ...r, match: { ...r.match, skuid: undefined } }),
+    ),
+  'firewall.refusals-logged': (t) =>
+    mapRules(
+      t,
+      (r) => r.clause === 'lan.blockedServices[2]',
+      (r) => ({ ...r, log: false }),
+    ),
+  'firewall.uids-known': (t) =>
+    mapRules(
+      t,
+      (r) => r.clause === 'tor.controlPort.clients',
+      (r) => ({ ...r, match: { ...r.match, skuid: 4242 } }),
+    ),
+  'firewall.clauses': (t) =>
+    mapRules(
+      t,
+      (r) => r.clause === 'lan.ipv4Ranges',
+      (r) => ({ ...r, clause: 'allow lan' }),
+    ),
   'firewall.loopback-only-127': (t) => mapRules(t, byClause('loopback.mode'), (r) => ({ ...r, match: { ...r.match, daddr: { addrs: ['127.0.0.0/8'] } } })),
 };
 
@@ -41,11 +94,21 @@ describe('structural checks can fail', () => {
   });
 
   it('the lockdown check reports a lockdown that lets something out', () => {
-    const weak = mapRules(lockdownRuleset(), (r, c) => c.name === 'output' && r.verdict.kind === 'drop', (r) => ({ ...r, verdict: accept }));
+    const weak = mapRules(
+      lockdownRuleset(),
+      (r, c) => c.name === 'output' && r.verdict.kind === 'drop',
+      (r) => ({ ...r, verdict: accept }),
+    );
     expect(lockdownCheck.check(weak).ok).toBe(false);
   });
 
   it('AST edits that select nothing throw instead of silently planting nothing', () => {
-    expect(() => mapRules(base, () => false, (r) => r)).toThrow(/no rule matched/);
+    expect(() =>
+      mapRules(
+        base,
+        () => false,
+        (r) => r,
+      ),
+    ).toThrow(/no rule matched/);
   });
 });

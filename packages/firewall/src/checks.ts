@@ -28,7 +28,6 @@ function perFilterChain(t: Table, chain: (c: Chain) => (string | false)[], rule:
   return filterChains(t).flatMap((c) => [...chain(c), ...c.rules.map((r, i) => rule(r, c, i))].filter((p): p is string => p !== false));
 }
 
-
 const where = (c: Chain, i: number, r: Rule) => `${c.name}[${i}] "${r.clause}"`;
 
 const loScoped = (r: Rule) => (r.match.oif?.name === 'lo' && !r.match.oif.negate) || (r.match.iif?.name === 'lo' && !r.match.iif.negate);
@@ -55,7 +54,8 @@ export const structuralChecks: readonly AstCheck[] = [
           const last = c.rules.at(-1);
           return [
             c.base.policy !== 'drop' && `${c.name} policy ${c.base.policy}`,
-            (!last || !isCatchAll(last) || accepted({ verdict: last.verdict, index: 0, chain: c.name })) && `${c.name} does not end with a catch-all drop/reject`,
+            (!last || !isCatchAll(last) || accepted({ verdict: last.verdict, index: 0, chain: c.name })) &&
+              `${c.name} does not end with a catch-all drop/reject`,
           ];
         }),
         'all three filter chains drop by default',
@@ -84,9 +84,13 @@ export const structuralChecks: readonly AstCheck[] = [
     check: (t) =>
       checkResult(
         perFilterChain(t, (c) => {
-          const inv = c.rules.findIndex((r) => r.verdict.kind === 'drop' && r.match.ctState?.length === 1 && r.match.ctState[0] === 'invalid' && Object.keys(r.match).length === 1);
+          const inv = c.rules.findIndex(
+            (r) => r.verdict.kind === 'drop' && r.match.ctState?.length === 1 && r.match.ctState[0] === 'invalid' && Object.keys(r.match).length === 1,
+          );
           const firstAccept = c.rules.findIndex((r) => r.verdict.kind === 'accept');
-          return [inv < 0 ? `${c.name}: no "ct state invalid drop"` : firstAccept >= 0 && firstAccept < inv && `${c.name}: an accept precedes the invalid drop`];
+          return [
+            inv < 0 ? `${c.name}: no "ct state invalid drop"` : firstAccept >= 0 && firstAccept < inv && `${c.name}: an accept precedes the invalid drop`,
+          ];
         }),
         'invalid dropped first in all filter chains',
       ),
@@ -127,7 +131,8 @@ export const structuralChecks: readonly AstCheck[] = [
       fwd.rules.forEach((r, i) => {
         if (r.verdict.kind !== 'accept') return;
         const byIn = r.match.iifname && !r.match.iifname.negate && clearnetVeths.has(r.match.iifname.name);
-        const byOut = r.match.oifname && !r.match.oifname.negate && clearnetVeths.has(r.match.oifname.name) && r.match.ctState?.every((s) => s === 'established');
+        const byOut =
+          r.match.oifname && !r.match.oifname.negate && clearnetVeths.has(r.match.oifname.name) && r.match.ctState?.every((s) => s === 'established');
         if (!byIn && !byOut) problems.push(`${where(fwd, i, r)} forwards for something other than a clearnet namespace`);
       });
       return checkResult(problems, `non-LAN egress only for uids ${[...allowed].join(', ')} and clearnet namespaces`);
@@ -140,17 +145,29 @@ export const structuralChecks: readonly AstCheck[] = [
       const out = chainOf(t, 'output');
       const problems: string[] = [];
       const want = [...policy.lanRanges].sort().join(',');
-      const lanAccepts = out.rules.map((r, i) => ({ r, i })).filter(({ r }) => r.verdict.kind === 'accept' && r.match.skuid === undefined && !loScoped(r) && r.match.daddr);
+      const lanAccepts = out.rules
+        .map((r, i) => ({ r, i }))
+        .filter(({ r }) => r.verdict.kind === 'accept' && r.match.skuid === undefined && !loScoped(r) && r.match.daddr);
       if (lanAccepts.length !== 1) problems.push(`expected one LAN accept, found ${lanAccepts.length}`);
       for (const { r, i } of lanAccepts) {
-        if ([...r.match.daddr!.addrs].sort().join(',') !== want || r.match.daddr!.negate) problems.push(`${where(out, i, r)} covers ${r.match.daddr!.addrs.join(',')}, not ${want}`);
+        if ([...r.match.daddr!.addrs].sort().join(',') !== want || r.match.daddr!.negate)
+          problems.push(`${where(out, i, r)} covers ${r.match.daddr!.addrs.join(',')}, not ${want}`);
         if (r.match.oif?.name !== 'lo' || !r.match.oif.negate) problems.push(`${where(out, i, r)} is not limited to oif != lo`);
         // Each blocked service must be refused for every user before this accept.
         const probe = unnamedUid(policy);
         for (const s of policy.lanBlockedServices) {
           for (const range of policy.lanRanges) {
             const lanHost = nthAddress(parseCidr4(range), 1);
-            const d = evaluateOutput(t, { family: 'ipv4', oif: 'lan0', daddr: lanHost, protocol: s.protocol, dport: s.port, ...(s.protocol === 'tcp' ? { tcpFlags: 'syn' as const } : {}), skuid: probe, ctState: 'new' }).decision;
+            const d = evaluateOutput(t, {
+              family: 'ipv4',
+              oif: 'lan0',
+              daddr: lanHost,
+              protocol: s.protocol,
+              dport: s.port,
+              ...(s.protocol === 'tcp' ? { tcpFlags: 'syn' as const } : {}),
+              skuid: probe,
+              ctState: 'new',
+            }).decision;
             if (accepted(d)) problems.push(`${s.protocol}/${s.port} to ${lanHost} is accepted for an ordinary user`);
           }
         }
@@ -180,10 +197,29 @@ export const structuralChecks: readonly AstCheck[] = [
         }
         // From inside each namespace: the host only at its SocksPort, the internal range never.
         for (const other of policy.namespaces) {
-          const toHost: Packet = { family: 'ipv4', iif: ns.hostVeth, saddr: ns.guestAddress, daddr: other.hostAddress, protocol: 'tcp', dport: 1, tcpFlags: 'syn', ctState: 'new' };
+          const toHost: Packet = {
+            family: 'ipv4',
+            iif: ns.hostVeth,
+            saddr: ns.guestAddress,
+            daddr: other.hostAddress,
+            protocol: 'tcp',
+            dport: 1,
+            tcpFlags: 'syn',
+            ctState: 'new',
+          };
           if (accepted(evaluateHook(t, 'input', toHost))) problems.push(`${ns.name} reaches host ${other.hostAddress}:1`);
           if (other !== ns) {
-            const toGuest: Packet = { family: 'ipv4', iif: ns.hostVeth, oif: other.hostVeth, saddr: ns.guestAddress, daddr: other.guestAddress, protocol: 'tcp', dport: 1, tcpFlags: 'syn', ctState: 'new' };
+            const toGuest: Packet = {
+              family: 'ipv4',
+              iif: ns.hostVeth,
+              oif: other.hostVeth,
+              saddr: ns.guestAddress,
+              daddr: other.guestAddress,
+              protocol: 'tcp',
+              dport: 1,
+              tcpFlags: 'syn',
+              ctState: 'new',
+            };
             if (accepted(evaluateHook(t, 'forward', toGuest))) problems.push(`${ns.name} reaches ${other.name}'s guest ${other.guestAddress}`);
           }
         }
@@ -202,11 +238,25 @@ export const structuralChecks: readonly AstCheck[] = [
       if (rules.length !== 2) problems.push(`expected 2 rules, found ${rules.length}`);
       const listener = (a: string, p: number, proto: string) => policy.torListeners.find((l) => l.address === a && l.port === p && l.protocol === proto);
       const [automap, dns] = rules;
-      if (!automap || automap.verdict.kind !== 'dnat' || automap.match.daddr?.addrs.join() !== policy.automapRange || automap.match.protocol !== 'tcp' || listener(automap.verdict.address, automap.verdict.port, 'tcp')?.kind !== 'trans')
+      if (
+        automap?.verdict.kind !== 'dnat' ||
+        automap.match.daddr?.addrs.join() !== policy.automapRange ||
+        automap.match.protocol !== 'tcp' ||
+        listener(automap.verdict.address, automap.verdict.port, 'tcp')?.kind !== 'trans'
+      )
         problems.push('first rule is not automapRange tcp → TransPort');
-      if (!dns || dns.verdict.kind !== 'dnat' || dns.match.protocol !== 'udp' || dns.match.dport?.ports.join() !== '53' || dns.match.daddr?.addrs.join() !== policy.dnsPort.address || listener(dns.verdict.address, dns.verdict.port, 'udp')?.kind !== 'dns')
+      if (
+        dns?.verdict.kind !== 'dnat' ||
+        dns.match.protocol !== 'udp' ||
+        dns.match.dport?.ports.join() !== '53' ||
+        dns.match.daddr?.addrs.join() !== policy.dnsPort.address ||
+        listener(dns.verdict.address, dns.verdict.port, 'udp')?.kind !== 'dns'
+      )
         problems.push('second rule is not udp/53 → DNSPort');
-      return checkResult(problems, `${policy.automapRange} → ${policy.transPort.address}:${policy.transPort.port}, udp/53 → ${policy.dnsPort.address}:${policy.dnsPort.port}`);
+      return checkResult(
+        problems,
+        `${policy.automapRange} → ${policy.transPort.address}:${policy.transPort.port}, udp/53 → ${policy.dnsPort.address}:${policy.dnsPort.port}`,
+      );
     },
   },
   {
@@ -232,10 +282,12 @@ export const structuralChecks: readonly AstCheck[] = [
       for (const g of listenerGrants(t, policy)) {
         const l = policy.torListeners.find((x) => x.clause === g.clause)!;
         const want = l.clients.map((c) => c.uid).sort((a, b) => a - b);
-        if (g.uids.join() !== want.join()) problems.push(`${g.clause} ${g.address}:${g.port} grants uids [${g.uids.join(',')}], clients are [${want.join(',')}]`);
+        if (g.uids.join() !== want.join())
+          problems.push(`${g.clause} ${g.address}:${g.port} grants uids [${g.uids.join(',')}], clients are [${want.join(',')}]`);
         if (g.openToAll) problems.push(`${g.clause} is open to every local user`);
         const wantNs = l.netns ? [l.netns] : [];
-        if (g.namespaces.join() !== wantNs.join()) problems.push(`${g.clause} reachable from namespaces [${g.namespaces.join(',')}], expected [${wantNs.join(',')}]`);
+        if (g.namespaces.join() !== wantNs.join())
+          problems.push(`${g.clause} reachable from namespaces [${g.namespaces.join(',')}], expected [${wantNs.join(',')}]`);
       }
       return checkResult(problems, `${policy.torListeners.length} listeners, each exactly its clients`);
     },
@@ -256,7 +308,9 @@ export const structuralChecks: readonly AstCheck[] = [
     statement: 'every uid in a rule is a policy user with that number (numeric uids only)',
     check(t, policy) {
       const known = new Set(policy.users.map((u) => u.uid));
-      const problems = t.chains.flatMap((c) => c.rules.filter((r) => r.match.skuid !== undefined && !known.has(r.match.skuid)).map((r) => `"${r.clause}" uses unknown uid ${r.match.skuid}`));
+      const problems = t.chains.flatMap((c) =>
+        c.rules.filter((r) => r.match.skuid !== undefined && !known.has(r.match.skuid)).map((r) => `"${r.clause}" uses unknown uid ${r.match.skuid}`),
+      );
       return checkResult(problems, 'every skuid is a policy user');
     },
   },
@@ -265,7 +319,10 @@ export const structuralChecks: readonly AstCheck[] = [
     statement: 'every rule names the policy clause (or a docs/ anchor) it implements',
     check(t) {
       const ok = /^(tor\.|users\[\d+\]|lan\.|loopback\.|netns\.|ipv6\.|docs\/[a-z-]+\.md#[a-z0-9.-]+|default: |lockdown: )/;
-      const problems = t.chains.flatMap((c) => c.rules.map((r, i) => ({ c, r, i }))).filter(({ r }) => !ok.test(r.clause)).map(({ c, r, i }) => where(c, i, r));
+      const problems = t.chains
+        .flatMap((c) => c.rules.map((r, i) => ({ c, r, i })))
+        .filter(({ r }) => !ok.test(r.clause))
+        .map(({ c, r, i }) => where(c, i, r));
       return checkResult(problems, `${t.chains.reduce((n, c) => n + c.rules.length, 0)} rules, all traced to a clause`);
     },
   },

@@ -14,7 +14,10 @@ const policy = policyOf();
 const emission = emit(policy);
 const tree = memoryTree(buildTree([emission]));
 const runner: ToolRunner = async (cmd, args, opts) => run(cmd, args, opts?.input ?? '');
-const noNft = skipUnless('the firewall’s nft checks', needTool('unshare', ['-rn', 'nft', '--version'], 'nft in a throwaway user+network namespace; tools/leakless/install-deps.sh test installs nftables'));
+const noNft = skipUnless(
+  'the firewall’s nft checks',
+  needTool('unshare', ['-rn', 'nft', '--version'], 'nft in a throwaway user+network namespace; tools/leakless/install-deps.sh test installs nftables'),
+);
 
 function withFile(t: TreeReader, path: string, content: string): TreeReader {
   return { ...t, read: (p) => (p === path ? content : t.read(p)) };
@@ -92,7 +95,10 @@ describe.skipIf(noNft)('static assertions on the emitted tree (real nft)', () =>
   });
 });
 
-const noAnalyze = skipUnless('systemd-analyze verify of the firewall unit', needTool('systemd-analyze', ['--version'], 'tools/leakless/install-deps.sh test installs systemd'));
+const noAnalyze = skipUnless(
+  'systemd-analyze verify of the firewall unit',
+  needTool('systemd-analyze', ['--version'], 'tools/leakless/install-deps.sh test installs systemd'),
+);
 
 describe.skipIf(noAnalyze)('systemd-analyze verify', () => {
   it('accepts the unit and the drop-ins (no unknown directive, no bad value)', () => {
@@ -124,7 +130,11 @@ describe.skipIf(noNft)('loading with nft (unshare -rn)', () => {
   it.each([
     ['allowlist mode', (d: PolicyDocument) => Object.assign(d.loopback, { mode: 'allowlist', allowedTcpPorts: [631, 4101] })],
     ['tor.reachablePorts', (d: PolicyDocument) => Object.assign(d.tor, { reachablePorts: [443, 9001] })],
-    ['no namespaces', (d: PolicyDocument) => Object.assign(d, { netns: { ...d.netns, namespaces: [] }, tor: { ...d.tor, socksPorts: d.tor.socksPorts.filter((x) => !x.netns) } })],
+    [
+      'no namespaces',
+      (d: PolicyDocument) =>
+        Object.assign(d, { netns: { ...d.netns, namespaces: [] }, tor: { ...d.tor, socksPorts: d.tor.socksPorts.filter((x) => !x.netns) } }),
+    ],
   ])('round-trips through the kernel for a policy variant: %s', (_, edit) => {
     const p = policyOf(edit);
     const { loads, listing } = loadAndList([rulesetFile(p)]);

@@ -73,7 +73,10 @@ export function listenerGrants(table: Table, policy: Policy): ListenerGrant[] {
       address: l.address,
       port: l.port,
       protocol: l.protocol,
-      uids: policy.users.filter((u) => fromUid(u.uid)).map((u) => u.uid).sort((a, b) => a - b),
+      uids: policy.users
+        .filter((u) => fromUid(u.uid))
+        .map((u) => u.uid)
+        .sort((a, b) => a - b),
       openToAll: fromUid(probeUid),
       namespaces,
     };

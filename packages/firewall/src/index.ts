@@ -22,7 +22,19 @@ import { NFT, renderNft, renderTable, ruleCount, type Table } from '@leakless/nf
 import { normalizeNftListing } from '@leakless/selftest';
 import { lockdownCheck, structuralChecks } from './checks.js';
 import { lockdownRuleset, ruleset } from './ruleset.js';
-import { LOCKDOWN_PATH, MASKED_UNITS, NETWORK_SERVICES, RULESET_PATH, UNIT_CLAUSE, UNIT_NAME, UNIT_PATH, dropInPath, maskPath, renderRequires, renderUnit } from './unit.js';
+import {
+  LOCKDOWN_PATH,
+  MASKED_UNITS,
+  NETWORK_SERVICES,
+  RULESET_PATH,
+  UNIT_CLAUSE,
+  UNIT_NAME,
+  UNIT_PATH,
+  dropInPath,
+  maskPath,
+  renderRequires,
+  renderUnit,
+} from './unit.js';
 
 export { ruleset, lockdownRuleset, TABLE_NAME, LOOPBACK_ADDRESS } from './ruleset.js';
 export { listenerGrants, loopbackGrants, unnamedUid } from './grants.js';
@@ -124,7 +136,8 @@ function checkUnits(ctx: StaticContext): CheckResult {
   if (!has('Service', 'Type', 'oneshot') || !has('Service', 'RemainAfterExit', 'yes')) problems.push('not a oneshot that remains active');
   for (const s of NETWORK_SERVICES) {
     const d = parseUnit(treeFile(dropInPath(s), ctx));
-    if (!unitWords(d, 'Unit', 'Requires').includes(UNIT_NAME) || !unitWords(d, 'Unit', 'After').includes(UNIT_NAME)) problems.push(`${s} does not Require+After ${UNIT_NAME}`);
+    if (!unitWords(d, 'Unit', 'Requires').includes(UNIT_NAME) || !unitWords(d, 'Unit', 'After').includes(UNIT_NAME))
+      problems.push(`${s} does not Require+After ${UNIT_NAME}`);
   }
   for (const m of MASKED_UNITS) if (treeFile(maskPath(m), ctx) !== '') problems.push(`${m} is not masked (empty unit file)`);
   return { ok: problems.length === 0, detail: problems[0] ?? `${UNIT_NAME} fail-closed; ${NETWORK_SERVICES.join(', ')} require it` };
@@ -158,7 +171,12 @@ export function emit(policy: Policy): Emission {
       mode: 0o644,
       clause: UNIT_CLAUSE,
     },
-    ...NETWORK_SERVICES.map((s) => ({ path: dropInPath(s), content: renderRequires({ clause: UNIT_CLAUSE, service: s, unit: UNIT_NAME }), mode: 0o644, clause: UNIT_CLAUSE })),
+    ...NETWORK_SERVICES.map((s) => ({
+      path: dropInPath(s),
+      content: renderRequires({ clause: UNIT_CLAUSE, service: s, unit: UNIT_NAME }),
+      mode: 0o644,
+      clause: UNIT_CLAUSE,
+    })),
     ...MASKED_UNITS.map((m) => ({ path: maskPath(m), content: '', mode: 0o644, clause: `${UNIT_CLAUSE} (${m} would flush the ruleset)` })),
   ];
   return emission(name, {
@@ -169,4 +187,3 @@ export function emit(policy: Policy): Emission {
     runtimeAssertions: runtimeAssertions(policy),
   });
 }
-

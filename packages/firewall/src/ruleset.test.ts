@@ -54,7 +54,7 @@ const rows: Row[] = [
   [4242, INTERNET, 'tcp', 443, 'eth0', false, 'unnamed user never out'],
   [4242, LAN, 'udp', 5000, 'eth0', true, 'unnamed user: LAN'],
   [106, '127.0.0.1', 'tcp', 4000, 'lo', true, 'tor: pluggable transport on loopback'],
-  [106, '127.0.0.1', 'tcp', 9050, 'lo', false, "tor: not its own SocksPort"],
+  [106, '127.0.0.1', 'tcp', 9050, 'lo', false, 'tor: not its own SocksPort'],
   [106, '10.200.1.18', 'tcp', 80, 'veth-clearnet', false, 'tor: not into a namespace'],
 ];
 
@@ -65,7 +65,16 @@ describe('ruleset (default profile)', () => {
   });
 
   it.each(rows)('uid %i → %s %s/%s via %s: %s (%s)', (uid, daddr, protocol, dport, oif, allowed) => {
-    const p: Packet = { family: 'ipv4', oif, daddr, protocol, ...(dport ? { dport } : {}), ...(protocol === 'tcp' ? { tcpFlags: 'syn' as const } : {}), skuid: uid, ctState: 'new' };
+    const p: Packet = {
+      family: 'ipv4',
+      oif,
+      daddr,
+      protocol,
+      ...(dport ? { dport } : {}),
+      ...(protocol === 'tcp' ? { tcpFlags: 'syn' as const } : {}),
+      skuid: uid,
+      ctState: 'new',
+    };
     expect(accepted(evaluateOutput(t, p).decision)).toBe(allowed);
   });
 
@@ -90,14 +99,35 @@ describe('ruleset (default profile)', () => {
     expect(accepted(evaluateHook(t, 'input', { ...tbb, daddr: '10.200.1.1', dport: 9050 }))).toBe(true);
     expect(accepted(evaluateHook(t, 'input', { ...tbb, daddr: '10.200.1.1', dport: 9052 }))).toBe(false);
     expect(accepted(evaluateHook(t, 'forward', { ...tbb, oif: 'eth0', daddr: INTERNET, dport: 443 }))).toBe(false);
-    const cn = { family: 'ipv4' as const, iif: 'veth-clearnet', saddr: '10.200.1.18', protocol: 'tcp' as const, tcpFlags: 'syn' as const, ctState: 'new' as const };
+    const cn = {
+      family: 'ipv4' as const,
+      iif: 'veth-clearnet',
+      saddr: '10.200.1.18',
+      protocol: 'tcp' as const,
+      tcpFlags: 'syn' as const,
+      ctState: 'new' as const,
+    };
     expect(accepted(evaluateHook(t, 'forward', { ...cn, oif: 'eth0', daddr: INTERNET, dport: 443 }))).toBe(true);
     expect(accepted(evaluateHook(t, 'forward', { ...cn, oif: 'eth0', daddr: LAN, dport: 80 }))).toBe(true);
     expect(accepted(evaluateHook(t, 'forward', { ...cn, oif: 'veth-tbb', daddr: '10.200.1.2', dport: 80 }))).toBe(false);
     expect(accepted(evaluateHook(t, 'input', { ...cn, daddr: '10.200.1.17', dport: 80 }))).toBe(false);
     expect(accepted(evaluateHook(t, 'input', { ...cn, daddr: '10.200.1.1', dport: 9050 }))).toBe(false);
     // nothing may open a connection into the clearnet namespace
-    expect(accepted(evaluateHook(t, 'forward', { family: 'ipv4', iif: 'eth0', oif: 'veth-clearnet', saddr: INTERNET, daddr: '10.200.1.18', protocol: 'tcp', dport: 80, tcpFlags: 'syn', ctState: 'new' }))).toBe(false);
+    expect(
+      accepted(
+        evaluateHook(t, 'forward', {
+          family: 'ipv4',
+          iif: 'eth0',
+          oif: 'veth-clearnet',
+          saddr: INTERNET,
+          daddr: '10.200.1.18',
+          protocol: 'tcp',
+          dport: 80,
+          tcpFlags: 'syn',
+          ctState: 'new',
+        }),
+      ),
+    ).toBe(false);
   });
 
   it('grants each Tor listener exactly its clients (what tor-config cross-checks)', () => {
@@ -135,7 +165,10 @@ describe('ruleset (policy variants)', () => {
     });
     const rt = ruleset(p);
     expect(checkRuleset(rt, p).filter((c) => !c.ok)).toEqual([]);
-    const to = (dport: number) => accepted(evaluateOutput(rt, { family: 'ipv4', oif: 'lo', daddr: '127.0.0.1', protocol: 'tcp', dport, tcpFlags: 'syn', skuid: 1000, ctState: 'new' }).decision);
+    const to = (dport: number) =>
+      accepted(
+        evaluateOutput(rt, { family: 'ipv4', oif: 'lo', daddr: '127.0.0.1', protocol: 'tcp', dport, tcpFlags: 'syn', skuid: 1000, ctState: 'new' }).decision,
+      );
     expect([to(9050), to(631), to(8080), to(9052)]).toEqual([true, true, false, false]);
   });
 
@@ -160,7 +193,10 @@ describe('ruleset (policy variants)', () => {
     });
     const rt = ruleset(p);
     expect(checkRuleset(rt, p).filter((c) => !c.ok)).toEqual([]);
-    const out = (dport: number) => accepted(evaluateOutput(rt, { family: 'ipv4', oif: 'eth0', daddr: INTERNET, protocol: 'tcp', dport, tcpFlags: 'syn', skuid: 106, ctState: 'new' }).decision);
+    const out = (dport: number) =>
+      accepted(
+        evaluateOutput(rt, { family: 'ipv4', oif: 'eth0', daddr: INTERNET, protocol: 'tcp', dport, tcpFlags: 'syn', skuid: 106, ctState: 'new' }).decision,
+      );
     expect([out(443), out(9001), out(80)]).toEqual([true, true, false]);
     expect(renderNft(rt)).toContain('tcp dport { 443, 9001 } tcp flags syn / fin,syn,rst,ack meta skuid 106');
   });

@@ -115,23 +115,43 @@ function outputChain(policy: Policy): Chain {
   rules.push(
     {
       // tor.reachablePorts (torrc ReachableAddresses) narrows it to those ports; absent, any port (Tails).
-      match: { oif: NOT_LO, protocol: 'tcp', ...(policy.torReachablePorts ? { dport: { ports: policy.torReachablePorts } } : {}), tcpSyn: true, skuid: tor.uid, ctState: ['new'] },
+      match: {
+        oif: NOT_LO,
+        protocol: 'tcp',
+        ...(policy.torReachablePorts ? { dport: { ports: policy.torReachablePorts } } : {}),
+        tcpSyn: true,
+        skuid: tor.uid,
+        ctState: ['new'],
+      },
       verdict: accept,
       clause: policy.torReachablePorts ? 'tor.reachablePorts: tor daemon, new TCP out' : `${userClause(policy, tor)}: new TCP out`,
     },
-    { match: { oif: NOT_LO, protocol: 'udp', dport: { ports: [53] }, skuid: tor.uid, ctState: ['new'] }, verdict: accept, clause: `${userClause(policy, tor)}: DNS out` },
+    {
+      match: { oif: NOT_LO, protocol: 'udp', dport: { ports: [53] }, skuid: tor.uid, ctState: ['new'] },
+      verdict: accept,
+      clause: `${userClause(policy, tor)}: DNS out`,
+    },
   );
   for (const c of policy.clearnetUsers) {
     rules.push(
       { match: { oif: NOT_LO, protocol: 'tcp', skuid: c.uid, ctState: ['new'] }, verdict: accept, clause: `${userClause(policy, c)}: TCP out` },
-      { match: { oif: NOT_LO, protocol: 'udp', dport: { ports: [53] }, skuid: c.uid, ctState: ['new'] }, verdict: accept, clause: `${userClause(policy, c)}: DNS out` },
+      {
+        match: { oif: NOT_LO, protocol: 'udp', dport: { ports: [53] }, skuid: c.uid, ctState: ['new'] },
+        verdict: accept,
+        clause: `${userClause(policy, c)}: DNS out`,
+      },
     );
   }
 
   // LAN: every user, any protocol, except the services that leak (DNS, NetBIOS-ns).
   const lan = { addrs: policy.lanRanges };
   policy.lanBlockedServices.forEach((s, i) => {
-    rules.push({ match: { oif: NOT_LO, daddr: lan, protocol: s.protocol, dport: { ports: [s.port] } }, verdict: reject, log: true, clause: `lan.blockedServices[${i}]` });
+    rules.push({
+      match: { oif: NOT_LO, daddr: lan, protocol: s.protocol, dport: { ports: [s.port] } },
+      verdict: reject,
+      log: true,
+      clause: `lan.blockedServices[${i}]`,
+    });
   });
   rules.push({ match: { oif: NOT_LO, daddr: lan, ctState: ['new'] }, verdict: accept, clause: 'lan.ipv4Ranges' });
 
@@ -157,7 +177,14 @@ function namespaceInput(ns: ResolvedNamespace): Rule[] {
     const s = ns.socksPort!;
     return [
       {
-        match: { iifname: veth, saddr: { addrs: [ns.guestAddress] }, daddr: { addrs: [ns.hostAddress] }, protocol: 'tcp', dport: { ports: [s.port] }, ctState: ['new'] },
+        match: {
+          iifname: veth,
+          saddr: { addrs: [ns.guestAddress] },
+          daddr: { addrs: [ns.hostAddress] },
+          protocol: 'tcp',
+          dport: { ports: [s.port] },
+          ctState: ['new'],
+        },
         verdict: accept,
         clause: `${ns.clause} -> ${s.clause}`,
       },
@@ -177,7 +204,11 @@ function forwardChain(policy: Policy): Chain {
       { match: { iifname: veth, daddr: { addrs: [policy.internalRange] } }, verdict: reject, clause: `${ns.clause} clearnet: not the internal range` },
       // Tails accepted anything towards veth-clearnet; only replies here.
       { match: { oifname: veth, ctState: ['established'] }, verdict: accept, clause: `${ns.clause} clearnet: replies` },
-      { match: { iifname: veth, saddr: { addrs: [ns.guestAddress] }, ctState: ['established', 'new'] }, verdict: accept, clause: `${ns.clause} clearnet: routed out` },
+      {
+        match: { iifname: veth, saddr: { addrs: [ns.guestAddress] }, ctState: ['established', 'new'] },
+        verdict: accept,
+        clause: `${ns.clause} clearnet: routed out`,
+      },
     );
   }
   rules.push({ match: {}, verdict: reject, clause: 'default: nothing else is forwarded' });
@@ -192,8 +223,16 @@ function natOutputChain(policy: Policy): Chain {
     // -100 = dstnat; the name is only valid for prerouting (docs/design.md#nat-output-priority).
     base: { type: 'nat', hook: 'output', priority: -100, policy: 'accept' },
     rules: [
-      { match: { daddr: { addrs: [policy.automapRange] }, protocol: 'tcp' }, verdict: { kind: 'dnat', address: trans.address, port: trans.port }, clause: 'tor.automapRange -> tor.transPort' },
-      { match: { daddr: { addrs: [dns.address] }, protocol: 'udp', dport: { ports: [53] } }, verdict: { kind: 'dnat', address: dns.address, port: dns.port }, clause: 'tor.dnsPort: udp/53 redirect' },
+      {
+        match: { daddr: { addrs: [policy.automapRange] }, protocol: 'tcp' },
+        verdict: { kind: 'dnat', address: trans.address, port: trans.port },
+        clause: 'tor.automapRange -> tor.transPort',
+      },
+      {
+        match: { daddr: { addrs: [dns.address] }, protocol: 'udp', dport: { ports: [53] } },
+        verdict: { kind: 'dnat', address: dns.address, port: dns.port },
+        clause: 'tor.dnsPort: udp/53 redirect',
+      },
     ],
   };
 }

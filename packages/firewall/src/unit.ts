@@ -24,7 +24,11 @@ export const renderUnit = loadTemplate<{ clause: string; nft: string; rulesetPat
   'leakless-firewall.service.ejs',
   ['clause', 'nft', 'rulesetPath', 'lockdownPath', 'target'],
 );
-export const renderRequires = loadTemplate<{ clause: string; service: string; unit: string }>(import.meta.url, 'requires-firewall.conf.ejs', ['clause', 'service', 'unit']);
+export const renderRequires = loadTemplate<{ clause: string; service: string; unit: string }>(import.meta.url, 'requires-firewall.conf.ejs', [
+  'clause',
+  'service',
+  'unit',
+]);
 
 export function dropInPath(service: string): string {
   return unitDropInPath(service, '50-leakless-firewall.conf');

@@ -22,7 +22,9 @@ describe('the built bundles', async () => {
   });
 
   it('a tool that was not built is an error naming the build command, not an empty file', () => {
-    expect(() => bundledTool('htpdate', '/nonexistent-leakless/')).toThrow(/htpdate tool is not built \(\/nonexistent-leakless\/htpdate\.cjs is missing\); run `npm run build`/);
+    expect(() => bundledTool('htpdate', '/nonexistent-leakless/')).toThrow(
+      /htpdate tool is not built \(\/nonexistent-leakless\/htpdate\.cjs is missing\); run `npm run build`/,
+    );
   });
 
   it('builds the same bytes twice', async () => {
@@ -32,7 +34,10 @@ describe('the built bundles', async () => {
 
   it('bundle only the runtime sources and load only Node built-ins (Debian nodejs, no node_modules in the image)', () => {
     for (const b of fresh) {
-      expect(b.inputs.every((i) => i.startsWith('src/runtime/') || i.startsWith('src/cli/')), b.inputs.join()).toBe(true);
+      expect(
+        b.inputs.every((i) => i.startsWith('src/runtime/') || i.startsWith('src/cli/')),
+        b.inputs.join(),
+      ).toBe(true);
       const requires = [...b.code.matchAll(/require\("([^"]+)"\)/g)].map((m) => m[1]!);
       expect(requires.length).toBeGreaterThan(0);
       expect(requires.filter((r) => !r.startsWith('node:'))).toEqual([]);
@@ -68,7 +73,9 @@ describe('modes come from the emission', () => {
         const e = emit(p);
         expect(e.files.filter((f) => want.some((w) => w.path === f.path))).toEqual(want);
         const check = e.staticAssertions.find((a) => a.id === 'htpdate.tools-bundled')!;
-        expect(await check.check({ tree: memoryTree(buildTree([e])), policy: p, run: async () => ({ exitCode: 127, stdout: '', stderr: '' }) })).toMatchObject({ ok: true });
+        expect(await check.check({ tree: memoryTree(buildTree([e])), policy: p, run: async () => ({ exitCode: 127, stdout: '', stderr: '' }) })).toMatchObject({
+          ok: true,
+        });
       }
     } finally {
       for (const [i, t] of tools.entries()) chmodSync(bundleFile(t), before[i]!);

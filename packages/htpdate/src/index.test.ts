@@ -13,7 +13,11 @@ const noTools = async () => {
 };
 
 function edited(tree: TreeReader, path: string, f: (s: string | undefined) => string | undefined): TreeReader {
-  return { ...tree, read: (p) => (p === path ? f(tree.read(p)) : tree.read(p)), paths: () => [...new Set([...tree.paths(), path])].filter((p) => (p === path ? f(tree.read(p)) !== undefined : true)) };
+  return {
+    ...tree,
+    read: (p) => (p === path ? f(tree.read(p)) : tree.read(p)),
+    paths: () => [...new Set([...tree.paths(), path])].filter((p) => (p === path ? f(tree.read(p)) !== undefined : true)),
+  };
 }
 
 async function results(p: Policy, tree?: (t: TreeReader) => TreeReader) {
@@ -50,7 +54,14 @@ describe('emit', () => {
     const t = policy.document.time;
     expect(c.releaseFloor).toBe(policy.sourceDateEpoch);
     expect(c.pretor).toMatchObject({ urlText: t.preTorCheck.url, expectedBody: 'OK', timeoutSeconds: 10, uid: 114, gid: 123 });
-    expect(c.htp).toMatchObject({ uid: 116, gid: 124, socks: { address: '127.0.0.1', port: 9062 }, failureRatio: 0.34, minOffsetSeconds: 1, timeoutSeconds: 30 });
+    expect(c.htp).toMatchObject({
+      uid: 116,
+      gid: 124,
+      socks: { address: '127.0.0.1', port: 9062 },
+      failureRatio: 0.34,
+      minOffsetSeconds: 1,
+      timeoutSeconds: 30,
+    });
     expect(c.htp.pools).toEqual(t.htpdate.pools);
     expect(c.torControl).toEqual({ address: '127.0.0.1', port: 9052 });
   });
@@ -76,7 +87,10 @@ describe('emit', () => {
     expect(unitWords(unit, 'Unit', 'After')).toEqual(['tor@default.service']);
   });
   it('every config line is preceded by the policy clause it comes from', () => {
-    const lines = htpdate.emit(policy).files.find((f) => f.path === CONFIG_FILE)!.content.split('\n');
+    const lines = htpdate
+      .emit(policy)
+      .files.find((f) => f.path === CONFIG_FILE)!
+      .content.split('\n');
     lines.forEach((l, i) => {
       if (/^[a-z-]+=/.test(l)) expect(lines[i - 1]).toMatch(/^# \S/);
     });
@@ -149,7 +163,9 @@ describe('policy rules for the time tools (bad input never produces output)', ()
     return r.ok ? [] : r.issues.map((i) => `${i.path}: ${i.message}`);
   };
   it('a pre-Tor URL that is not printable ASCII', async () => {
-    expect(await issues((d) => (d.time.preTorCheck.url = 'http://fedoraproject.org/stätic'))).toEqual([expect.stringMatching(/^time\.preTorCheck\.url: .*ASCII/)]);
+    expect(await issues((d) => (d.time.preTorCheck.url = 'http://fedoraproject.org/stätic'))).toEqual([
+      expect.stringMatching(/^time\.preTorCheck\.url: .*ASCII/),
+    ]);
   });
   it('a pre-Tor URL with port 0 or 70000', async () => {
     expect(await issues((d) => (d.time.preTorCheck.url = 'http://a.example:70000/'))).toEqual([expect.stringMatching(/^time\.preTorCheck\.url: port 70000/)]);

@@ -156,7 +156,8 @@ function staticAssertions(p: Parts): StaticAssertion[] {
     },
     {
       id: 'htpdate.units-hardened',
-      statement: 'the time units keep only CAP_SETUID/SETGID/SYS_TIME and have the sandboxing of docs/threat-model.md#time-units (ProtectSystem=full, PrivateTmp, PrivateDevices, ProtectHome, NoNewPrivileges)',
+      statement:
+        'the time units keep only CAP_SETUID/SETGID/SYS_TIME and have the sandboxing of docs/threat-model.md#time-units (ProtectSystem=full, PrivateTmp, PrivateDevices, ProtectHome, NoNewPrivileges)',
       check: ({ tree }) => {
         for (const path of unitPaths) {
           const text = tree.read(path);
@@ -170,7 +171,8 @@ function staticAssertions(p: Parts): StaticAssertion[] {
           if (path.endsWith(HTPDATE_UNIT)) {
             const allow = [...unitWords(u, 'Service', 'IPAddressAllow')].sort().join(' ');
             const want = [...new Set([p.cfg.htp.socks.address, p.cfg.torControl.address])].sort().join(' ');
-            if (unitValues(u, 'Service', 'IPAddressDeny').join() !== 'any' || allow !== want) return { ok: false, detail: `${path}: IP not limited to ${want}` };
+            if (unitValues(u, 'Service', 'IPAddressDeny').join() !== 'any' || allow !== want)
+              return { ok: false, detail: `${path}: IP not limited to ${want}` };
           }
         }
         return { ok: true, detail: `${unitPaths.length} units hardened` };
@@ -182,7 +184,8 @@ function staticAssertions(p: Parts): StaticAssertion[] {
       check: ({ tree, policy }) => {
         const h = parseUnit(tree.read(unitPaths[0]!) ?? '');
         if (!unitWords(h, 'Unit', 'After').includes(policy.torUnit)) return { ok: false, detail: `${HTPDATE_UNIT} is not After=${policy.torUnit}` };
-        if (!unitValues(h, 'Service', 'ExecStartPre').includes(`${TOOL_PATHS.htpdate} wait-bootstrap`)) return { ok: false, detail: `${HTPDATE_UNIT} does not wait for the bootstrap` };
+        if (!unitValues(h, 'Service', 'ExecStartPre').includes(`${TOOL_PATHS.htpdate} wait-bootstrap`))
+          return { ok: false, detail: `${HTPDATE_UNIT} does not wait for the bootstrap` };
         if (p.pretorUnit) {
           const pre = parseUnit(tree.read(unitPaths[1]!) ?? '');
           if (!unitWords(pre, 'Unit', 'Before').includes(policy.torUnit)) return { ok: false, detail: `${p.pretorUnit} is not Before=${policy.torUnit}` };
@@ -196,7 +199,9 @@ function staticAssertions(p: Parts): StaticAssertion[] {
       check: ({ tree, policy }) => {
         const enabled = policy.document.time.preTorCheck.enabled;
         // by file name, so a disabled policy is checked against the name an enabled one would use
-        const present = [TOOL_PATHS['pretor-time'], ...tree.paths().filter((x) => x.endsWith(`/${UNITS.preTorTime}`))].filter((x) => tree.read(x) !== undefined);
+        const present = [TOOL_PATHS['pretor-time'], ...tree.paths().filter((x) => x.endsWith(`/${UNITS.preTorTime}`))].filter(
+          (x) => tree.read(x) !== undefined,
+        );
         const inConf = /^pretor-/m.test(tree.read(CONFIG_FILE) ?? '');
         const ok = enabled ? present.length === 2 && inConf : present.length === 0 && !inConf;
         return { ok, detail: `enabled=${enabled}; ${present.length} pre-Tor files, config ${inConf ? 'has' : 'has no'} pretor-* keys` };
@@ -213,8 +218,10 @@ function staticAssertions(p: Parts): StaticAssertion[] {
           return { ok: false, detail: (e as Error).message };
         }
         const sp = policy.socksPorts.find((s) => s.address === c.htp.socks.address && s.port === c.htp.socks.port);
-        if (!sp || !sp.clients.some((u) => u.uid === c.htp.uid)) return { ok: false, detail: `uid ${c.htp.uid} is not a client of ${c.htp.socks.address}:${c.htp.socks.port}` };
-        if (c.pretor && !policy.clearnetUsers.some((u) => u.uid === c.pretor!.uid)) return { ok: false, detail: `pretor uid ${c.pretor.uid} is not a clearnet user` };
+        if (!sp?.clients.some((u) => u.uid === c.htp.uid))
+          return { ok: false, detail: `uid ${c.htp.uid} is not a client of ${c.htp.socks.address}:${c.htp.socks.port}` };
+        if (c.pretor && !policy.clearnetUsers.some((u) => u.uid === c.pretor!.uid))
+          return { ok: false, detail: `pretor uid ${c.pretor.uid} is not a clearnet user` };
         if (c.htp.uid === 0 || c.pretor?.uid === 0) return { ok: false, detail: 'a network half would run as root' };
         return { ok: true, detail: `htp uid ${c.htp.uid} → SocksPort ${sp.name}${c.pretor ? `; pre-Tor as uid ${c.pretor.uid}` : ''}` };
       },

@@ -4,7 +4,18 @@
 // files and the policy; whether the firewall ships the unit ours requires and
 // tor listens where our DNAT points is checked above the modules
 // (@leakless/crosscheck).
-import { UNITS, addressIn, parseCidr4, parseUnit, unitValues, unitWords, type CheckResult, type Policy, type StaticAssertion, type TreeReader } from '@leakless/policy';
+import {
+  UNITS,
+  addressIn,
+  parseCidr4,
+  parseUnit,
+  unitValues,
+  unitWords,
+  type CheckResult,
+  type Policy,
+  type StaticAssertion,
+  type TreeReader,
+} from '@leakless/policy';
 import { FIREWALL_UNIT, LAUNCHER, SETUP_SCRIPT, UDEV_RULES, UNIT, UNIT_PATH, nftFile, type NamespacePlan } from './layout.js';
 
 const ok = (detail: string): CheckResult => ({ ok: true, detail });
@@ -53,7 +64,9 @@ export function staticAssertions(policy: Policy, plans: readonly NamespacePlan[]
           ...plans.flatMap((p): [string, number][] => (p.resolvConf.kind === 'file' ? [[p.resolvConf.path, 0o644]] : [])),
         ];
         const bad = want.filter(([p, m]) => tree.mode(p) !== m);
-        return bad.length ? fail(`${bad[0]![0]}: mode ${tree.mode(bad[0]![0])?.toString(8) ?? 'missing'} (expected ${bad[0]![1].toString(8)})`) : ok(`${want.length} files`);
+        return bad.length
+          ? fail(`${bad[0]![0]}: mode ${tree.mode(bad[0]![0])?.toString(8) ?? 'missing'} (expected ${bad[0]![1].toString(8)})`)
+          : ok(`${want.length} files`);
       },
     },
     {
@@ -111,10 +124,13 @@ export function staticAssertions(policy: Policy, plans: readonly NamespacePlan[]
           const p = plans.find((x) => x.ns.name === c.ns);
           if (!p) return fail(`route command outside any namespace: ${c.line}`);
           if (p.ns.kind !== 'clearnet') return fail(`route in tor-only namespace ${p.ns.name}: ${c.line}`);
-          if (c.line !== `ip -n ${p.ns.name} route add default via ${p.ns.hostAddress} dev ${p.ns.guestVeth}`) return fail(`unexpected route in ${p.ns.name}: ${c.line}`);
+          if (c.line !== `ip -n ${p.ns.name} route add default via ${p.ns.hostAddress} dev ${p.ns.guestVeth}`)
+            return fail(`unexpected route in ${p.ns.name}: ${c.line}`);
         }
         const clearnet = plans.filter((p) => p.ns.kind === 'clearnet').length;
-        return cmds.length === clearnet ? ok(`${cmds.length} default route(s), all in clearnet namespaces`) : fail(`${cmds.length} route commands for ${clearnet} clearnet namespace(s)`);
+        return cmds.length === clearnet
+          ? ok(`${cmds.length} default route(s), all in clearnet namespaces`)
+          : fail(`${cmds.length} route commands for ${clearnet} clearnet namespace(s)`);
       },
     },
     {
@@ -168,7 +184,8 @@ export function staticAssertions(policy: Policy, plans: readonly NamespacePlan[]
       statement: `${UNIT} is a oneshot that stays active, requires and follows the firewall unit, and runs before NetworkManager (that the firewall unit is shipped: crosscheck.units-required)`,
       check: ({ tree }) => {
         const u = parseUnit(need(tree, UNIT_PATH));
-        const has = (section: string, key: string, value: string) => (key.startsWith('Exec') ? unitValues(u, section, key) : unitWords(u, section, key)).includes(value);
+        const has = (section: string, key: string, value: string) =>
+          (key.startsWith('Exec') ? unitValues(u, section, key) : unitWords(u, section, key)).includes(value);
         const want: [string, string, string][] = [
           ['Service', 'Type', 'oneshot'],
           ['Service', 'RemainAfterExit', 'yes'],
@@ -196,8 +213,10 @@ export function staticAssertions(policy: Policy, plans: readonly NamespacePlan[]
         if (known.join(' ') !== want.join(' ')) return fail(`launcher accepts [${known.join(' ')}], policy has [${want.join(' ')}]`);
         const u = policy.desktopUser;
         if (u.uid === 0 || u.gid === 0) return fail(`desktop user ${u.name} is ${u.uid}:${u.gid}`);
-        if (!text.includes(`getent passwd ${u.name})`) || !text.includes(`[ "$uid" = ${u.uid} ] && [ "$gid" = ${u.gid} ]`)) return fail(`launcher does not pin ${u.name} to ${u.uid}:${u.gid}`);
-        if (!/setpriv --reuid="\$uid" --regid="\$gid" --init-groups --no-new-privs --reset-env/.test(text)) return fail('launcher does not drop to the user with no new privileges');
+        if (!text.includes(`getent passwd ${u.name})`) || !text.includes(`[ "$uid" = ${u.uid} ] && [ "$gid" = ${u.gid} ]`))
+          return fail(`launcher does not pin ${u.name} to ${u.uid}:${u.gid}`);
+        if (!/setpriv --reuid="\$uid" --regid="\$gid" --init-groups --no-new-privs --reset-env/.test(text))
+          return fail('launcher does not drop to the user with no new privileges');
         if (!/^exec ip netns exec "\$name" unshare --uts -- \\$/m.test(text)) return fail('launcher gives the command no UTS namespace');
         return ok(`${known.length} namespaces, user ${u.name} ${u.uid}:${u.gid}`);
       },

@@ -3,7 +3,17 @@
 // namespace routed out through the host that reaches no local service — with
 // the systemd unit and script that create them and the launcher that runs an
 // application inside one as the desktop user.
-import { UNITS, emission, loadTemplate, sha256, type Emission, type GeneratedFile, type Policy, type ResolvedNamespace, type RuntimeAssertion } from '@leakless/policy';
+import {
+  UNITS,
+  emission,
+  loadTemplate,
+  sha256,
+  type Emission,
+  type GeneratedFile,
+  type Policy,
+  type ResolvedNamespace,
+  type RuntimeAssertion,
+} from '@leakless/policy';
 import {
   ETC_NETNS,
   FIREWALL_UNIT,
@@ -47,11 +57,15 @@ export const name = 'netns';
 const CLAUSE = 'netns.namespaces';
 const FORWARDING_CLAUSE = 'netns.namespaces kind clearnet';
 
-const renderSetup = loadTemplate<{ clause: string; unit: string; firewallUnit: string; plans: readonly NamespacePlan[]; forwarding: boolean; forwardingClause: string; etcNetns: string }>(
-  import.meta.url,
-  'netns-setup.sh.ejs',
-  ['clause', 'unit', 'firewallUnit', 'plans', 'forwarding', 'forwardingClause', 'etcNetns'],
-);
+const renderSetup = loadTemplate<{
+  clause: string;
+  unit: string;
+  firewallUnit: string;
+  plans: readonly NamespacePlan[];
+  forwarding: boolean;
+  forwardingClause: string;
+  etcNetns: string;
+}>(import.meta.url, 'netns-setup.sh.ejs', ['clause', 'unit', 'firewallUnit', 'plans', 'forwarding', 'forwardingClause', 'etcNetns']);
 const renderLauncher = loadTemplate<{
   self: string;
   clause: string;
@@ -68,7 +82,10 @@ const renderUnit = loadTemplate<{ clause: string; names: readonly string[]; fire
   ['clause', 'names', 'firewallUnit', 'script', 'networkPre', 'networkManager'],
 );
 const renderTorOnlyResolv = loadTemplate<{ name: string; clause: string }>(import.meta.url, 'resolv-tor-only.conf.ejs', ['name', 'clause']);
-const renderUdev = loadTemplate<{ clause: string; namespaces: readonly ResolvedNamespace[] }>(import.meta.url, 'udev-nm-unmanaged.rules.ejs', ['clause', 'namespaces']);
+const renderUdev = loadTemplate<{ clause: string; namespaces: readonly ResolvedNamespace[] }>(import.meta.url, 'udev-nm-unmanaged.rules.ejs', [
+  'clause',
+  'namespaces',
+]);
 
 export function renderFiles(policy: Policy, plans: readonly NamespacePlan[]): GeneratedFile[] {
   const names = plans.map((p) => p.ns.name);
@@ -90,7 +107,14 @@ export function renderFiles(policy: Policy, plans: readonly NamespacePlan[]): Ge
   });
   files.push({
     path: UNIT_PATH,
-    content: renderUnit({ clause: CLAUSE, names, firewallUnit: FIREWALL_UNIT, script: SETUP_SCRIPT, networkPre: UNITS.networkPre, networkManager: UNITS.networkManager }),
+    content: renderUnit({
+      clause: CLAUSE,
+      names,
+      firewallUnit: FIREWALL_UNIT,
+      script: SETUP_SCRIPT,
+      networkPre: UNITS.networkPre,
+      networkManager: UNITS.networkManager,
+    }),
     mode: 0o644,
     clause: CLAUSE,
   });
@@ -132,9 +156,20 @@ export function runtimeAssertions(plans: readonly NamespacePlan[], files: readon
     const n = p.ns.name;
     // scope system: the namespaces exist only once the unit has run (the lab runs the same script).
     for (const s of p.nsSysctls)
-      out.push({ id: `netns.${n}.sysctl.${s.key}`, statement: `inside ${n}: ${s.key} = ${s.value}`, check: { kind: 'sysctl', key: s.key, expected: s.value }, scope: 'system', netns: n });
+      out.push({
+        id: `netns.${n}.sysctl.${s.key}`,
+        statement: `inside ${n}: ${s.key} = ${s.value}`,
+        check: { kind: 'sysctl', key: s.key, expected: s.value },
+        scope: 'system',
+        netns: n,
+      });
     for (const s of p.hostSysctls)
-      out.push({ id: `netns.${n}.host-sysctl.${s.key}`, statement: `host side of ${n}: ${s.key} = ${s.value}`, check: { kind: 'sysctl', key: s.key, expected: s.value }, scope: 'system' });
+      out.push({
+        id: `netns.${n}.host-sysctl.${s.key}`,
+        statement: `host side of ${n}: ${s.key} = ${s.value}`,
+        check: { kind: 'sysctl', key: s.key, expected: s.value },
+        scope: 'system',
+      });
     out.push({
       id: `netns.${n}.addresses`,
       statement: `inside ${n} a process sees only loopback and its end of the /30, no routable address`,

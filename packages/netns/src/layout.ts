@@ -92,7 +92,11 @@ function hostSysctls(ns: ResolvedNamespace): Setting[] {
           0,
           'The host never routes for a tor-only namespace: even without the firewall’s forward chain nothing from it is forwarded (written after ip_forward, which would reset it).',
         )
-      : set(`net.ipv4.conf.${ns.hostVeth}.forwarding`, 1, 'The clearnet namespace is routed out through the host; the firewall’s forward chain decides what may pass.'),
+      : set(
+          `net.ipv4.conf.${ns.hostVeth}.forwarding`,
+          1,
+          'The clearnet namespace is routed out through the host; the firewall’s forward chain decides what may pass.',
+        ),
     set(`net.ipv4.conf.${ns.hostVeth}.route_localnet`, 0, 'Nothing on the host side may send or accept 127.0.0.0/8 on the veth.'),
     set(`net.ipv4.conf.${ns.hostVeth}.accept_redirects`, 0, 'The namespace must not reroute the host.'),
     set(`net.ipv4.conf.${ns.hostVeth}.send_redirects`, 0, 'The host does not tell the namespace about other routes.'),
@@ -126,7 +130,9 @@ function antiSpoofing(ns: ResolvedNamespace, why: string): Chain {
     name: 'postrouting',
     why,
     base: POSTROUTING,
-    rules: [{ match: { oifname: { name: ns.guestVeth }, saddr: { addrs: [ns.guestAddress], negate: true } }, verdict: drop, clause: `${ns.clause} anti-spoofing` }],
+    rules: [
+      { match: { oifname: { name: ns.guestVeth }, saddr: { addrs: [ns.guestAddress], negate: true } }, verdict: drop, clause: `${ns.clause} anti-spoofing` },
+    ],
   };
 }
 
@@ -193,7 +199,11 @@ function clearnetChains(ns: ResolvedNamespace, internalRange: string): Chain[] {
         invalidDrop,
         loopback(ns, 'out'),
         { match: { nfproto: 'ipv6' }, verdict: refuse, clause: 'ipv6.enabled false' },
-        { match: { daddr: { addrs: [internalRange] } }, verdict: refuse, clause: 'netns.internalRange: no host services, no other namespace (Tails 699c716428a)' },
+        {
+          match: { daddr: { addrs: [internalRange] } },
+          verdict: refuse,
+          clause: 'netns.internalRange: no host services, no other namespace (Tails 699c716428a)',
+        },
       ],
     },
     antiSpoofing(ns, 'Anti-spoofing: nothing leaves the veth with another source (Tails: OUTPUT -o veth0 ! --src <guest> REJECT).'),
@@ -201,7 +211,11 @@ function clearnetChains(ns: ResolvedNamespace, internalRange: string): Chain[] {
       name: 'input',
       why: 'No incoming connection to an application that is on the real network with the real address (Tails 1c9207c0a4f).',
       base: filter('input', 'drop'),
-      rules: [invalidDrop, loopback(ns, 'in'), { match: { ctState: ['established', 'related'] }, verdict: accept, clause: `${c} replies (related: ICMP errors, path MTU)` }],
+      rules: [
+        invalidDrop,
+        loopback(ns, 'in'),
+        { match: { ctState: ['established', 'related'] }, verdict: accept, clause: `${c} replies (related: ICMP errors, path MTU)` },
+      ],
     },
     neverARouter,
   ];

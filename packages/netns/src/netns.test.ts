@@ -11,7 +11,10 @@ const policy = defaultPolicy();
 const out = emit(policy);
 
 // nft -c runs in a throwaway user+network namespace; some machines forbid unprivileged ones.
-const noNft = skipUnless('the netns nft -c checks', needTool('unshare', ['-rn', 'nft', '--version'], 'nft in a throwaway user+network namespace; tools/leakless/install-deps.sh test installs nftables'));
+const noNft = skipUnless(
+  'the netns nft -c checks',
+  needTool('unshare', ['-rn', 'nft', '--version'], 'nft in a throwaway user+network namespace; tools/leakless/install-deps.sh test installs nftables'),
+);
 
 function ctxFor(files: readonly GeneratedFile[], p = policy): StaticContext {
   return { tree: memoryTree(buildTree([{ ...out, files }])), policy: p, run: hostToolRunner };
@@ -95,7 +98,15 @@ describe('netns emit', () => {
   it('builds each namespace’s rules as an nft table that does what its comments say (evaluated on the model)', () => {
     const [tbb, clearnet] = planNamespaces(policy);
     const socks = tbb!.ns.socksPort!;
-    const fromApp = (daddr: string, dport: number, oif = 'lo'): Packet => ({ family: 'ipv4', oif, daddr, protocol: 'tcp', dport, tcpFlags: 'syn', ctState: 'new' });
+    const fromApp = (daddr: string, dport: number, oif = 'lo'): Packet => ({
+      family: 'ipv4',
+      oif,
+      daddr,
+      protocol: 'tcp',
+      dport,
+      tcpFlags: 'syn',
+      ctState: 'new',
+    });
     // tor-only: 127.0.0.1:<SocksPort> is rewritten to the host side and may leave; nothing else may
     const viaDnat = evaluateOutput(tbb!.table, fromApp('127.0.0.1', socks.port));
     expect(viaDnat.packet).toMatchObject({ daddr: socks.address, dport: socks.port });
@@ -106,10 +117,25 @@ describe('netns emit', () => {
     // clearnet: out to the Internet, never to the internal range, never IPv6
     expect(accepted(evaluateOutput(clearnet!.table, fromApp('198.51.100.7', 443, clearnet!.ns.guestVeth)).decision)).toBe(true);
     expect(accepted(evaluateOutput(clearnet!.table, fromApp(clearnet!.ns.hostAddress, 9050, clearnet!.ns.guestVeth)).decision)).toBe(false);
-    expect(accepted(evaluateOutput(clearnet!.table, { ...fromApp('198.51.100.7', 443, clearnet!.ns.guestVeth), family: 'ipv6', daddr: '2001:db8::1' }).decision)).toBe(false);
+    expect(
+      accepted(evaluateOutput(clearnet!.table, { ...fromApp('198.51.100.7', 443, clearnet!.ns.guestVeth), family: 'ipv6', daddr: '2001:db8::1' }).decision),
+    ).toBe(false);
     // nobody may open a connection into either namespace
     for (const p of [tbb!, clearnet!])
-      expect(accepted(evaluateHook(p.table, 'input', { family: 'ipv4', iif: p.ns.guestVeth, saddr: p.ns.hostAddress, daddr: p.ns.guestAddress, protocol: 'tcp', dport: 22, tcpFlags: 'syn', ctState: 'new' }))).toBe(false);
+      expect(
+        accepted(
+          evaluateHook(p.table, 'input', {
+            family: 'ipv4',
+            iif: p.ns.guestVeth,
+            saddr: p.ns.hostAddress,
+            daddr: p.ns.guestAddress,
+            protocol: 'tcp',
+            dport: 22,
+            tcpFlags: 'syn',
+            ctState: 'new',
+          }),
+        ),
+      ).toBe(false);
   });
 
   it('switches ip_forward on before any tor-only veth is switched off (Tails wrote them the other way round)', () => {
@@ -136,22 +162,84 @@ describe('netns static assertions', () => {
   // Each case plants one defect; the named assertion must catch it.
   const tbbNft = '/etc/leakless/netns/tbb.nft';
   const cases: { name: string; files: () => GeneratedFile[]; fails: string; nft?: boolean }[] = [
-    { name: 'a route out of the tor-only namespace', files: () => edit(SETUP_SCRIPT, (s) => s.replace('ip -n tbb link set veth0 up\n', 'ip -n tbb link set veth0 up\n\tip -n tbb route add default via 10.200.1.1 dev veth0\n')), fails: 'netns.tor-only-no-route' },
-    { name: 'a route via ip netns exec', files: () => edit(SETUP_SCRIPT, (s) => s.replace('ip -n tbb link set veth0 up\n', 'ip -n tbb link set veth0 up\n\tip netns exec tbb ip route add 0.0.0.0/1 via 10.200.1.1\n')), fails: 'netns.tor-only-no-route' },
-    { name: 'a second clearnet route', files: () => edit(SETUP_SCRIPT, (s) => s.replace('dev veth0\n\t# DNS', 'dev veth0\n\tip -n clearnet route add 10.0.0.0/8 via 10.200.1.17\n\t# DNS')), fails: 'netns.tor-only-no-route' },
-    { name: 'a DNAT to a port tor does not listen on', files: () => edit(tbbNft, (s) => s.replace('dnat ip to 10.200.1.1:9050', 'dnat ip to 10.200.1.1:9052')), fails: 'netns.dnat-targets-tor' },
-    { name: 'a DNAT to the ControlPort on the host', files: () => edit(tbbNft, (s) => s.replace('dnat ip to 10.200.1.1:9050', 'dnat ip to 127.0.0.1:9052')), fails: 'netns.dnat-targets-tor' },
-    { name: 'a tor-only namespace without its DNAT', files: () => edit(tbbNft, (s) => s.replace(/\t\toifname "lo" ip daddr 127.0.0.1 tcp dport 9050 counter dnat.*\n/, '')), fails: 'netns.dnat-targets-tor' },
-    { name: 'a rule without its clause comment', files: () => edit(tbbNft, (s) => s.replace(' comment "netns.namespaces[0] anti-spoofing"', '')), fails: 'netns.nft-comments' },
-    { name: 'a rule without its counter', files: () => edit(tbbNft, (s) => s.replace('ip saddr != 10.200.1.2 counter drop', 'ip saddr != 10.200.1.2 drop')), fails: 'netns.nft-comments' },
-    { name: 'a hand edit that keeps every rule well-formed', files: () => edit(tbbNft, (s) => s.replace('oifname "lo" counter accept', 'counter accept')), fails: 'netns.file-is-ast' },
-    { name: 'a LAN resolver in the tor-only resolv.conf', files: () => edit('/etc/netns/tbb/resolv.conf', (s) => s.replace('nameserver 127.0.0.1', 'nameserver 192.168.1.1')), fails: 'netns.tor-only-resolver' },
-    { name: 'a clearnet resolv.conf not linked to the saved DNS', files: () => edit(SETUP_SCRIPT, (s) => s.replace('ln -sfn /etc/resolv-over-clearnet.conf', 'ln -sfn /etc/resolv.conf')), fails: 'netns.clearnet-resolver' },
+    {
+      name: 'a route out of the tor-only namespace',
+      files: () =>
+        edit(SETUP_SCRIPT, (s) =>
+          s.replace('ip -n tbb link set veth0 up\n', 'ip -n tbb link set veth0 up\n\tip -n tbb route add default via 10.200.1.1 dev veth0\n'),
+        ),
+      fails: 'netns.tor-only-no-route',
+    },
+    {
+      name: 'a route via ip netns exec',
+      files: () =>
+        edit(SETUP_SCRIPT, (s) =>
+          s.replace('ip -n tbb link set veth0 up\n', 'ip -n tbb link set veth0 up\n\tip netns exec tbb ip route add 0.0.0.0/1 via 10.200.1.1\n'),
+        ),
+      fails: 'netns.tor-only-no-route',
+    },
+    {
+      name: 'a second clearnet route',
+      files: () => edit(SETUP_SCRIPT, (s) => s.replace('dev veth0\n\t# DNS', 'dev veth0\n\tip -n clearnet route add 10.0.0.0/8 via 10.200.1.17\n\t# DNS')),
+      fails: 'netns.tor-only-no-route',
+    },
+    {
+      name: 'a DNAT to a port tor does not listen on',
+      files: () => edit(tbbNft, (s) => s.replace('dnat ip to 10.200.1.1:9050', 'dnat ip to 10.200.1.1:9052')),
+      fails: 'netns.dnat-targets-tor',
+    },
+    {
+      name: 'a DNAT to the ControlPort on the host',
+      files: () => edit(tbbNft, (s) => s.replace('dnat ip to 10.200.1.1:9050', 'dnat ip to 127.0.0.1:9052')),
+      fails: 'netns.dnat-targets-tor',
+    },
+    {
+      name: 'a tor-only namespace without its DNAT',
+      files: () => edit(tbbNft, (s) => s.replace(/\t\toifname "lo" ip daddr 127.0.0.1 tcp dport 9050 counter dnat.*\n/, '')),
+      fails: 'netns.dnat-targets-tor',
+    },
+    {
+      name: 'a rule without its clause comment',
+      files: () => edit(tbbNft, (s) => s.replace(' comment "netns.namespaces[0] anti-spoofing"', '')),
+      fails: 'netns.nft-comments',
+    },
+    {
+      name: 'a rule without its counter',
+      files: () => edit(tbbNft, (s) => s.replace('ip saddr != 10.200.1.2 counter drop', 'ip saddr != 10.200.1.2 drop')),
+      fails: 'netns.nft-comments',
+    },
+    {
+      name: 'a hand edit that keeps every rule well-formed',
+      files: () => edit(tbbNft, (s) => s.replace('oifname "lo" counter accept', 'counter accept')),
+      fails: 'netns.file-is-ast',
+    },
+    {
+      name: 'a LAN resolver in the tor-only resolv.conf',
+      files: () => edit('/etc/netns/tbb/resolv.conf', (s) => s.replace('nameserver 127.0.0.1', 'nameserver 192.168.1.1')),
+      fails: 'netns.tor-only-resolver',
+    },
+    {
+      name: 'a clearnet resolv.conf not linked to the saved DNS',
+      files: () => edit(SETUP_SCRIPT, (s) => s.replace('ln -sfn /etc/resolv-over-clearnet.conf', 'ln -sfn /etc/resolv.conf')),
+      fails: 'netns.clearnet-resolver',
+    },
     { name: 'a unit not tied to the firewall', files: () => edit(UNIT_PATH, (s) => s.replace(`Requires=${FIREWALL_UNIT}\n`, '')), fails: 'netns.unit-order' },
-    { name: 'a launcher that knows an extra namespace', files: () => edit(LAUNCHER, (s) => s.replace('tbb) ;;', 'tbb) ;; # x\nhost) ;;')), fails: 'netns.launcher' },
-    { name: 'a launcher that runs as another uid', files: () => edit(LAUNCHER, (s) => s.replace('[ "$uid" = 1000 ]', '[ "$uid" = 0 ]')), fails: 'netns.launcher' },
+    {
+      name: 'a launcher that knows an extra namespace',
+      files: () => edit(LAUNCHER, (s) => s.replace('tbb) ;;', 'tbb) ;; # x\nhost) ;;')),
+      fails: 'netns.launcher',
+    },
+    {
+      name: 'a launcher that runs as another uid',
+      files: () => edit(LAUNCHER, (s) => s.replace('[ "$uid" = 1000 ]', '[ "$uid" = 0 ]')),
+      fails: 'netns.launcher',
+    },
     { name: 'a launcher without a UTS namespace', files: () => edit(LAUNCHER, (s) => s.replace('unshare --uts -- ', '')), fails: 'netns.launcher' },
-    { name: 'a script that does not parse', files: () => edit(SETUP_SCRIPT, (s) => s.replace('start) start ;;', 'start) start ;')), fails: 'netns.shell-syntax' },
+    {
+      name: 'a script that does not parse',
+      files: () => edit(SETUP_SCRIPT, (s) => s.replace('start) start ;;', 'start) start ;')),
+      fails: 'netns.shell-syntax',
+    },
     { name: 'a launcher made not executable', files: () => out.files.map((f) => (f.path === LAUNCHER ? { ...f, mode: 0o644 } : f)), fails: 'netns.files' },
     { name: 'an nft file nft rejects', files: () => edit(tbbNft, (s) => s.replace('policy drop;', 'policy dropp;')), fails: 'netns.nft-check', nft: true },
   ];
@@ -218,9 +306,13 @@ describe('netns runtime assertions', () => {
       fakeExec({ v4: withRoute({ dst: '0.0.0.0/1', gateway: '10.200.1.1', dev: 'veth0', table: '100' }) }),
       fakeExec({ v6: JSON.stringify([{ dst: 'fe80::/64', dev: 'veth0', protocol: 'kernel' }]) }),
     ];
-    for (const p of planted) expect((await evaluateRuntime(tbbNet, p.exec))[1]).toMatchObject({ ok: false, detail: expect.stringMatching(/unexpected \[.+\]/) });
+    for (const p of planted)
+      expect((await evaluateRuntime(tbbNet, p.exec))[1]).toMatchObject({ ok: false, detail: expect.stringMatching(/unexpected \[.+\]/) });
     const realIp = JSON.stringify([...JSON.parse(addr), { ifname: 'eth0', addr_info: [{ family: 'inet', local: '192.168.1.23', prefixlen: 24 }] }]);
-    expect((await evaluateRuntime(tbbNet, fakeExec({ addr: realIp }).exec))[0]).toMatchObject({ ok: false, detail: expect.stringContaining('eth0 192.168.1.23/24') });
+    expect((await evaluateRuntime(tbbNet, fakeExec({ addr: realIp }).exec))[0]).toMatchObject({
+      ok: false,
+      detail: expect.stringContaining('eth0 192.168.1.23/24'),
+    });
   });
 
   it('report "could not tell" as a failure', async () => {

@@ -11,17 +11,35 @@ const t: Table = {
     {
       name: 'nat_output',
       base: { type: 'nat', hook: 'output', priority: -100, policy: 'accept' },
-      rules: [{ match: { oifname: { name: 'lo' }, daddr: { addrs: ['127.0.0.1'] }, protocol: 'tcp', dport: { ports: [9050] } }, verdict: { kind: 'dnat', address: '10.200.1.1', port: 9050 }, clause: 'dnat' }],
+      rules: [
+        {
+          match: { oifname: { name: 'lo' }, daddr: { addrs: ['127.0.0.1'] }, protocol: 'tcp', dport: { ports: [9050] } },
+          verdict: { kind: 'dnat', address: '10.200.1.1', port: 9050 },
+          clause: 'dnat',
+        },
+      ],
     },
     {
       name: 'output',
       base: { type: 'filter', hook: 'output', priority: 0, policy: 'drop' },
-      rules: [{ match: { daddr: { addrs: ['10.200.1.1'] }, protocol: 'tcp', dport: { ports: [9050] }, ctStatus: ['dnat'] }, verdict: { kind: 'accept' }, clause: 'the one way out' }],
+      rules: [
+        {
+          match: { daddr: { addrs: ['10.200.1.1'] }, protocol: 'tcp', dport: { ports: [9050] }, ctStatus: ['dnat'] },
+          verdict: { kind: 'accept' },
+          clause: 'the one way out',
+        },
+      ],
     },
     {
       name: 'input',
       base: { type: 'filter', hook: 'input', priority: 0, policy: 'drop' },
-      rules: [{ match: { saddr: { addrs: ['10.200.1.1'] }, protocol: 'tcp', sport: { ports: [9050] }, ctState: ['established'] }, verdict: { kind: 'accept' }, clause: 'replies' }],
+      rules: [
+        {
+          match: { saddr: { addrs: ['10.200.1.1'] }, protocol: 'tcp', sport: { ports: [9050] }, ctState: ['established'] },
+          verdict: { kind: 'accept' },
+          clause: 'replies',
+        },
+      ],
     },
   ],
 };
@@ -40,7 +58,16 @@ describe('evaluator', () => {
   });
 
   it('matches source ports: replies from the SocksPort only', () => {
-    const reply = (sport: number): Packet => ({ family: 'ipv4', iif: 'veth0', saddr: '10.200.1.1', daddr: '10.200.1.2', protocol: 'tcp', sport, dport: 40000, ctState: 'established' });
+    const reply = (sport: number): Packet => ({
+      family: 'ipv4',
+      iif: 'veth0',
+      saddr: '10.200.1.1',
+      daddr: '10.200.1.2',
+      protocol: 'tcp',
+      sport,
+      dport: 40000,
+      ctState: 'established',
+    });
     expect(accepted(evaluateHook(t, 'input', reply(9050)))).toBe(true);
     expect(accepted(evaluateHook(t, 'input', reply(22)))).toBe(false);
     expect(matches({ protocol: 'tcp', sport: { ports: [22], negate: true } }, reply(9050))).toBe(true);

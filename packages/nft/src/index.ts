@@ -5,7 +5,22 @@
 // evaluator. The firewall module's host table and the netns module's
 // per-namespace tables are both built and rendered with it.
 export { chainOf, withChain, withChainPolicy, mapRules, insertBefore, ruleCount, LOG_PREFIX } from './ast.js';
-export type { Table, Chain, Rule, Match, Verdict, AddrMatch, PortMatch, IfMatch, CtState, CtStatus, Family, L4Protocol, HookName, BaseChainSpec } from './ast.js';
+export type {
+  Table,
+  Chain,
+  Rule,
+  Match,
+  Verdict,
+  AddrMatch,
+  PortMatch,
+  IfMatch,
+  CtState,
+  CtStatus,
+  Family,
+  L4Protocol,
+  HookName,
+  BaseChainSpec,
+} from './ast.js';
 export { renderNft, renderRule, renderTable, NFT } from './render.js';
 export type { RenderOptions } from './render.js';
 export { evaluateChain, evaluateHook, evaluateOutput, accepted, matches } from './evaluate.js';

@@ -14,7 +14,13 @@ const table: Table = {
       name: 'nat_output',
       why: 'a chain’s reason, <in> any characters but a line break',
       base: { type: 'nat', hook: 'output', priority: -100, policy: 'accept' },
-      rules: [{ match: { oifname: { name: 'lo' }, daddr: { addrs: ['127.0.0.1'] }, protocol: 'tcp', dport: { ports: [9050] } }, verdict: { kind: 'dnat', address: '10.200.1.1', port: 9050 }, clause: 'tor.socksPorts[3] via DNAT' }],
+      rules: [
+        {
+          match: { oifname: { name: 'lo' }, daddr: { addrs: ['127.0.0.1'] }, protocol: 'tcp', dport: { ports: [9050] } },
+          verdict: { kind: 'dnat', address: '10.200.1.1', port: 9050 },
+          clause: 'tor.socksPorts[3] via DNAT',
+        },
+      ],
     },
     {
       name: 'nat_postrouting',
@@ -25,7 +31,11 @@ const table: Table = {
       name: 'input',
       base: { type: 'filter', hook: 'input', priority: 'filter', policy: 'drop' },
       rules: [
-        { match: { iifname: { name: 'veth0' }, saddr: { addrs: ['10.200.1.1'] }, protocol: 'tcp', sport: { ports: [9050] }, ctState: ['established'] }, verdict: { kind: 'accept' }, clause: 'replies' },
+        {
+          match: { iifname: { name: 'veth0' }, saddr: { addrs: ['10.200.1.1'] }, protocol: 'tcp', sport: { ports: [9050] }, ctState: ['established'] },
+          verdict: { kind: 'accept' },
+          clause: 'replies',
+        },
         { match: { protocol: 'udp', sport: { ports: [53, 5353] }, dport: { ports: [1024], negate: true } }, verdict: { kind: 'drop' }, clause: 'both ports' },
       ],
     },
@@ -62,7 +72,9 @@ describe('renderTable', () => {
 
   it('lists rejects the way nft prints them, and leaves the chains’ reasons out of the listing', () => {
     const listing = renderTable(table, { listing: true });
-    expect(listing).toContain('oif "lo" tcp flags syn / fin,syn,rst,ack meta skuid 1000 counter packets 0 bytes 0 log prefix "leakless reject: " level debug flags skuid reject comment "logged refusal"');
+    expect(listing).toContain(
+      'oif "lo" tcp flags syn / fin,syn,rst,ack meta skuid 1000 counter packets 0 bytes 0 log prefix "leakless reject: " level debug flags skuid reject comment "logged refusal"',
+    );
     expect(listing).toContain('type filter hook output priority filter; policy drop;');
     expect(listing).toContain('type nat hook postrouting priority srcnat; policy accept;');
     expect(listing).toContain('type nat hook output priority -100; policy accept;');
@@ -84,12 +96,23 @@ describe('renderTable', () => {
 describe('renderNft', () => {
   it('replaces the one table in one transaction, below the header (an empty header line stays empty)', () => {
     const text = renderNft(table, ['first', '', 'second']);
-    expect(text.split('\n').slice(0, 7)).toEqual(['#!/usr/sbin/nft -f', '# first', '', '# second', 'table inet lk_render_test {}', 'delete table inet lk_render_test', 'table inet lk_render_test {']);
+    expect(text.split('\n').slice(0, 7)).toEqual([
+      '#!/usr/sbin/nft -f',
+      '# first',
+      '',
+      '# second',
+      'table inet lk_render_test {}',
+      'delete table inet lk_render_test',
+      'table inet lk_render_test {',
+    ]);
     expect(text.endsWith('}\n')).toBe(true);
   });
 });
 
-const skip = skipUnless('nft round trips (@leakless/nft)', needTool('unshare', ['-rn', 'nft', '--version'], 'nft in a throwaway user+network namespace; tools/leakless/install-deps.sh test installs nftables'));
+const skip = skipUnless(
+  'nft round trips (@leakless/nft)',
+  needTool('unshare', ['-rn', 'nft', '--version'], 'nft in a throwaway user+network namespace; tools/leakless/install-deps.sh test installs nftables'),
+);
 
 describe.skipIf(skip)('the kernel (unshare -rn nft)', () => {
   it('loads the file and lists exactly what renderTable(listing) says, every kind of match and verdict included', () => {

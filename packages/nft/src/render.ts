@@ -3,7 +3,20 @@
 // dependencies left out), so the table read back from the kernel can be
 // compared with the emitted one (runtime assertion firewall.table-loaded).
 import { parseCidr4 } from '@leakless/policy/net';
-import { LOG_PREFIX, type AddrMatch, type BaseChainSpec, type Chain, type CtState, type CtStatus, type IfMatch, type Match, type PortMatch, type Rule, type Table, type Verdict } from './ast.js';
+import {
+  LOG_PREFIX,
+  type AddrMatch,
+  type BaseChainSpec,
+  type Chain,
+  type CtState,
+  type CtStatus,
+  type IfMatch,
+  type Match,
+  type PortMatch,
+  type Rule,
+  type Table,
+  type Verdict,
+} from './ast.js';
 
 /** Where Debian's nftables package installs nft: the interpreter line of every file and the binary units run. */
 export const NFT = '/usr/sbin/nft';
@@ -170,11 +183,5 @@ export function renderTable(t: Table, opts: RenderOptions = {}): string {
  */
 export function renderNft(t: Table, header: readonly string[] = []): string {
   const name = `${t.family} ${text(t.name, 'table name')}`;
-  return [
-    `#!${NFT} -f`,
-    ...header.map((h) => commentLine(h, '')),
-    `table ${name} {}`,
-    `delete table ${name}`,
-    renderTable(t),
-  ].join('\n');
+  return [`#!${NFT} -f`, ...header.map((h) => commentLine(h, '')), `table ${name} {}`, `delete table ${name}`, renderTable(t)].join('\n');
 }

@@ -1,6 +1,6 @@
 // policy → every module's emission → one tree. The caller picks the modules
 // (the CLI takes all of them; a downstream distro may take one).
-import type { Emission, LeaklessModule, StaticAssertion, TreeReader, ToolRunner } from './contract.js';
+import type { CheckResult, Emission, LeaklessModule, StaticAssertion, TreeReader, ToolRunner } from './contract.js';
 import type { Policy } from './policy.js';
 import { buildTree, type Tree } from './tree.js';
 
@@ -29,13 +29,10 @@ export async function checkStatic(
   run: ToolRunner,
   extra: readonly { module: string; assertion: StaticAssertion }[] = [],
 ): Promise<StaticResult[]> {
-  const all = [
-    ...assembly.emissions.flatMap((e) => e.staticAssertions.map((assertion) => ({ module: e.module, assertion }))),
-    ...extra,
-  ];
+  const all = [...assembly.emissions.flatMap((e) => e.staticAssertions.map((assertion) => ({ module: e.module, assertion }))), ...extra];
   const results: StaticResult[] = [];
   for (const { module, assertion } of all) {
-    let r;
+    let r: CheckResult;
     try {
       r = await assertion.check({ tree, policy: assembly.policy, run });
     } catch (e) {

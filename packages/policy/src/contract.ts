@@ -30,11 +30,7 @@ export interface TreeReader {
 }
 
 /** Runs a host tool for a static check; injected so assertions stay testable. */
-export type ToolRunner = (
-  cmd: string,
-  args: readonly string[],
-  opts?: { input?: string },
-) => Promise<{ exitCode: number; stdout: string; stderr: string }>;
+export type ToolRunner = (cmd: string, args: readonly string[], opts?: { input?: string }) => Promise<{ exitCode: number; stdout: string; stderr: string }>;
 
 export interface StaticContext {
   readonly tree: TreeReader;

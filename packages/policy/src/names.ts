@@ -59,7 +59,13 @@ export const CLEARNET_RESOLVER_DROPIN = '50-leakless-resolv-over-clearnet.conf';
  * highest priority first (systemd.unit(5); /lib is Debian's pre-merged-/usr
  * spelling of /usr/lib).
  */
-export const UNIT_SEARCH_PATH = ['/etc/systemd/system', '/run/systemd/system', '/usr/local/lib/systemd/system', '/usr/lib/systemd/system', '/lib/systemd/system'] as const;
+export const UNIT_SEARCH_PATH = [
+  '/etc/systemd/system',
+  '/run/systemd/system',
+  '/usr/local/lib/systemd/system',
+  '/usr/lib/systemd/system',
+  '/lib/systemd/system',
+] as const;
 
 /** An administrator's drop-in for a unit: /etc/systemd/system/UNIT.d/FILE. */
 export function unitDropInPath(unit: string, file: string): string {

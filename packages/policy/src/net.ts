@@ -37,7 +37,7 @@ export function formatCidr4(c: Cidr4): string {
 
 /** inner lies inside (or equals) outer. */
 export function cidrWithin(inner: Cidr4, outer: Cidr4): boolean {
-  return inner.prefix >= outer.prefix && ((inner.base & mask(outer.prefix)) >>> 0) === outer.base;
+  return inner.prefix >= outer.prefix && (inner.base & mask(outer.prefix)) >>> 0 === outer.base;
 }
 
 export function cidrsOverlap(a: Cidr4, b: Cidr4): boolean {
@@ -45,7 +45,7 @@ export function cidrsOverlap(a: Cidr4, b: Cidr4): boolean {
 }
 
 export function addressIn(address: string, c: Cidr4): boolean {
-  return ((ipv4ToInt(address) & mask(c.prefix)) >>> 0) === c.base;
+  return (ipv4ToInt(address) & mask(c.prefix)) >>> 0 === c.base;
 }
 
 /** The n-th address of a network (n = 1 is the first host of a /30). */

@@ -15,6 +15,7 @@ export function defaultProfilePath(): string {
 /** The default profile, validated. Throws if the package was not built (the file is a build output). */
 export async function readDefaultPolicy(): Promise<PolicyResult> {
   const file = defaultProfilePath();
-  if (!existsSync(file)) throw new Error(`@leakless/policy: the default profile ${file} is missing; run \`npm run build\` (it copies image-config/default.yaml into the package)`);
+  if (!existsSync(file))
+    throw new Error(`@leakless/policy: the default profile ${file} is missing; run \`npm run build\` (it copies image-config/default.yaml into the package)`);
   return readPolicyFile(file);
 }

@@ -53,7 +53,7 @@ const referencedUsersExist: Rule = {
       names.forEach((n, j) => {
         if (!known.has(n)) report(`${path}[${j}]`, `unknown principal "${n}" (not in users)`);
       });
-    doc.tor.socksPorts.forEach((s, i) => checkList(`tor.socksPorts[${i}].clients`, s.clients));
+    for (const [i, s] of doc.tor.socksPorts.entries()) checkList(`tor.socksPorts[${i}].clients`, s.clients);
     for (const k of ['controlPort', 'dnsPort', 'transPort'] as const) checkList(`tor.${k}.clients`, doc.tor[k].clients);
     const single = (path: string, name: string, role: string) => {
       const u = doc.users.find((x) => x.name === name);
@@ -76,8 +76,14 @@ const namedThingsUnique: Rule = {
         seen.add(n);
       });
     };
-    dup('tor.socksPorts', doc.tor.socksPorts.map((s) => s.name));
-    dup('netns.namespaces', doc.netns.namespaces.map((n) => n.name));
+    dup(
+      'tor.socksPorts',
+      doc.tor.socksPorts.map((s) => s.name),
+    );
+    dup(
+      'netns.namespaces',
+      doc.netns.namespaces.map((n) => n.name),
+    );
   },
 };
 
@@ -93,7 +99,7 @@ const listenersUnique: Rule = {
       if (other) report(`${path}.port`, `${protocol} ${where}:${port} is already used by ${other}`);
       else seen.set(key, path);
     };
-    doc.tor.socksPorts.forEach((s, i) => add(`tor.socksPorts[${i}]`, s.address ?? `netns:${s.netns}`, s.port, 'tcp'));
+    for (const [i, s] of doc.tor.socksPorts.entries()) add(`tor.socksPorts[${i}]`, s.address ?? `netns:${s.netns}`, s.port, 'tcp');
     add('tor.controlPort', doc.tor.controlPort.address, doc.tor.controlPort.port, 'tcp');
     add('tor.transPort', doc.tor.transPort.address, doc.tor.transPort.port, 'tcp');
     add('tor.dnsPort', doc.tor.dnsPort.address, doc.tor.dnsPort.port, 'udp');
@@ -110,7 +116,7 @@ const loopbackAddresses: Rule = {
     const lo = (path: string, a: string | undefined) => {
       if (a !== undefined && !cidrWithin(parseCidr4(`${a}/32`), LOOPBACK_V4)) report(path, `${a} is not a loopback address`);
     };
-    doc.tor.socksPorts.forEach((s, i) => lo(`tor.socksPorts[${i}].address`, s.address));
+    for (const [i, s] of doc.tor.socksPorts.entries()) lo(`tor.socksPorts[${i}].address`, s.address);
     for (const k of ['controlPort', 'dnsPort', 'transPort'] as const) lo(`tor.${k}.address`, doc.tor[k].address);
     const automap = parseCidr4(doc.tor.automapRange);
     if (!cidrWithin(automap, LOOPBACK_V4)) report('tor.automapRange', 'must lie inside 127.0.0.0/8');
@@ -156,8 +162,7 @@ const namespaces: Rule = {
       const socks = doc.tor.socksPorts.filter((s) => s.netns === n.name);
       if (n.kind === 'tor-only' && socks.length !== 1)
         report(`netns.namespaces[${i}]`, `a tor-only namespace needs exactly one SocksPort with netns: ${n.name} (found ${socks.length})`);
-      if (n.kind === 'clearnet' && socks.length > 0)
-        report(`netns.namespaces[${i}]`, 'a clearnet namespace must not have a SocksPort');
+      if (n.kind === 'clearnet' && socks.length > 0) report(`netns.namespaces[${i}]`, 'a clearnet namespace must not have a SocksPort');
     });
     doc.tor.socksPorts.forEach((s, i) => {
       if (s.netns !== undefined && !doc.netns.namespaces.some((n) => n.name === s.netns))
@@ -172,8 +177,7 @@ const htpdate: Rule = {
     const h = doc.time.htpdate;
     const s = doc.tor.socksPorts.find((x) => x.name === h.socksPort);
     if (!s) report('time.htpdate.socksPort', `unknown SocksPort "${h.socksPort}"`);
-    else if (!s.clients.includes(h.user))
-      report('time.htpdate.socksPort', `user "${h.user}" is not a client of SocksPort "${h.socksPort}"`);
+    else if (!s.clients.includes(h.user)) report('time.htpdate.socksPort', `user "${h.user}" is not a client of SocksPort "${h.socksPort}"`);
   },
 };
 

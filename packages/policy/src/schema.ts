@@ -112,10 +112,7 @@ export const netnsSettings = z.strictObject({
   namespaces: z.array(namespace),
 });
 
-export const hostName = safeString.regex(
-  /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/,
-  'must be a DNS host name',
-);
+export const hostName = safeString.regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a DNS host name');
 
 export const timeSettings = z.strictObject({
   preTorCheck: z.strictObject({
@@ -130,13 +127,7 @@ export const timeSettings = z.strictObject({
     socksPort: netnsName.describe('name of the SocksPort htpdate uses'),
     perPoolFailureRatio: z.number().min(0).max(1),
     minimumOffsetSeconds: z.number().min(0),
-    requestTimeoutSeconds: z
-      .number()
-      .int()
-      .min(1)
-      .max(600)
-      .default(30)
-      .describe('per-host HTTPS timeout through Tor (Tails https-get-expired: 30 s)'),
+    requestTimeoutSeconds: z.number().int().min(1).max(600).default(30).describe('per-host HTTPS timeout through Tor (Tails https-get-expired: 30 s)'),
     pools: z.array(z.array(hostName).min(1, 'a pool needs at least one host')).min(1, 'must list at least one pool'),
   }),
 });

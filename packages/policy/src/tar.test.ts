@@ -22,7 +22,12 @@ async function entries(buf: Buffer) {
 }
 
 describe('deterministic tarball', () => {
-  const e1 = emission('a', { files: [{ path: '/etc/z.conf', content: 'z\n', mode: 0o600, clause: 'x' }, { path: '/usr/local/bin/t', content: '#!/bin/sh\n', mode: 0o755, clause: 'x' }] });
+  const e1 = emission('a', {
+    files: [
+      { path: '/etc/z.conf', content: 'z\n', mode: 0o600, clause: 'x' },
+      { path: '/usr/local/bin/t', content: '#!/bin/sh\n', mode: 0o755, clause: 'x' },
+    ],
+  });
   const e2 = emission('b', { files: [{ path: '/etc/a/b.conf', content: 'b\n', mode: 0o644, uid: 106, gid: 112, clause: 'y' }] });
 
   it('is byte-identical whatever the module order', async () => {
@@ -33,7 +38,16 @@ describe('deterministic tarball', () => {
 
   it('has sorted entries, parents first, fixed mtime, explicit modes and owners', async () => {
     const list = await entries(await tarballOf(buildTree([e1, e2]), 1700000000));
-    expect(list.map((e) => e.name)).toEqual(['./etc/', './etc/a/', './etc/a/b.conf', './etc/z.conf', './usr/', './usr/local/', './usr/local/bin/', './usr/local/bin/t']);
+    expect(list.map((e) => e.name)).toEqual([
+      './etc/',
+      './etc/a/',
+      './etc/a/b.conf',
+      './etc/z.conf',
+      './usr/',
+      './usr/local/',
+      './usr/local/bin/',
+      './usr/local/bin/t',
+    ]);
     expect(new Set(list.map((e) => e.mtime))).toEqual(new Set([1700000000]));
     const byName = Object.fromEntries(list.map((e) => [e.name, e]));
     expect(byName['./etc/z.conf']).toMatchObject({ mode: 0o600, uid: 0, gid: 0 });
@@ -43,7 +57,12 @@ describe('deterministic tarball', () => {
   });
 
   it('changes when a mode changes (modes are part of the output)', async () => {
-    const other = emission('a', { files: [{ path: '/etc/z.conf', content: 'z\n', mode: 0o644, clause: 'x' }, { path: '/usr/local/bin/t', content: '#!/bin/sh\n', mode: 0o755, clause: 'x' }] });
+    const other = emission('a', {
+      files: [
+        { path: '/etc/z.conf', content: 'z\n', mode: 0o644, clause: 'x' },
+        { path: '/usr/local/bin/t', content: '#!/bin/sh\n', mode: 0o755, clause: 'x' },
+      ],
+    });
     const a = await tarballOf(buildTree([e1]), 1700000000);
     const b = await tarballOf(buildTree([other]), 1700000000);
     expect(a.equals(b)).toBe(false);

@@ -23,7 +23,20 @@ describe('parseUnit: systemd unit-file syntax', () => {
 
   it('continues a section named twice, trims white space, skips comments, joins continuation lines', () => {
     const u = parseUnit(
-      ['# c', '[Unit]', 'Requires = a.service ', '; also a comment', '[Service]', 'Type=oneshot', '[Unit]', 'Requires=b.service', 'After=one \\', '# inside', '  two', ''].join('\n'),
+      [
+        '# c',
+        '[Unit]',
+        'Requires = a.service ',
+        '; also a comment',
+        '[Service]',
+        'Type=oneshot',
+        '[Unit]',
+        'Requires=b.service',
+        'After=one \\',
+        '# inside',
+        '  two',
+        '',
+      ].join('\n'),
     );
     expect(unitWords(u, 'Unit', 'Requires')).toEqual(['a.service', 'b.service']);
     expect(unitWords(u, 'Unit', 'After')).toEqual(['one', 'two']);

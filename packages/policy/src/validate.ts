@@ -39,8 +39,7 @@ export function parsePolicy(input: unknown): PolicyResult {
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => ({
       rule: 'schema',
-      path:
-        i.code === 'unrecognized_keys' && i.keys.length === 1 ? formatPath([...i.path, i.keys[0]!]) : formatPath(i.path),
+      path: i.code === 'unrecognized_keys' && i.keys.length === 1 ? formatPath([...i.path, i.keys[0]!]) : formatPath(i.path),
       message: i.code === 'unrecognized_keys' && i.keys.length === 1 ? 'unknown field' : i.message,
     }));
     return { ok: false, issues: dedupe(issues) };

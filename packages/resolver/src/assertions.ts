@@ -5,7 +5,6 @@ import { checkResult, type Policy, type StaticAssertion, type TreeReader } from 
 import { mergeIni, parseIni } from './ini.js';
 import { NM_CONF_D, NM_CONNECTIONS, NM_DISPATCHER, RESOLV_CONF, nmFiles } from './settings.js';
 
-
 const NM_LIB_CONF_D = '/usr/lib/NetworkManager/conf.d';
 const NM_CONF = '/etc/NetworkManager/NetworkManager.conf';
 
@@ -70,7 +69,8 @@ export function staticAssertions(policy: Policy): StaticAssertion[] {
     },
     {
       id: 'resolver.networkmanager',
-      statement: 'NetworkManager’s effective config: dns=none, connectivity check off, no DHCP/reverse-DNS hostname, random Wi-Fi MAC for scans and connections, IPv6 privacy addresses',
+      statement:
+        'NetworkManager’s effective config: dns=none, connectivity check off, no DHCP/reverse-DNS hostname, random Wi-Fi MAC for scans and connections, IPv6 privacy addresses',
       check: ({ tree }) => checkResult(nmProblems(tree, policy), 'every NetworkManager key as the policy says'),
     },
     {
@@ -92,7 +92,8 @@ export function staticAssertions(policy: Policy): StaticAssertion[] {
         if (r.exitCode !== 0) problems.push(`sh -n: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
         const code = text.split('\n').filter((l) => !l.trim().startsWith('#'));
         if (!code.some((l) => l.includes(`f=${cr.file}`))) problems.push(`does not write ${cr.file}`);
-        if (code.some((l) => /\b(rm|mv|ln|install|cp)\b/.test(l))) problems.push('replaces the file (rm/mv/ln/cp/install): the bind mounts would keep the old inode');
+        if (code.some((l) => /\b(rm|mv|ln|install|cp)\b/.test(l)))
+          problems.push('replaces the file (rm/mv/ln/cp/install): the bind mounts would keep the old inode');
         return checkResult(problems, 'sh -n ok, truncates in place');
       },
     },

@@ -24,7 +24,12 @@ const renderClearnet = loadTemplate<{ path: string; clause: string; dispatcher: 
   'units',
 ]);
 const renderIni = loadTemplate<{ file: IniFile }>(import.meta.url, 'nm.ini.ejs', ['file']);
-const renderDispatcher = loadTemplate<{ path: string; clause: string; file: string; units: string }>(import.meta.url, 'dispatcher.sh.ejs', ['path', 'clause', 'file', 'units']);
+const renderDispatcher = loadTemplate<{ path: string; clause: string; file: string; units: string }>(import.meta.url, 'dispatcher.sh.ejs', [
+  'path',
+  'clause',
+  'file',
+  'units',
+]);
 const renderDropIn = loadTemplate<{ path: string; clause: string; unit: string; bind: string; nameserver: string }>(import.meta.url, 'unit-dropin.conf.ejs', [
   'path',
   'clause',
@@ -38,18 +43,40 @@ export function emit(policy: Policy): Emission {
   const units = cr.units.join(' and ');
   const resolv: GeneratedFile = {
     path: RESOLV_CONF,
-    content: renderResolv({ path: RESOLV_CONF, clause: 'tor.dnsPort', nameserver: policy.dnsPort.address, dnsPort: policy.dnsPort.port, clearnetFile: cr.file, units }),
+    content: renderResolv({
+      path: RESOLV_CONF,
+      clause: 'tor.dnsPort',
+      nameserver: policy.dnsPort.address,
+      dnsPort: policy.dnsPort.port,
+      clearnetFile: cr.file,
+      units,
+    }),
     mode: 0o644,
     clause: 'tor.dnsPort',
   };
   const nm = nmFiles(policy).map((f): GeneratedFile => ({ path: f.path, content: renderIni({ file: f }), mode: f.mode, clause: f.clause }));
   const files: GeneratedFile[] = [
     resolv,
-    { path: cr.file, content: renderClearnet({ path: cr.file, clause: 'clearnetResolver', dispatcher: NM_DISPATCHER, units }), mode: 0o644, clause: 'clearnetResolver' },
+    {
+      path: cr.file,
+      content: renderClearnet({ path: cr.file, clause: 'clearnetResolver', dispatcher: NM_DISPATCHER, units }),
+      mode: 0o644,
+      clause: 'clearnetResolver',
+    },
     ...nm,
-    { path: NM_DISPATCHER, content: renderDispatcher({ path: NM_DISPATCHER, clause: 'clearnetResolver', file: cr.file, units }), mode: 0o755, clause: 'clearnetResolver' },
+    {
+      path: NM_DISPATCHER,
+      content: renderDispatcher({ path: NM_DISPATCHER, clause: 'clearnetResolver', file: cr.file, units }),
+      mode: 0o755,
+      clause: 'clearnetResolver',
+    },
     ...bindDropIns(policy).map(({ unit, path }): GeneratedFile => {
-      return { path, content: renderDropIn({ path, clause: 'clearnetResolver, time.preTorCheck', unit, bind: cr.bind, nameserver: policy.dnsPort.address }), mode: 0o644, clause: 'clearnetResolver' };
+      return {
+        path,
+        content: renderDropIn({ path, clause: 'clearnetResolver, time.preTorCheck', unit, bind: cr.bind, nameserver: policy.dnsPort.address }),
+        mode: 0o644,
+        clause: 'clearnetResolver',
+      };
     }),
   ];
   // An ordinary user's lookup goes through resolv.conf and the udp/53 redirect to tor's DNSPort.

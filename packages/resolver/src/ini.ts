@@ -6,20 +6,20 @@ export function parseIni(text: string): { ini: Ini; errors: string[] } {
   const ini: Ini = new Map();
   const errors: string[] = [];
   let section: Map<string, string> | undefined;
-  text.split('\n').forEach((raw, i) => {
+  for (const [i, raw] of text.split('\n').entries()) {
     const line = raw.trim();
-    if (line === '' || line.startsWith('#') || line.startsWith(';')) return;
+    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
     const s = /^\[([^\]]+)\]$/.exec(line);
     if (s) {
       section = ini.get(s[1]!) ?? new Map();
       ini.set(s[1]!, section);
-      return;
+      continue;
     }
     const eq = line.indexOf('=');
-    if (eq <= 0) return void errors.push(`line ${i + 1}: not key=value: ${line}`);
-    if (!section) return void errors.push(`line ${i + 1}: key outside a section`);
-    section.set(line.slice(0, eq).trim(), line.slice(eq + 1).trim());
-  });
+    if (eq <= 0) errors.push(`line ${i + 1}: not key=value: ${line}`);
+    else if (!section) errors.push(`line ${i + 1}: key outside a section`);
+    else section.set(line.slice(0, eq).trim(), line.slice(eq + 1).trim());
+  }
   return { ini, errors };
 }
 

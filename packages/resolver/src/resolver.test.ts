@@ -1,9 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { CLEARNET_RESOLVER_DROPIN, UNITS, buildTree, hostToolRunner, memoryTree, unitDropInPath, type GeneratedFile, type Policy, type StaticContext } from '@leakless/policy';
+import {
+  CLEARNET_RESOLVER_DROPIN,
+  UNITS,
+  buildTree,
+  hostToolRunner,
+  memoryTree,
+  unitDropInPath,
+  type GeneratedFile,
+  type Policy,
+  type StaticContext,
+} from '@leakless/policy';
 import { defaultPolicy, policyWith } from '@leakless/policy/testing';
 import { needRoot, skipUnless } from '@leakless/testing';
 import { emit, NM_CONF_D, NM_CONNECTIONS, NM_DISPATCHER, RESOLV_CONF, parseIni } from './index.js';
@@ -62,7 +72,9 @@ describe('resolver emit', () => {
   });
 
   it('drop-ins: the pre-Tor check unit here, tor’s in tor-config; none when the pre-Tor check is off', () => {
-    expect(file(unitDropInPath(UNITS.preTorTime, CLEARNET_RESOLVER_DROPIN)).content).toContain('\nBindReadOnlyPaths=/etc/resolv-over-clearnet.conf:/etc/resolv.conf\n');
+    expect(file(unitDropInPath(UNITS.preTorTime, CLEARNET_RESOLVER_DROPIN)).content).toContain(
+      '\nBindReadOnlyPaths=/etc/resolv-over-clearnet.conf:/etc/resolv.conf\n',
+    );
     const off = policyWith((d) => (d.time.preTorCheck.enabled = false));
     expect(off.clearnetResolver.units).toEqual(['tor@default.service']);
     expect(emit(off).files.some((f) => f.path.startsWith('/etc/systemd/'))).toBe(false);
@@ -86,13 +98,33 @@ describe('resolver emit', () => {
       ['resolver.resolv-conf', 'a second nameserver', edit(out.files, RESOLV_CONF, (f) => ({ ...f, content: f.content + 'nameserver 192.168.1.1\n' }))],
       ['resolver.resolv-conf', 'a search domain', edit(out.files, RESOLV_CONF, (f) => ({ ...f, content: f.content + 'search lan\n' }))],
       ['resolver.networkmanager', 'a later conf.d file turns dns back on', [...out.files, extra(`${NM_CONF_D}/90-local.conf`, '[main]\ndns=default\n')]],
-      ['resolver.networkmanager', 'a later /usr/lib conf.d file re-enables the check', [...out.files, extra('/usr/lib/NetworkManager/conf.d/60-check.conf', '[connectivity]\nenabled=true\n')]],
-      ['resolver.networkmanager', 'Wi-Fi MAC preserved', edit(out.files, PRIVACY, (f) => ({ ...f, content: f.content.replace('wifi.cloned-mac-address=random', 'wifi.cloned-mac-address=preserve') }))],
+      [
+        'resolver.networkmanager',
+        'a later /usr/lib conf.d file re-enables the check',
+        [...out.files, extra('/usr/lib/NetworkManager/conf.d/60-check.conf', '[connectivity]\nenabled=true\n')],
+      ],
+      [
+        'resolver.networkmanager',
+        'Wi-Fi MAC preserved',
+        edit(out.files, PRIVACY, (f) => ({ ...f, content: f.content.replace('wifi.cloned-mac-address=random', 'wifi.cloned-mac-address=preserve') })),
+      ],
       ['resolver.dhcp-no-hostname', 'profile readable by others', edit(out.files, WIRED, (f) => ({ ...f, mode: 0o644 }))],
-      ['resolver.dhcp-no-hostname', 'profile sends the host name', edit(out.files, WIRED, (f) => ({ ...f, content: f.content.replace('dhcp-send-hostname=false', 'dhcp-send-hostname=true') }))],
-      ['resolver.dhcp-no-hostname', 'a second profile with defaults', [...out.files, extra(`${NM_CONNECTIONS}/wifi.nmconnection`, '[connection]\ntype=wifi\n[ipv4]\nmethod=auto\n', 0o600)]],
+      [
+        'resolver.dhcp-no-hostname',
+        'profile sends the host name',
+        edit(out.files, WIRED, (f) => ({ ...f, content: f.content.replace('dhcp-send-hostname=false', 'dhcp-send-hostname=true') })),
+      ],
+      [
+        'resolver.dhcp-no-hostname',
+        'a second profile with defaults',
+        [...out.files, extra(`${NM_CONNECTIONS}/wifi.nmconnection`, '[connection]\ntype=wifi\n[ipv4]\nmethod=auto\n', 0o600)],
+      ],
       ['resolver.dispatcher', 'not executable', edit(out.files, NM_DISPATCHER, (f) => ({ ...f, mode: 0o644 }))],
-      ['resolver.dispatcher', 'recreates the file', edit(out.files, NM_DISPATCHER, (f) => ({ ...f, content: f.content.replace(': > "$f"', 'rm -f "$f"; : > "$f"') }))],
+      [
+        'resolver.dispatcher',
+        'recreates the file',
+        edit(out.files, NM_DISPATCHER, (f) => ({ ...f, content: f.content.replace(': > "$f"', 'rm -f "$f"; : > "$f"') })),
+      ],
       ['resolver.dispatcher', 'shell syntax error', edit(out.files, NM_DISPATCHER, (f) => ({ ...f, content: f.content.replace('done', 'done; fi') }))],
     ];
     for (const [id, name, files] of cases) expect((await check(id, files)).ok, `${id}: ${name}`).toBe(false);
@@ -114,7 +146,10 @@ describe.skipIf(noRoot)('the NetworkManager dispatcher script', () => {
       // a bind like the units' (over a second path), then each event; prints the
       // file, the bind's view and the inode after each event.
       const steps = events
-        .map((e) => `IP4_NAMESERVERS='${e.ns ?? ''}' sh "$D/dispatcher" ${e.iface} ${e.action}; echo "--- $(stat -c %i ${cr})"; cat ${cr}; echo "=== bind"; cat /etc/resolv.conf`)
+        .map(
+          (e) =>
+            `IP4_NAMESERVERS='${e.ns ?? ''}' sh "$D/dispatcher" ${e.iface} ${e.action}; echo "--- $(stat -c %i ${cr})"; cat ${cr}; echo "=== bind"; cat /etc/resolv.conf`,
+        )
         .join('\n');
       const sh = `set -e; D=$1; mount -t tmpfs tmpfs /etc; printf '# placeholder\\n' > ${cr}; : > /etc/resolv.conf; mount --bind -o ro ${cr} /etc/resolv.conf; echo "inode $(stat -c %i ${cr})"\n${steps}`;
       const r = await execa('unshare', ['-m', '--propagation', 'private', 'sh', '-c', sh, 'sh', dir], { reject: false });

@@ -70,7 +70,11 @@ export function nmFiles(policy: Policy): IniFile[] {
           section: 'main',
           keys: [
             k('hostname-mode', 'none', 'never take a hostname from DHCP or a reverse DNS lookup (the lookup itself is a DNS query)'),
-            k('no-auto-default', '*', `no "Wired connection 1" with NetworkManager's defaults: ${NM_CONNECTIONS}/leakless-wired.nmconnection is the wired profile`),
+            k(
+              'no-auto-default',
+              '*',
+              `no "Wired connection 1" with NetworkManager's defaults: ${NM_CONNECTIONS}/leakless-wired.nmconnection is the wired profile`,
+            ),
           ],
         },
         {
@@ -109,12 +113,15 @@ export function nmFiles(policy: Policy): IniFile[] {
         },
         {
           section: 'ipv4',
+          keys: [k('method', 'auto', 'DHCP'), k('dhcp-send-hostname', 'false', 'the DHCP request carries no host name')],
+        },
+        {
+          section: 'ipv6',
           keys: [
-            k('method', 'auto', 'DHCP'),
-            k('dhcp-send-hostname', 'false', 'the DHCP request carries no host name'),
+            k('method', ipv6Off ? 'disabled' : 'auto', ipv6Off ? 'ipv6.enabled is false' : 'ipv6.enabled'),
+            k('ip6-privacy', '2', 'RFC 8981 temporary addresses'),
           ],
         },
-        { section: 'ipv6', keys: [k('method', ipv6Off ? 'disabled' : 'auto', ipv6Off ? 'ipv6.enabled is false' : 'ipv6.enabled'), k('ip6-privacy', '2', 'RFC 8981 temporary addresses')] },
       ],
     },
   ];

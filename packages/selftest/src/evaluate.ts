@@ -32,7 +32,9 @@ async function observe(check: RuntimeCheck, exec: Exec): Promise<{ ok: boolean; 
       if (r.exitCode !== 0) return { ok: false, detail: `${check.path}: missing (${r.stderr.trim()})` };
       const nl = r.stdout.indexOf('\n');
       const mode = parseInt(r.stdout.slice(0, nl), 8);
-      const sum = createHash('sha256').update(r.stdout.slice(nl + 1)).digest('hex');
+      const sum = createHash('sha256')
+        .update(r.stdout.slice(nl + 1))
+        .digest('hex');
       const ok = mode === check.mode && sum === check.sha256;
       return { ok, detail: `${check.path}: mode ${mode.toString(8)}${sum === check.sha256 ? '' : ', content differs from the emitted file'}` };
     }
@@ -53,7 +55,10 @@ async function observe(check: RuntimeCheck, exec: Exec): Promise<{ ok: boolean; 
       const r = await exec('nft', ['list', 'table', check.family, check.table]);
       if (r.exitCode !== 0) return { ok: false, detail: `table ${check.family} ${check.table} not loaded: ${r.stderr.trim()}` };
       const sum = createHash('sha256').update(normalizeNftListing(r.stdout)).digest('hex');
-      return { ok: sum === check.sha256OfRules, detail: `table ${check.family} ${check.table} loaded${sum === check.sha256OfRules ? ', equal to the emitted ruleset' : ', differs from the emitted ruleset'}` };
+      return {
+        ok: sum === check.sha256OfRules,
+        detail: `table ${check.family} ${check.table} loaded${sum === check.sha256OfRules ? ', equal to the emitted ruleset' : ', differs from the emitted ruleset'}`,
+      };
     }
     case 'listening': {
       const r = await exec('ss', ['-H', '-n', '-l', check.protocol === 'tcp' ? '-t' : '-u']);
@@ -83,7 +88,14 @@ async function observe(check: RuntimeCheck, exec: Exec): Promise<{ ok: boolean; 
     case 'resolves-within': {
       const r = await exec('setpriv', [`--reuid=${check.uid}`, `--regid=${check.gid}`, '--clear-groups', 'getent', 'ahostsv4', check.name]);
       if (r.exitCode !== 0) return { ok: false, detail: `${check.name}: no answer as uid ${check.uid} (getent exit ${r.exitCode})` };
-      const got = [...new Set(r.stdout.split('\n').map((l) => l.trim().split(/\s+/)[0] ?? '').filter((a) => isIPv4(a)))];
+      const got = [
+        ...new Set(
+          r.stdout
+            .split('\n')
+            .map((l) => l.trim().split(/\s+/)[0] ?? '')
+            .filter((a) => isIPv4(a)),
+        ),
+      ];
       const range = parseCidr4(check.range);
       const ok = got.length > 0 && got.every((a) => addressIn(a, range));
       return { ok, detail: `${check.name} as uid ${check.uid} → ${got.join(', ') || 'no IPv4 address'} (expected within ${check.range})` };

@@ -37,23 +37,57 @@ describe('runSelftest', () => {
   it('re-checks what may still be starting (here: a sysctl inside a namespace) while the system settles, then passes', async () => {
     let t = 0;
     const inNetns: SelftestDocument = { ...doc, assertions: [{ ...doc.assertions[0]!, netns: 'tbb' }, doc.assertions[1]!] };
-    const r = await runSelftest(inNetns, fakeSystem(['0', '0', '1']), { settleMs: 60_000, intervalMs: 1000, now: () => t, sleep: async (ms) => void (t += ms) });
+    const r = await runSelftest(inNetns, fakeSystem(['0', '0', '1']), {
+      settleMs: 60_000,
+      intervalMs: 1000,
+      now: () => t,
+      sleep: async (ms) => {
+        t += ms;
+      },
+    });
     expect(r).toMatchObject({ ok: true, rounds: 3 });
   });
   it('does not wait for what is final by then (a system-wide sysctl after systemd-sysctl ran)', async () => {
     let t = 0;
-    const r = await runSelftest(doc, fakeSystem(['0', '1']), { settleMs: 60_000, intervalMs: 1000, now: () => t, sleep: async (ms) => void (t += ms) });
+    const r = await runSelftest(doc, fakeSystem(['0', '1']), {
+      settleMs: 60_000,
+      intervalMs: 1000,
+      now: () => t,
+      sleep: async (ms) => {
+        t += ms;
+      },
+    });
     expect(r).toMatchObject({ ok: false, rounds: 1 });
     expect(t).toBe(0);
   });
   it('fails when an assertion still does not hold at the deadline, and says what it saw', async () => {
     let t = 0;
-    const listening: SelftestDocument = { ...doc, assertions: [...doc.assertions, { module: 'tor', id: 'tor.listen', statement: 'l', check: { kind: 'listening', protocol: 'tcp', address: '127.0.0.1', port: 9050 }, scope: 'system' }] };
-    const rl = await runSelftest(listening, fakeSystem(['1']), { settleMs: 5000, intervalMs: 1000, now: () => t, sleep: async (ms) => void (t += ms) });
+    const listening: SelftestDocument = {
+      ...doc,
+      assertions: [
+        ...doc.assertions,
+        { module: 'tor', id: 'tor.listen', statement: 'l', check: { kind: 'listening', protocol: 'tcp', address: '127.0.0.1', port: 9050 }, scope: 'system' },
+      ],
+    };
+    const rl = await runSelftest(listening, fakeSystem(['1']), {
+      settleMs: 5000,
+      intervalMs: 1000,
+      now: () => t,
+      sleep: async (ms) => {
+        t += ms;
+      },
+    });
     expect(rl).toMatchObject({ ok: false, failed: 1 });
     expect(rl.rounds).toBe(6); // a listener may still come up: re-checked until the deadline
     t = 0;
-    const r = await runSelftest(doc, fakeSystem(['2']), { settleMs: 5000, intervalMs: 1000, now: () => t, sleep: async (ms) => void (t += ms) });
+    const r = await runSelftest(doc, fakeSystem(['2']), {
+      settleMs: 5000,
+      intervalMs: 1000,
+      now: () => t,
+      sleep: async (ms) => {
+        t += ms;
+      },
+    });
     expect(r.ok).toBe(false);
     expect(r.failed).toBe(1);
     expect(r.results.find((x) => !x.ok)).toMatchObject({ id: 'sysctl.a', module: 'sysctl', detail: 'net.a = 2 (expected 1)' });
@@ -110,8 +144,17 @@ describe('the bundled leakless-selftest (what the image runs)', () => {
     const me = (await execa('id', ['-un'])).stdout;
     const uid = process.getuid!();
     const gid = process.getgid!();
-    const good = { ...doc, assertions: [{ module: 'image', id: 'image.user.me', statement: 'me', check: { kind: 'user', name: me, uid, gid }, scope: 'system' }] };
-    const bad = { ...doc, assertions: [...good.assertions, { module: 'image', id: 'image.user.ghost', statement: 'ghost', check: { kind: 'user', name: 'no-such-user-lk', uid: 5, gid: 5 }, scope: 'system' }] };
+    const good = {
+      ...doc,
+      assertions: [{ module: 'image', id: 'image.user.me', statement: 'me', check: { kind: 'user', name: me, uid, gid }, scope: 'system' }],
+    };
+    const bad = {
+      ...doc,
+      assertions: [
+        ...good.assertions,
+        { module: 'image', id: 'image.user.ghost', statement: 'ghost', check: { kind: 'user', name: 'no-such-user-lk', uid: 5, gid: 5 }, scope: 'system' },
+      ],
+    };
     writeFileSync(join(dir, 'good.json'), JSON.stringify(good));
     writeFileSync(join(dir, 'bad.json'), JSON.stringify(bad));
     writeFileSync(join(dir, 'port'), '');

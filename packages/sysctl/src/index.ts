@@ -15,7 +15,11 @@ export const SYSCTL_DIR = '/etc/sysctl.d';
 export const MODPROBE_FILE = '/etc/modprobe.d/leakless-uncommon-network-protocols.conf';
 const MODPROBE_CLAUSE = 'docs/threat-model.md#uncommon-protocols (Tails uncommon-network-protocols.conf)';
 
-const renderSysctl = loadTemplate<{ title: string; clause: string; settings: readonly SysctlSetting[] }>(import.meta.url, 'sysctl.conf.ejs', ['title', 'clause', 'settings']);
+const renderSysctl = loadTemplate<{ title: string; clause: string; settings: readonly SysctlSetting[] }>(import.meta.url, 'sysctl.conf.ejs', [
+  'title',
+  'clause',
+  'settings',
+]);
 const renderModprobe = loadTemplate<{ clause: string; modules: typeof blockedNetworkModules }>(import.meta.url, 'modprobe.conf.ejs', ['clause', 'modules']);
 
 function fileOf(f: SysctlFile): GeneratedFile {
@@ -53,7 +57,10 @@ function staticAssertions(files: readonly SysctlFile[]): StaticAssertion[] {
       statement: 'every policy sysctl has its expected value in the tree (PLPMTUD on, IPv6 off, hardening)',
       check: ({ tree }) => {
         const wrong = expected.filter((e) => parseSysctlConf(tree.read(e.file) ?? '').entries.get(e.key) !== e.value);
-        return { ok: wrong.length === 0, detail: wrong.length ? `${wrong[0]!.key} is not ${wrong[0]!.value} in ${wrong[0]!.file}` : `${expected.length} keys as expected` };
+        return {
+          ok: wrong.length === 0,
+          detail: wrong.length ? `${wrong[0]!.key} is not ${wrong[0]!.value} in ${wrong[0]!.file}` : `${expected.length} keys as expected`,
+        };
       },
     },
     {
@@ -65,7 +72,9 @@ function staticAssertions(files: readonly SysctlFile[]): StaticAssertion[] {
         const w = wrong[0];
         return {
           ok: wrong.length === 0,
-          detail: w ? `${w.key} ends up ${effective.get(w.key)?.value ?? 'unset'} (from ${effective.get(w.key)?.file ?? 'nowhere'}), policy says ${w.value}` : `${expected.length} keys effective`,
+          detail: w
+            ? `${w.key} ends up ${effective.get(w.key)?.value ?? 'unset'} (from ${effective.get(w.key)?.file ?? 'nowhere'}), policy says ${w.value}`
+            : `${expected.length} keys effective`,
         };
       },
     },
@@ -84,7 +93,11 @@ function staticAssertions(files: readonly SysctlFile[]): StaticAssertion[] {
         const text = tree.read(MODPROBE_FILE) ?? '';
         const lines = new Set(text.split('\n').map((l) => l.trim()));
         const missing = blockedNetworkModules.filter((m) => !lines.has(`install ${m.module} /bin/false`) || !lines.has(`blacklist ${m.module}`));
-        return { ok: text !== '' && missing.length === 0, detail: text === '' ? `${MODPROBE_FILE} missing` : missing.length ? `${missing[0]!.module} not blocked` : `${blockedNetworkModules.length} modules blocked` };
+        return {
+          ok: text !== '' && missing.length === 0,
+          detail:
+            text === '' ? `${MODPROBE_FILE} missing` : missing.length ? `${missing[0]!.module} not blocked` : `${blockedNetworkModules.length} modules blocked`,
+        };
       },
     },
   ];

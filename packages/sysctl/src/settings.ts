@@ -34,7 +34,12 @@ const allAndDefault = (family: 'ipv4' | 'ipv6', key: string, value: number, why:
 ];
 
 /** One sysctl.d file of the image: FILE_PREFIX + name + .conf. */
-const file = (name: string, title: string, clause: string, settings: readonly SysctlSetting[]): SysctlFile => ({ name: `${FILE_PREFIX}${name}.conf`, title, clause, settings });
+const file = (name: string, title: string, clause: string, settings: readonly SysctlSetting[]): SysctlFile => ({
+  name: `${FILE_PREFIX}${name}.conf`,
+  title,
+  clause,
+  settings,
+});
 
 export function sysctlFiles(policy: Policy): SysctlFile[] {
   const pmtud = file('pmtud', 'Packetization-layer path MTU discovery (RFC 4821)', 'docs/threat-model.md#pmtud (Tails pmtud.conf, #9268)', [
@@ -50,25 +55,35 @@ export function sysctlFiles(policy: Policy): SysctlFile[] {
     s('net.ipv6.conf.lo.disable_ipv6', 0, 'Keep ::1 so local software that binds it does not fail oddly; the firewall still rejects IPv6.'),
     ...allAndDefault('ipv6', 'accept_ra', 0, 'A rogue router advertisement must not bring IPv6 back (Kicksecure).'),
   ]);
-  const net = file('net-hardening', 'Network hardening (Kicksecure security-misc, the subset that keeps a desktop working)', 'docs/threat-model.md#net-hardening (Kicksecure security-misc)', [
-    s('net.ipv4.tcp_syncookies', 1, 'SYN flood protection.'),
-    s('net.ipv4.tcp_rfc1337', 1, 'Drop RST in TIME-WAIT (TIME-WAIT assassination, RFC 1337).'),
-    ...allAndDefault('ipv4', 'rp_filter', 1, 'Strict reverse-path filter: no spoofed sources, and no reply to probes over the wrong interface (CVE-2019-14899).'),
-    ...allAndDefault('ipv4', 'accept_redirects', 0, 'An ICMP redirect from the LAN must not reroute traffic (MITM).'),
-    ...allAndDefault('ipv4', 'secure_redirects', 0, 'Not even redirects from listed gateways.'),
-    ...allAndDefault('ipv6', 'accept_redirects', 0, 'Same for IPv6, should it ever come up.'),
-    ...allAndDefault('ipv4', 'send_redirects', 0, 'This host is not a router; redirects would reveal its routes.'),
-    ...allAndDefault('ipv4', 'shared_media', 0, 'No redirects across shared media.'),
-    ...allAndDefault('ipv4', 'accept_source_route', 0, 'Source-routed packets could steer replies around the firewall design.'),
-    ...allAndDefault('ipv6', 'accept_source_route', 0, 'Same for IPv6.'),
-    ...allAndDefault('ipv4', 'arp_filter', 1, 'Answer ARP only on the interface that would route the reply (no cross-interface address disclosure).'),
-    ...allAndDefault('ipv4', 'drop_gratuitous_arp', 1, 'Gratuitous ARP is an ARP-spoofing vector on hostile LANs.'),
-    ...allAndDefault('ipv4', 'log_martians', 1, 'Log impossible source addresses (evidence of spoofing).'),
-    s('net.ipv4.icmp_echo_ignore_all', 1, 'Do not answer pings: the host is not discoverable on the LAN.'),
-    s('net.ipv4.icmp_ignore_bogus_error_responses', 1, 'Ignore bogus ICMP error responses (log noise, fingerprinting).'),
-    s('net.ipv4.tcp_timestamps', 0, 'TCP timestamps expose the clock and uptime (clock fingerprinting, Whonix/Tails).'),
-    s('net.ipv4.tcp_tw_reuse', 0, 'No TIME-WAIT socket reuse (Kicksecure).'),
-  ]);
+  const net = file(
+    'net-hardening',
+    'Network hardening (Kicksecure security-misc, the subset that keeps a desktop working)',
+    'docs/threat-model.md#net-hardening (Kicksecure security-misc)',
+    [
+      s('net.ipv4.tcp_syncookies', 1, 'SYN flood protection.'),
+      s('net.ipv4.tcp_rfc1337', 1, 'Drop RST in TIME-WAIT (TIME-WAIT assassination, RFC 1337).'),
+      ...allAndDefault(
+        'ipv4',
+        'rp_filter',
+        1,
+        'Strict reverse-path filter: no spoofed sources, and no reply to probes over the wrong interface (CVE-2019-14899).',
+      ),
+      ...allAndDefault('ipv4', 'accept_redirects', 0, 'An ICMP redirect from the LAN must not reroute traffic (MITM).'),
+      ...allAndDefault('ipv4', 'secure_redirects', 0, 'Not even redirects from listed gateways.'),
+      ...allAndDefault('ipv6', 'accept_redirects', 0, 'Same for IPv6, should it ever come up.'),
+      ...allAndDefault('ipv4', 'send_redirects', 0, 'This host is not a router; redirects would reveal its routes.'),
+      ...allAndDefault('ipv4', 'shared_media', 0, 'No redirects across shared media.'),
+      ...allAndDefault('ipv4', 'accept_source_route', 0, 'Source-routed packets could steer replies around the firewall design.'),
+      ...allAndDefault('ipv6', 'accept_source_route', 0, 'Same for IPv6.'),
+      ...allAndDefault('ipv4', 'arp_filter', 1, 'Answer ARP only on the interface that would route the reply (no cross-interface address disclosure).'),
+      ...allAndDefault('ipv4', 'drop_gratuitous_arp', 1, 'Gratuitous ARP is an ARP-spoofing vector on hostile LANs.'),
+      ...allAndDefault('ipv4', 'log_martians', 1, 'Log impossible source addresses (evidence of spoofing).'),
+      s('net.ipv4.icmp_echo_ignore_all', 1, 'Do not answer pings: the host is not discoverable on the LAN.'),
+      s('net.ipv4.icmp_ignore_bogus_error_responses', 1, 'Ignore bogus ICMP error responses (log noise, fingerprinting).'),
+      s('net.ipv4.tcp_timestamps', 0, 'TCP timestamps expose the clock and uptime (clock fingerprinting, Whonix/Tails).'),
+      s('net.ipv4.tcp_tw_reuse', 0, 'No TIME-WAIT socket reuse (Kicksecure).'),
+    ],
+  );
   const kernel = file('kernel-hardening', 'Kernel hardening (the Tails sysctl.d set)', 'docs/threat-model.md#kernel-hardening (the Tails sysctl.d set)', [
     s('net.core.bpf_jit_harden', 2, 'Constant blinding in the BPF JIT (JIT spraying).'),
     s('kernel.unprivileged_bpf_disabled', 1, 'No BPF for unprivileged users (kernel attack surface).'),

@@ -57,7 +57,9 @@ describe('sysctl emit', () => {
   });
 
   it('static assertions catch a tampered tree', async () => {
-    const tampered = out.files.map((f) => (f.path.endsWith('pmtud.conf') ? { ...f, content: f.content.replace('tcp_mtu_probing = 1', 'tcp_mtu_probing = 0') } : f));
+    const tampered = out.files.map((f) =>
+      f.path.endsWith('pmtud.conf') ? { ...f, content: f.content.replace('tcp_mtu_probing = 1', 'tcp_mtu_probing = 0') } : f,
+    );
     const results = await Promise.all(out.staticAssertions.map(async (a) => [a.id, (await a.check(ctxFor(tampered))).ok] as const));
     expect(Object.fromEntries(results)).toMatchObject({ 'sysctl.pmtud': false, 'sysctl.values': false });
     const noModprobe = out.files.map((f) => (f.path === MODPROBE_FILE ? { ...f, content: f.content.replace('install sctp /bin/false\n', '') } : f));
@@ -92,10 +94,12 @@ const noRoot = skipUnless('the sysctl runtime test', needRoot('a fresh network n
 
 describe.skipIf(noRoot)('sysctl runtime assertions in a fresh network namespace', () => {
   const netnsAssertions = out.runtimeAssertions.filter((a) => a.scope === 'netns');
-  const inNetns = (ns: string): Exec => async (cmd, args) => {
-    const r = await execa('ip', ['netns', 'exec', ns, cmd, ...args], { reject: false });
-    return { exitCode: r.exitCode ?? 127, stdout: r.stdout, stderr: r.stderr };
-  };
+  const inNetns =
+    (ns: string): Exec =>
+    async (cmd, args) => {
+      const r = await execa('ip', ['netns', 'exec', ns, cmd, ...args], { reject: false });
+      return { exitCode: r.exitCode ?? 127, stdout: r.stdout, stderr: r.stderr };
+    };
 
   async function withNetns<T>(fn: (ns: string, dir: string) => Promise<T>): Promise<T> {
     const ns = `lk-sysctl-${randomBytes(3).toString('hex')}`;
@@ -114,7 +118,10 @@ describe.skipIf(noRoot)('sysctl runtime assertions in a fresh network namespace'
     return files
       .filter((f) => f.path.startsWith('/etc/sysctl.d/'))
       .map((f, i) => {
-        const text = f.content.split('\n').filter((l) => !/^[a-z]/.test(l) || isPerNetns(l.split(' ')[0]!)).join('\n');
+        const text = f.content
+          .split('\n')
+          .filter((l) => !/^[a-z]/.test(l) || isPerNetns(l.split(' ')[0]!))
+          .join('\n');
         const p = join(dir, `${i}.conf`);
         writeFileSync(p, text);
         return p;

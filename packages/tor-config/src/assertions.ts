@@ -1,6 +1,17 @@
 // Static assertions (on the emitted tree or a built rootfs) and runtime
 // assertions (lab, booted image) of the tor-config module.
-import { CLEARNET_RESOLVER_DROPIN, PATHS, checkResult, sha256, type GeneratedFile, type Policy, type RuntimeAssertion, type StaticAssertion, type ToolRunner, type TreeReader } from '@leakless/policy';
+import {
+  CLEARNET_RESOLVER_DROPIN,
+  PATHS,
+  checkResult,
+  sha256,
+  type GeneratedFile,
+  type Policy,
+  type RuntimeAssertion,
+  type StaticAssertion,
+  type ToolRunner,
+  type TreeReader,
+} from '@leakless/policy';
 import { APT_PROXY_CONF, APT_SOURCES, ENVIRONMENT, TORSOCKS_CONF, aptSocksPort, aptUser, systemSocksPort } from './apps.js';
 import { TORRC, TORRC_D_GLOB, listenerValue, reachableValue } from './torrc.js';
 import { parseDump, runTor, type TorRun } from './verify.js';
@@ -8,8 +19,10 @@ import { parseDump, runTor, type TorRun } from './verify.js';
 // Several assertions (and the cross-module checks) read tor's effective configuration of the same tree: run tor once per tree.
 const dumps = new WeakMap<TreeReader, Promise<TorRun>>();
 export function dumpOf(tree: TreeReader, run: ToolRunner): Promise<TorRun> {
-  let d = dumps.get(tree);
-  if (!d) dumps.set(tree, (d = runTor('dump', tree, run)));
+  const cached = dumps.get(tree);
+  if (cached) return cached;
+  const d = runTor('dump', tree, run);
+  dumps.set(tree, d);
   return d;
 }
 
@@ -18,7 +31,6 @@ export function unitDropInDir(policy: Policy): string {
   return `${PATHS.adminUnits}/${policy.torUnit}.d`;
 }
 export const UNIT_DROPIN_NAME = CLEARNET_RESOLVER_DROPIN;
-
 
 /** Listener options tor must have exactly as the policy says; unset ones must stay unset. */
 function expectedListeners(policy: Policy): Record<string, readonly string[]> {
@@ -107,7 +119,8 @@ function aptProblems(tree: TreeReader, policy: Policy): string[] {
   const conf = tree.read(APT_PROXY_CONF) ?? '';
   const m = /^Acquire::tor::proxy "socks5h:\/\/[^@"]+@([0-9.]+):(\d+)";$/m.exec(conf);
   if (!m) problems.push(`${APT_PROXY_CONF}: no socks5h Acquire::tor::proxy`);
-  else if (m[1] !== port.address || Number(m[2]) !== port.port) problems.push(`${APT_PROXY_CONF}: proxy ${m[1]}:${m[2]}, expected the ${port.name} SocksPort ${port.address}:${port.port}`);
+  else if (m[1] !== port.address || Number(m[2]) !== port.port)
+    problems.push(`${APT_PROXY_CONF}: proxy ${m[1]}:${m[2]}, expected the ${port.name} SocksPort ${port.address}:${port.port}`);
   const sources = (tree.read(APT_SOURCES) ?? '').split('\n').filter((l) => /^\s*deb(-src)?\s/.test(l));
   if (sources.length === 0) problems.push(`${APT_SOURCES}: no sources`);
   for (const s of sources) if (!/^\s*deb(-src)?\s+(\[[^\]]*\]\s+)?tor\+https?:\/\//.test(s)) problems.push(`${APT_SOURCES}: not through tor: ${s.trim()}`);
@@ -133,7 +146,10 @@ export function staticAssertions(policy: Policy): StaticAssertion[] {
       async check({ tree, run }) {
         const r = await dumpOf(tree, run);
         if (!r.ok) return { ok: false, detail: r.problem! };
-        return checkResult(effectiveConfigProblems(parseDump(r.stdout), policy), `${policy.torListeners.length} listeners and every setting as the policy says`);
+        return checkResult(
+          effectiveConfigProblems(parseDump(r.stdout), policy),
+          `${policy.torListeners.length} listeners and every setting as the policy says`,
+        );
       },
     },
     {
@@ -143,7 +159,10 @@ export function staticAssertions(policy: Policy): StaticAssertion[] {
         const text = tree.read(TORRC);
         const mode = tree.mode(TORRC);
         if (text === undefined || mode === undefined) return { ok: false, detail: `${TORRC} missing` };
-        const directives = text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+        const directives = text
+          .split('\n')
+          .map((l) => l.trim())
+          .filter((l) => l !== '' && !l.startsWith('#'));
         const problems: string[] = [];
         if (mode & 0o222 & ~0o200) problems.push(`mode ${mode.toString(8)} lets group or others write it`);
         if (directives.at(-1) !== `%include ${TORRC_D_GLOB}`) problems.push(`last directive is "${directives.at(-1)}", not %include ${TORRC_D_GLOB}`);
@@ -159,7 +178,10 @@ export function staticAssertions(policy: Policy): StaticAssertion[] {
         const problems: string[] = [];
         if (files.length !== 1) problems.push(`${files.length} drop-ins in ${dir} (expected 1: ${dir}${UNIT_DROPIN_NAME})`);
         for (const f of files) {
-          const lines = (tree.read(f) ?? '').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+          const lines = (tree.read(f) ?? '')
+            .split('\n')
+            .map((l) => l.trim())
+            .filter((l) => l !== '' && !l.startsWith('#'));
           const want = ['[Service]', policy.clearnetResolver.bind];
           if (JSON.stringify(lines) !== JSON.stringify(want)) problems.push(`${f}: has [${lines.join(' ; ')}], expected [${want.join(' ; ')}]`);
         }
@@ -169,7 +191,8 @@ export function staticAssertions(policy: Policy): StaticAssertion[] {
     {
       id: 'tor.apps-socks',
       statement: 'SOCKS_SERVER/SOCKS5_SERVER and torsocks point at the desktop user’s system SocksPort',
-      check: ({ tree }) => checkResult(appsProblems(tree, policy), `${ENVIRONMENT} and ${TORSOCKS_CONF} use ${systemSocksPort(policy)?.name ?? 'no'} SocksPort`),
+      check: ({ tree }) =>
+        checkResult(appsProblems(tree, policy), `${ENVIRONMENT} and ${TORSOCKS_CONF} use ${systemSocksPort(policy)?.name ?? 'no'} SocksPort`),
     },
     {
       id: 'tor.apt-through-tor',

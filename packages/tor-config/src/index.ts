@@ -2,13 +2,35 @@
 // tor@default drop-in, and the files that send programs to their SocksPort
 // (SOCKS_SERVER, torsocks, APT through tor).
 import { UNITS, emission, loadTemplate, type Emission, type GeneratedFile, type Policy, type SystemUser } from '@leakless/policy';
-import { APT_PROXY_CONF, APT_SOURCES, APT_USER, ENVIRONMENT, TORSOCKS_CONF, aptSocksPort, aptSources, aptUser, systemSocksPort, type AptSource } from './apps.js';
+import {
+  APT_PROXY_CONF,
+  APT_SOURCES,
+  APT_USER,
+  ENVIRONMENT,
+  TORSOCKS_CONF,
+  aptSocksPort,
+  aptSources,
+  aptUser,
+  systemSocksPort,
+  type AptSource,
+} from './apps.js';
 import { runtimeAssertions, staticAssertions } from './assertions.js';
 import { DEBIAN_DEFAULTS_TORRC, TORRC, TORRC_D, TORRC_D_GLOB, torrcSections, type TorrcSection } from './torrc.js';
 
 export { TORRC, DEBIAN_DEFAULTS_TORRC, TORRC_D, TORRC_D_GLOB, NO_ISOLATION, isolationFlags, listenerValue, reachableValue, torrcSections } from './torrc.js';
 export type { TorrcLine, TorrcSection } from './torrc.js';
-export { APT_USER, ENVIRONMENT, TORSOCKS_CONF, APT_PROXY_CONF, APT_SOURCES, DEBIAN_MIRROR, systemSocksPort, aptUser, aptSocksPort, aptSources } from './apps.js';
+export {
+  APT_USER,
+  ENVIRONMENT,
+  TORSOCKS_CONF,
+  APT_PROXY_CONF,
+  APT_SOURCES,
+  DEBIAN_MIRROR,
+  systemSocksPort,
+  aptUser,
+  aptSocksPort,
+  aptSources,
+} from './apps.js';
 export type { AptSource } from './apps.js';
 export { effectiveConfigProblems, unitDropInDir, UNIT_DROPIN_NAME, dumpOf } from './assertions.js';
 export { parseDump, runTor, dropInsOf } from './verify.js';
@@ -21,13 +43,33 @@ const renderTorrc = loadTemplate<{ path: string; defaults: string; dropInDir: st
   'torrc.ejs',
   ['path', 'defaults', 'dropInDir', 'dropInGlob', 'sections'],
 );
-const renderReadme = loadTemplate<{ dropInDir: string; dropInGlob: string; torrc: string }>(import.meta.url, 'torrc.d-README.ejs', ['dropInDir', 'dropInGlob', 'torrc']);
-const renderUnitDropIn = loadTemplate<{ path: string; clause: string; bind: string; nameserver: string }>(import.meta.url, 'tor-unit-dropin.conf.ejs', ['path', 'clause', 'bind', 'nameserver']);
+const renderReadme = loadTemplate<{ dropInDir: string; dropInGlob: string; torrc: string }>(import.meta.url, 'torrc.d-README.ejs', [
+  'dropInDir',
+  'dropInGlob',
+  'torrc',
+]);
+const renderUnitDropIn = loadTemplate<{ path: string; clause: string; bind: string; nameserver: string }>(import.meta.url, 'tor-unit-dropin.conf.ejs', [
+  'path',
+  'clause',
+  'bind',
+  'nameserver',
+]);
 type PortLocals = { path: string; clause: string; portName: string; address: string; port: number };
 const renderEnvironment = loadTemplate<PortLocals>(import.meta.url, 'environment.ejs', ['path', 'clause', 'portName', 'address', 'port']);
 const renderTorsocks = loadTemplate<PortLocals>(import.meta.url, 'torsocks.conf.ejs', ['path', 'clause', 'portName', 'address', 'port']);
-const renderAptProxy = loadTemplate<PortLocals & { aptUser: string }>(import.meta.url, 'apt-tor.conf.ejs', ['path', 'clause', 'portName', 'address', 'port', 'aptUser']);
-const renderSources = loadTemplate<{ path: string; clause: string; sources: readonly AptSource[] }>(import.meta.url, 'sources.list.ejs', ['path', 'clause', 'sources']);
+const renderAptProxy = loadTemplate<PortLocals & { aptUser: string }>(import.meta.url, 'apt-tor.conf.ejs', [
+  'path',
+  'clause',
+  'portName',
+  'address',
+  'port',
+  'aptUser',
+]);
+const renderSources = loadTemplate<{ path: string; clause: string; sources: readonly AptSource[] }>(import.meta.url, 'sources.list.ejs', [
+  'path',
+  'clause',
+  'sources',
+]);
 
 export function torrcFile(policy: Policy): GeneratedFile {
   const content = renderTorrc({ path: TORRC, defaults: DEBIAN_DEFAULTS_TORRC, dropInDir: TORRC_D, dropInGlob: TORRC_D_GLOB, sections: torrcSections(policy) });
@@ -47,7 +89,12 @@ function appFiles(policy: Policy): GeneratedFile[] {
   if (apt) {
     const locals = { clause: apt.clause, portName: apt.name, address: apt.address, port: apt.port };
     files.push({ path: APT_PROXY_CONF, content: renderAptProxy({ path: APT_PROXY_CONF, aptUser: APT_USER, ...locals }), mode: 0o644, clause: apt.clause });
-    files.push({ path: APT_SOURCES, content: renderSources({ path: APT_SOURCES, clause: `${apt.clause}, image.suite`, sources: aptSources(policy) }), mode: 0o644, clause: apt.clause });
+    files.push({
+      path: APT_SOURCES,
+      content: renderSources({ path: APT_SOURCES, clause: `${apt.clause}, image.suite`, sources: aptSources(policy) }),
+      mode: 0o644,
+      clause: apt.clause,
+    });
   }
   return files;
 }
@@ -61,7 +108,12 @@ export function emit(policy: Policy): Emission {
     { path: `${TORRC_D}/README`, content: renderReadme({ dropInDir: TORRC_D, dropInGlob: TORRC_D_GLOB, torrc: TORRC }), mode: 0o644, clause: 'tor' },
     {
       path: dropIn,
-      content: renderUnitDropIn({ path: dropIn, clause: 'clearnetResolver (Tails resolv-over-clearnet)', bind: policy.clearnetResolver.bind, nameserver: policy.dnsPort.address }),
+      content: renderUnitDropIn({
+        path: dropIn,
+        clause: 'clearnetResolver (Tails resolv-over-clearnet)',
+        bind: policy.clearnetResolver.bind,
+        nameserver: policy.dnsPort.address,
+      }),
       mode: 0o644,
       clause: 'clearnetResolver',
     },

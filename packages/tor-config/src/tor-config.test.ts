@@ -4,11 +4,33 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { buildTree, hostToolRunner, memoryTree, parsePolicy, type Emission, type GeneratedFile, type Policy, type StaticContext, type ToolRunner } from '@leakless/policy';
+import {
+  buildTree,
+  hostToolRunner,
+  memoryTree,
+  parsePolicy,
+  type Emission,
+  type GeneratedFile,
+  type Policy,
+  type StaticContext,
+  type ToolRunner,
+} from '@leakless/policy';
 import { evaluateRuntime, type Exec } from '@leakless/selftest';
 import { defaultPolicy, defaultPolicyInput, policyWith } from '@leakless/policy/testing';
 import { needRoot, needTool, skipUnless } from '@leakless/testing';
-import { emit, runTor, parseDump, TORRC, TORRC_D, APT_SOURCES, ENVIRONMENT, TORSOCKS_CONF, NO_ISOLATION, unitDropInDir, UNIT_DROPIN_NAME, effectiveConfigProblems } from './index.js';
+import {
+  emit,
+  parseDump,
+  TORRC,
+  TORRC_D,
+  APT_SOURCES,
+  ENVIRONMENT,
+  TORSOCKS_CONF,
+  NO_ISOLATION,
+  unitDropInDir,
+  UNIT_DROPIN_NAME,
+  effectiveConfigProblems,
+} from './index.js';
 
 const policy = defaultPolicy();
 const out = emit(policy);
@@ -20,7 +42,7 @@ function ctxFor(files: readonly GeneratedFile[], p: Policy = policy, run: ToolRu
 }
 const file = (e: Emission, path: string) => e.files.find((f) => f.path === path)!;
 const edit = (files: readonly GeneratedFile[], path: string, fn: (f: GeneratedFile) => GeneratedFile) => files.map((f) => (f.path === path ? fn(f) : f));
-async function failing(files: readonly GeneratedFile[], p: Policy = policy): Promise<string[]> {
+async function _failing(files: readonly GeneratedFile[], p: Policy = policy): Promise<string[]> {
   const ctx = ctxFor(files, p);
   const r = await Promise.all(emit(p).staticAssertions.map(async (a) => [a.id, (await a.check(ctx)).ok] as const));
   return r.filter(([, ok]) => !ok).map(([id]) => id);
@@ -33,7 +55,15 @@ const skipTor = skipUnless('the tor-config checks that run tor', noTor);
 describe('tor-config emit', () => {
   it('writes the base torrc read-only, the drop-in directory, the tor@default drop-in and the app settings', () => {
     expect(out.files.map((f) => f.path).sort()).toEqual(
-      [TORRC, `${TORRC_D}/README`, `${unitDropInDir(policy)}/${UNIT_DROPIN_NAME}`, ENVIRONMENT, TORSOCKS_CONF, '/etc/apt/apt.conf.d/50leakless-tor', APT_SOURCES].sort(),
+      [
+        TORRC,
+        `${TORRC_D}/README`,
+        `${unitDropInDir(policy)}/${UNIT_DROPIN_NAME}`,
+        ENVIRONMENT,
+        TORSOCKS_CONF,
+        '/etc/apt/apt.conf.d/50leakless-tor',
+        APT_SOURCES,
+      ].sort(),
     );
     expect(file(out, TORRC).mode).toBe(0o444);
     for (const f of out.files) {
@@ -59,7 +89,12 @@ describe('tor-config emit', () => {
     expect(torrc).toContain('\nSocksPort 127.0.0.1:9050 IsolateDestAddr IsolateDestPort\n');
     expect(torrc).toContain(`\nSocksPort 127.0.0.1:9063 ${NO_ISOLATION.join(' ')}\n`);
     expect(torrc).toContain('\nSocksPort 10.200.1.1:9050 IsolateSOCKSAuth KeepAliveIsolateSOCKSAuth\n');
-    expect(torrc).toContain('\nControlPort 127.0.0.1:9052\nCookieAuthentication 1\n'.replace('\nCookie', '\n# tor.controlPort: a client must also read the cookie file, not only reach the port\nCookie'));
+    expect(torrc).toContain(
+      '\nControlPort 127.0.0.1:9052\nCookieAuthentication 1\n'.replace(
+        '\nCookie',
+        '\n# tor.controlPort: a client must also read the cookie file, not only reach the port\nCookie',
+      ),
+    );
     expect(torrc).toContain('\nDNSPort 127.0.0.1:5353\n');
     expect(torrc).toContain('\nTransPort 127.0.0.1:9040\n');
     expect(torrc).toContain('\nVirtualAddrNetworkIPv4 127.192.0.0/10\n');
@@ -103,7 +138,9 @@ describe('tor-config emit', () => {
 
   it('gives APT the SocksPort _apt is a client of, with every source through tor', () => {
     expect(file(out, '/etc/apt/apt.conf.d/50leakless-tor').content).toContain('Acquire::tor::proxy "socks5h://apt-transport-tor@127.0.0.1:9050";');
-    const deb = file(out, APT_SOURCES).content.split('\n').filter((l) => l.startsWith('deb '));
+    const deb = file(out, APT_SOURCES)
+      .content.split('\n')
+      .filter((l) => l.startsWith('deb '));
     expect(deb).toHaveLength(3);
     for (const l of deb) expect(l).toMatch(/^deb tor\+http:\/\/deb\.debian\.org\/debian(-security)? bookworm(-updates|-security)? main$/);
   });
@@ -124,10 +161,26 @@ describe('tor-config emit', () => {
       ['torrc writable by others', edit(out.files, TORRC, (f) => ({ ...f, mode: 0o666 })), 'tor.base-read-only'],
       ['include not last', edit(out.files, TORRC, (f) => ({ ...f, content: f.content + 'SocksPort 9999\n' })), 'tor.base-read-only'],
       ['tor unit drop-in changes more', edit(out.files, dropIn, (f) => ({ ...f, content: f.content + 'PrivateNetwork=no\n' })), 'tor.unit-dropin'],
-      ['second tor unit drop-in', [...out.files, { path: `${unitDropInDir(policy)}/60-x.conf`, content: '[Service]\nUser=root\n', mode: 0o644, clause: 'x' }], 'tor.unit-dropin'],
-      ['environment points elsewhere', edit(out.files, ENVIRONMENT, (f) => ({ ...f, content: f.content.replace('SOCKS5_SERVER=127.0.0.1:9050', 'SOCKS5_SERVER=127.0.0.1:9063') })), 'tor.apps-socks'],
-      ['torsocks to the bulk port', edit(out.files, TORSOCKS_CONF, (f) => ({ ...f, content: f.content.replace('TorPort 9050', 'TorPort 9063') })), 'tor.apps-socks'],
-      ['plain http source', edit(out.files, APT_SOURCES, (f) => ({ ...f, content: f.content + 'deb http://deb.debian.org/debian bookworm contrib\n' })), 'tor.apt-through-tor'],
+      [
+        'second tor unit drop-in',
+        [...out.files, { path: `${unitDropInDir(policy)}/60-x.conf`, content: '[Service]\nUser=root\n', mode: 0o644, clause: 'x' }],
+        'tor.unit-dropin',
+      ],
+      [
+        'environment points elsewhere',
+        edit(out.files, ENVIRONMENT, (f) => ({ ...f, content: f.content.replace('SOCKS5_SERVER=127.0.0.1:9050', 'SOCKS5_SERVER=127.0.0.1:9063') })),
+        'tor.apps-socks',
+      ],
+      [
+        'torsocks to the bulk port',
+        edit(out.files, TORSOCKS_CONF, (f) => ({ ...f, content: f.content.replace('TorPort 9050', 'TorPort 9063') })),
+        'tor.apps-socks',
+      ],
+      [
+        'plain http source',
+        edit(out.files, APT_SOURCES, (f) => ({ ...f, content: f.content + 'deb http://deb.debian.org/debian bookworm contrib\n' })),
+        'tor.apt-through-tor',
+      ],
     ];
     for (const [name, files, id] of cases) {
       const ctx = ctxFor(files, policy, noTools);
@@ -201,10 +254,12 @@ describe.skipIf(skipTor)('tor-config static assertions with the real tor', () =>
 const skipRuntime = skipUnless('the tor-config runtime test', needRoot(), noTor);
 
 describe.skipIf(skipRuntime)('tor-config runtime assertions against a real tor in a namespace', () => {
-  const inNetns = (ns: string): Exec => async (cmd, args) => {
-    const r = await execa('ip', ['netns', 'exec', ns, cmd, ...args], { reject: false });
-    return { exitCode: r.exitCode ?? 127, stdout: r.stdout, stderr: r.stderr };
-  };
+  const inNetns =
+    (ns: string): Exec =>
+    async (cmd, args) => {
+      const r = await execa('ip', ['netns', 'exec', ns, cmd, ...args], { reject: false });
+      return { exitCode: r.exitCode ?? 127, stdout: r.stdout, stderr: r.stderr };
+    };
 
   async function withTor(files: readonly GeneratedFile[], fn: (ns: string) => Promise<void>): Promise<void> {
     const id = randomBytes(3).toString('hex');
@@ -220,7 +275,10 @@ describe.skipIf(skipRuntime)('tor-config runtime assertions against a real tor i
     }
     // Test-only drop-in: state in the temp dir (Debian's defaults file would use /var/lib/tor). The
     // namespace has no route, so tor's attempts to reach the public authorities fail inside it.
-    writeFileSync(join(etc, 'torrc.d', '99-test.conf'), `DataDirectory ${data}\nCookieAuthFile ${data}/control.authcookie\nLog notice file ${data}/notice.log\n`);
+    writeFileSync(
+      join(etc, 'torrc.d', '99-test.conf'),
+      `DataDirectory ${data}\nCookieAuthFile ${data}/control.authcookie\nLog notice file ${data}/notice.log\n`,
+    );
     const t = policy.torUser;
     chownSync(data, t.uid, t.gid);
     chmodSync(dir, 0o755);
@@ -240,7 +298,8 @@ describe.skipIf(skipRuntime)('tor-config runtime assertions against a real tor i
       for (;;) {
         const ss = await execa('ip', ['netns', 'exec', ns, 'ss', '-H', '-ltn'], { reject: false });
         if (ss.stdout.includes(`${policy.controlPort.address}:${policy.controlPort.port}`)) break;
-        if (Date.now() > deadline || tor.exitCode !== null) throw new Error(`tor did not start: ${(await tor.catch((e) => e)).stderr ?? ''} ${tail(join(data, 'notice.log'))}`);
+        if (Date.now() > deadline || tor.exitCode !== null)
+          throw new Error(`tor did not start: ${(await tor.catch((e) => e)).stderr ?? ''} ${tail(join(data, 'notice.log'))}`);
         await new Promise((r) => setTimeout(r, 200));
       }
       await fn(ns);

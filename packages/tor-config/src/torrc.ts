@@ -41,7 +41,8 @@ export function listenerValue(l: TorListener): string {
   return l.kind === 'socks' ? [base, ...isolationFlags(l)].join(' ') : base;
 }
 
-const who = (l: TorListener): string => (l.clients.length ? `clients ${l.clients.map((c) => c.name).join(', ')}` : 'no clients: the firewall refuses every user');
+const who = (l: TorListener): string =>
+  l.clients.length ? `clients ${l.clients.map((c) => c.name).join(', ')}` : 'no clients: the firewall refuses every user';
 
 /** ReachableAddresses value for a port list: accept each, reject the rest. */
 export function reachableValue(ports: readonly number[]): string {
@@ -70,8 +71,18 @@ export function torrcSections(policy: Policy): TorrcSection[] {
   const t = policy.transPort;
   const resolve: TorrcLine[] = [
     { option: 'DNSPort', value: listenerValue(d), why: `${who(d)}; udp/53 on ${d.address} is redirected here by the firewall`, clause: d.clause },
-    { option: 'TransPort', value: listenerValue(t), why: `${who(t)}; the automap range is redirected here; no isolation flags (Tails #6378)`, clause: t.clause },
-    { option: 'AutomapHostsOnResolve', value: '1', why: 'DNSPort answers .onion/.exit names with an address from the automap range', clause: 'tor.automapRange' },
+    {
+      option: 'TransPort',
+      value: listenerValue(t),
+      why: `${who(t)}; the automap range is redirected here; no isolation flags (Tails #6378)`,
+      clause: t.clause,
+    },
+    {
+      option: 'AutomapHostsOnResolve',
+      value: '1',
+      why: 'DNSPort answers .onion/.exit names with an address from the automap range',
+      clause: 'tor.automapRange',
+    },
     { option: 'AutomapHostsSuffixes', value: '.exit,.onion', why: 'only names that have no real address are automapped (Tails)', clause: 'tor.automapRange' },
     {
       option: 'VirtualAddrNetworkIPv4',
@@ -90,11 +101,28 @@ export function torrcSections(policy: Policy): TorrcSection[] {
     : [];
   const ipv6: TorrcLine[] = policy.document.ipv6.enabled
     ? []
-    : [{ option: 'ClientUseIPv6', value: '0', why: 'IPv6 is off (sysctl and the ip6 drop policy): never pick a relay by its IPv6 address', clause: 'ipv6.enabled' }];
+    : [
+        {
+          option: 'ClientUseIPv6',
+          value: '0',
+          why: 'IPv6 is off (sysctl and the ip6 drop policy): never pick a relay by its IPv6 address',
+          clause: 'ipv6.enabled',
+        },
+      ];
   const hardening: TorrcLine[] = [
     ...ipv6,
-    { option: 'Sandbox', value: '1', why: 'seccomp sandbox: a compromised tor process cannot open new files or run programs', clause: 'docs/threat-model.md#torrc-hardening' },
-    { option: 'AvoidDiskWrites', value: '1', why: 'a live system leaves as little as possible on disk (Tails)', clause: 'docs/threat-model.md#torrc-hardening' },
+    {
+      option: 'Sandbox',
+      value: '1',
+      why: 'seccomp sandbox: a compromised tor process cannot open new files or run programs',
+      clause: 'docs/threat-model.md#torrc-hardening',
+    },
+    {
+      option: 'AvoidDiskWrites',
+      value: '1',
+      why: 'a live system leaves as little as possible on disk (Tails)',
+      clause: 'docs/threat-model.md#torrc-hardening',
+    },
     { option: 'Log', value: 'notice syslog', why: 'notice level: no addresses or destinations are logged', clause: 'docs/threat-model.md#torrc-hardening' },
   ];
   return [

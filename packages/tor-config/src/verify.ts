@@ -57,7 +57,11 @@ export async function runTor(mode: 'verify' | 'dump', tree: TreeReader, run: Too
   const pairs = dropInsOf(tree).flatMap((f) => [f.name, f.content]);
   const r = await run('sh', ['-c', SCRIPT, 'leakless-tor-check', mode, relocated, defaults, ...pairs]);
   if (r.exitCode === 0) return { ok: true, stdout: r.stdout };
-  const last = (r.stderr.trim() || r.stdout.trim()).split('\n').filter((l) => !/\[notice\]/.test(l)).pop() ?? '';
+  const last =
+    (r.stderr.trim() || r.stdout.trim())
+      .split('\n')
+      .filter((l) => !/\[notice\]/.test(l))
+      .pop() ?? '';
   return { ok: false, problem: `tor --${mode === 'verify' ? 'verify-config' : 'dump-config'} failed (exit ${r.exitCode}): ${last}`, stdout: r.stdout };
 }
 

@@ -159,7 +159,8 @@ export type UnpackProps = Omit<UnpackAction, 'action'>;
 /** unpack: extract a tarball onto the rootfs with tar as root (owners, modes and mtimes kept). */
 export function unpack(p: UnpackProps): UnpackAction {
   if (p.file === undefined && p.origin === undefined) throw new RecipeError('unpack: file and/or origin is required');
-  if (p.file !== undefined && !/\.(tar|tar\.gz|tgz|tar\.xz|tar\.bz2)$/.test(p.file)) throw new RecipeError(`unpack: only tar archives are supported: ${p.file}`);
+  if (p.file !== undefined && !/\.(tar|tar\.gz|tgz|tar\.xz|tar\.bz2)$/.test(p.file))
+    throw new RecipeError(`unpack: only tar archives are supported: ${p.file}`);
   return {
     action: 'unpack',
     ...described(p.description),
@@ -244,7 +245,13 @@ export type RecipeIncludeProps = Omit<RecipeIncludeAction, 'action'>;
 /** recipe: include another recipe (same architecture) with template variables. */
 export function include(p: RecipeIncludeProps): RecipeIncludeAction {
   relativePath('recipe: recipe', p.recipe);
-  const variables = p.variables ? Object.fromEntries(Object.keys(p.variables).sort().map((k) => [k, p.variables![k]!])) : undefined;
+  const variables = p.variables
+    ? Object.fromEntries(
+        Object.keys(p.variables)
+          .sort()
+          .map((k) => [k, p.variables![k]!]),
+      )
+    : undefined;
   return { action: 'recipe', ...described(p.description), recipe: p.recipe, ...(variables ? { variables } : {}) };
 }
 

@@ -18,13 +18,16 @@ const STAMP = /^\d{4}\/\d{2}\/\d{2} \d{2}:\d{2}:\d{2} /;
 export function parseDebosLine(raw: string): DebosEvent {
   const line = raw.replace(/\r$/, '');
   const body = line.replace(STAMP, '');
-  let m: RegExpExecArray | null;
-  if ((m = /^==== Recipe done( \(Dry run\))? ====$/.exec(body))) return { kind: 'done', dryRun: m[1] !== undefined };
-  if ((m = /^==== (.*) ====$/.exec(body))) return { kind: 'action', name: m[1]! };
-  if ((m = /^Action `(.*)` failed at stage (\w+), error: (.*)$/.exec(body))) return { kind: 'failed', action: m[1]!, stage: m[2]!, error: m[3]! };
+  const done = /^==== Recipe done( \(Dry run\))? ====$/.exec(body);
+  if (done) return { kind: 'done', dryRun: done[1] !== undefined };
+  const action = /^==== (.*) ====$/.exec(body);
+  if (action) return { kind: 'action', name: action[1]! };
+  const failed = /^Action `(.*)` failed at stage (\w+), error: (.*)$/.exec(body);
+  if (failed) return { kind: 'failed', action: failed[1]!, stage: failed[2]!, error: failed[3]! };
   if (/^fakemachine not supported, running on the host!$/.test(body)) return { kind: 'host-mode' };
   // Only lines debos itself timestamped can be command output; a bare line with
   // " | " in it comes from elsewhere (e.g. a usage message).
-  if (STAMP.test(line) && (m = /^(.*?) \| (.*)$/.exec(body))) return { kind: 'output', label: m[1]!, text: m[2]! };
+  const output = STAMP.test(line) ? /^(.*?) \| (.*)$/.exec(body) : null;
+  if (output) return { kind: 'output', label: output[1]!, text: output[2]! };
   return { kind: 'message', text: body };
 }

@@ -15,7 +15,10 @@ function example() {
   return recipe(
     'amd64',
     [
-      run({ description: 'bootstrap', command: 'SOURCE_DATE_EPOCH=1763769600 mmdebstrap --mode=root --variant=minbase bookworm "$ROOTDIR" "$RECIPEDIR/debian.sources"' }),
+      run({
+        description: 'bootstrap',
+        command: 'SOURCE_DATE_EPOCH=1763769600 mmdebstrap --mode=root --variant=minbase bookworm "$ROOTDIR" "$RECIPEDIR/debian.sources"',
+      }),
       run({ description: 'users', chroot: true, script: 'scripts/users.sh' }),
       apt({ description: 'packages', packages: ['linux-image-amd64', 'live-boot', 'systemd-sysv', 'tor', 'yes'] }),
       unpack({ description: 'includes', origin: 'recipe', file: 'chroot-includes.tar' }),
@@ -43,7 +46,34 @@ describe('recipe rendering', () => {
   });
 
   it('quotes every string YAML 1.1 would read as something else', () => {
-    const tricky = ['yes', 'No', 'on', 'OFF', 'y', 'null', '~', '1.2', '0x1f', '12:30', '-x', '#c', 'a: b', 'a #b', '', ' lead', 'trail ', '*ref', '&a', '!tag', '%x', '@x', '`x', '"q"', "'q'", 'tab\there'];
+    const tricky = [
+      'yes',
+      'No',
+      'on',
+      'OFF',
+      'y',
+      'null',
+      '~',
+      '1.2',
+      '0x1f',
+      '12:30',
+      '-x',
+      '#c',
+      'a: b',
+      'a #b',
+      '',
+      ' lead',
+      'trail ',
+      '*ref',
+      '&a',
+      '!tag',
+      '%x',
+      '@x',
+      '`x',
+      '"q"',
+      "'q'",
+      'tab\there',
+    ];
     const doc = { architecture: 'amd64', actions: [{ action: 'apt', packages: tricky }] };
     const back = parse(toYaml(doc), { version: '1.1' }) as typeof doc;
     expect(back.actions[0]!.packages).toEqual(tricky);
@@ -58,7 +88,12 @@ describe('recipe rendering', () => {
 
   it('escapes Go template delimiters so recipe text never becomes a template action', () => {
     const cmds = ['echo "{{ .secret }}"', 'multi\n{{ .line }}\n'];
-    const text = renderRecipe(recipe('amd64', cmds.map((command) => run({ command }))));
+    const text = renderRecipe(
+      recipe(
+        'amd64',
+        cmds.map((command) => run({ command })),
+      ),
+    );
     expect(text).not.toMatch(/\{\{ \.(secret|line)/);
     // what Go's text/template makes of it, then YAML: the original commands
     const templated = text.replaceAll('{{ "{{" }}', '{{');
@@ -67,7 +102,11 @@ describe('recipe rendering', () => {
   });
 
   it('lists stages in the order debos runs them (postprocess last)', () => {
-    const r = recipe('amd64', [run({ description: 'post', postprocess: true, command: 'true' }), run({ description: 'a', command: 'true' }), apt({ packages: ['tor'] })]);
+    const r = recipe('amd64', [
+      run({ description: 'post', postprocess: true, command: 'true' }),
+      run({ description: 'a', command: 'true' }),
+      apt({ packages: ['tor'] }),
+    ]);
     expect(stagesOf(r)).toEqual(['a', 'apt', 'post']);
   });
 });
@@ -106,7 +145,11 @@ describe('action builders reject what debos 1.1.1 would reject or misread', () =
 });
 
 // debos itself accepts the rendered recipe (parse + Verify of every action), in host mode.
-const noDebos = skipUnless('the debos --dry-run check', needRoot('debos runs as root'), needTool('debos', ['--help'], 'tools/leakless/install-deps.sh test installs it'));
+const noDebos = skipUnless(
+  'the debos --dry-run check',
+  needRoot('debos runs as root'),
+  needTool('debos', ['--help'], 'tools/leakless/install-deps.sh test installs it'),
+);
 
 describe.skipIf(noDebos)('debos 1.1.1 accepts the rendered recipe', () => {
   it('debos --dry-run parses and verifies it', async () => {

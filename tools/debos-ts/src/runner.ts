@@ -74,7 +74,10 @@ export class DebosError extends Error {
 }
 
 /** The debos command line (pure: the mode is decided by the caller). */
-export function debosArgs(o: Pick<DebosRunOptions, 'recipe' | 'artifactDir' | 'environ' | 'templateVars' | 'extraArgs' | 'fakemachineBackend'>, mode: 'host' | 'fakemachine'): string[] {
+export function debosArgs(
+  o: Pick<DebosRunOptions, 'recipe' | 'artifactDir' | 'environ' | 'templateVars' | 'extraArgs' | 'fakemachineBackend'>,
+  mode: 'host' | 'fakemachine',
+): string[] {
   const args: string[] = [];
   if (mode === 'host') args.push('--disable-fakemachine');
   else if (o.fakemachineBackend) args.push('--fakemachine-backend', o.fakemachineBackend);
@@ -183,7 +186,9 @@ export async function runDebos(o: DebosRunOptions): Promise<DebosRun> {
   const ok = r.exitCode === 0 && !failedAction && sawDone;
   const stages = progress.finish(ok);
   if (ok) {
-    const ran = fellBack ? { mode: 'host' as const, modeReason: `${reason}; but debos could not start fakemachine and ran on the host (see ${o.logFile})` } : { mode, modeReason: reason };
+    const ran = fellBack
+      ? { mode: 'host' as const, modeReason: `${reason}; but debos could not start fakemachine and ran on the host (see ${o.logFile})` }
+      : { mode, modeReason: reason };
     return { ...ran, argv: [bin, ...args], stages, ms: Date.now() - started, logFile: o.logFile };
   }
 

@@ -3,7 +3,18 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createProgress } from '@leakless/debos-ts';
-import { AccelError, bootProbeKernel, chooseAccel, decideAccel, fakemachineMissing, fakemachineRelease, kvmVerdict, probeKvm, probeQemuArgs, type HostView } from './accel.js';
+import {
+  AccelError,
+  bootProbeKernel,
+  chooseAccel,
+  decideAccel,
+  fakemachineMissing,
+  fakemachineRelease,
+  kvmVerdict,
+  probeKvm,
+  probeQemuArgs,
+  type HostView,
+} from './accel.js';
 import { kernelPackageOf } from './probe-kernel.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lk-accel-'));
@@ -118,7 +129,12 @@ function host(o: { release?: string; paths?: string[]; tools?: string[]; modules
 }
 const complete = (rel = '6.1.0-56-amd64') => ({
   release: rel,
-  paths: [`/lib/modules/${rel}`, `/boot/vmlinuz-${rel}`, ...['builtin', 'alias', 'symbols'].map((f) => `/lib/modules/${rel}/modules.${f}`), '/lib/systemd/systemd-resolved'],
+  paths: [
+    `/lib/modules/${rel}`,
+    `/boot/vmlinuz-${rel}`,
+    ...['builtin', 'alias', 'symbols'].map((f) => `/lib/modules/${rel}/modules.${f}`),
+    '/lib/systemd/systemd-resolved',
+  ],
   tools: ['qemu-system-x86_64', 'busybox'],
   modules: ['virtio_pci', 'virtio_console', '9pnet_virtio', '9p'],
 });
@@ -129,14 +145,24 @@ describe('fakemachine’s prerequisites (fakemachine 0.0.4)', () => {
   });
   it('no /lib/modules at all (this build machine): names the running kernel’s module directory', () => {
     const h = { ...complete(), paths: ['/lib/systemd/systemd-resolved'], release: '6.18.44-fc-v669' };
-    expect(fakemachineMissing(host(h))).toEqual(['/lib/modules/6.18.44-fc-v669 (the host kernel\'s modules; fakemachine boots the host kernel, and /lib/modules has no other kernel)']);
+    expect(fakemachineMissing(host(h))).toEqual([
+      "/lib/modules/6.18.44-fc-v669 (the host kernel's modules; fakemachine boots the host kernel, and /lib/modules has no other kernel)",
+    ]);
   });
   it('modules of another kernel: fakemachine takes the newest one, and then needs its image', () => {
     const c = complete('6.1.0-40-amd64');
-    const h = host({ ...c, release: '6.18.44-fc-v669', paths: [...c.paths.filter((p) => !p.startsWith('/boot/')), '/lib/modules/6.1.0-30-amd64/modules.alias', '/lib/modules/extramodules-x'] });
+    const h = host({
+      ...c,
+      release: '6.18.44-fc-v669',
+      paths: [...c.paths.filter((p) => !p.startsWith('/boot/')), '/lib/modules/6.1.0-30-amd64/modules.alias', '/lib/modules/extramodules-x'],
+    });
     expect(fakemachineRelease(h)).toBe('6.1.0-40-amd64');
     expect(fakemachineMissing(h)).toEqual(['/boot/vmlinuz-6.1.0-40-amd64 (the image of kernel 6.1.0-40-amd64)']);
-    expect(fakemachineMissing(host({ ...c, release: '6.18.44-fc-v669', paths: [...c.paths, '/lib/modules/6.1.0-40-amd64/vmlinuz'].filter((p) => !p.startsWith('/boot/')) }))).toEqual([]);
+    expect(
+      fakemachineMissing(
+        host({ ...c, release: '6.18.44-fc-v669', paths: [...c.paths, '/lib/modules/6.1.0-40-amd64/vmlinuz'].filter((p) => !p.startsWith('/boot/')) }),
+      ),
+    ).toEqual([]);
   });
   it('each missing piece is named', () => {
     const c = complete();
@@ -166,7 +192,10 @@ describe('the decision', () => {
     });
     const noMods = decideAccel({ accel: 'auto', fakemachine: 'auto', kvm: ok, fakemachineMissing: ['/lib/modules/6.18.44 (…)'] });
     expect(noMods.accel).toBe('kvm');
-    expect(noMods.debos).toEqual({ mode: 'host', reason: '--disable-fakemachine: a KVM guest boots Linux, but fakemachine needs what this host lacks: /lib/modules/6.18.44 (…)' });
+    expect(noMods.debos).toEqual({
+      mode: 'host',
+      reason: '--disable-fakemachine: a KVM guest boots Linux, but fakemachine needs what this host lacks: /lib/modules/6.18.44 (…)',
+    });
     const b = decideAccel({ accel: 'auto', fakemachine: 'auto', kvm: broken });
     expect(b.accel).toBe('tcg');
     expect(b.accelReason).toBe(`KVM unusable: ${broken.reason}`);
@@ -174,11 +203,17 @@ describe('the decision', () => {
   });
   it('flags override the probes', () => {
     expect(decideAccel({ accel: 'tcg', fakemachine: 'auto' })).toMatchObject({ accel: 'tcg', accelReason: '--accel tcg', debos: { mode: 'host' } });
-    expect(decideAccel({ accel: 'kvm', fakemachine: 'off' })).toEqual({ accel: 'kvm', accelReason: '--accel kvm', debos: { mode: 'host', reason: '--fakemachine off' } });
+    expect(decideAccel({ accel: 'kvm', fakemachine: 'off' })).toEqual({
+      accel: 'kvm',
+      accelReason: '--accel kvm',
+      debos: { mode: 'host', reason: '--fakemachine off' },
+    });
     expect(decideAccel({ accel: 'auto', fakemachine: 'off', kvm: ok }).debos.mode).toBe('host');
     expect(decideAccel({ accel: 'tcg', fakemachine: 'on', fakemachineMissing: [] }).debos).toMatchObject({ mode: 'fakemachine', backend: 'qemu' });
     expect(decideAccel({ accel: 'auto', fakemachine: 'on', kvm: ok, fakemachineMissing: [] }).debos).toMatchObject({ mode: 'fakemachine', backend: 'kvm' });
-    expect(() => decideAccel({ accel: 'auto', fakemachine: 'on', kvm: ok, fakemachineMissing: ['busybox (…)'] })).toThrow(new AccelError('--fakemachine on: fakemachine cannot start here, missing busybox (…)'));
+    expect(() => decideAccel({ accel: 'auto', fakemachine: 'on', kvm: ok, fakemachineMissing: ['busybox (…)'] })).toThrow(
+      new AccelError('--fakemachine on: fakemachine cannot start here, missing busybox (…)'),
+    );
   });
   it('chooseAccel probes only what the flags leave open, and simulates "KVM opens but cannot boot Linux"', async () => {
     const never = fakeQemu('qemu-never', 'exit 99');

@@ -48,9 +48,25 @@ export interface KernelBoot {
 
 export function probeQemuArgs(kernel: string, accel: Accel): string[] {
   return [
-    '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot', '-nic', 'none',
-    '-accel', accel, '-cpu', accel === 'kvm' ? 'host' : 'max', '-m', '256',
-    '-serial', 'stdio', '-kernel', kernel, '-append', 'console=ttyS0 panic=-1',
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-no-reboot',
+    '-nic',
+    'none',
+    '-accel',
+    accel,
+    '-cpu',
+    accel === 'kvm' ? 'host' : 'max',
+    '-m',
+    '256',
+    '-serial',
+    'stdio',
+    '-kernel',
+    kernel,
+    '-append',
+    'console=ttyS0 panic=-1',
   ];
 }
 
@@ -90,12 +106,16 @@ export function bootProbeKernel(o: KernelBootOptions): Promise<KernelBoot> {
         tail.push(line);
         if (tail.length > 40) tail.shift();
         progress.line(line);
-        if (PANIC_LINE.test(line)) finish(true, `a Debian kernel booted under ${o.accel.toUpperCase()} to its panic line in ${formatDuration(Date.now() - started)}`);
+        if (PANIC_LINE.test(line))
+          finish(true, `a Debian kernel booted under ${o.accel.toUpperCase()} to its panic line in ${formatDuration(Date.now() - started)}`);
       }
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
-    const timer = setTimeout(() => finish(false, `no kernel panic line within ${formatDuration(timeoutMs)}${tail.length ? '' : ' (the guest printed nothing)'}`), timeoutMs);
+    const timer = setTimeout(
+      () => finish(false, `no kernel panic line within ${formatDuration(timeoutMs)}${tail.length ? '' : ' (the guest printed nothing)'}`),
+      timeoutMs,
+    );
     child.on('error', (e: NodeJS.ErrnoException) => finish(false, `${qemu}: ${e.code ?? e.message}`));
     child.on('close', (code, signal) => {
       if (partial) onData(Buffer.from('\n'));
@@ -139,7 +159,11 @@ export async function probeKvm(o: KvmProbeOptions): Promise<KvmVerdict> {
     return verdict(false, `${device}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   const v = spawnSync(qemu, ['--version'], { stdio: 'ignore', timeout: 20_000 });
-  if (v.status !== 0) return verdict(false, `${qemu} is not usable (${v.error ? (v.error as NodeJS.ErrnoException).code : `exit ${v.status}`}): cannot tell, so KVM counts as unusable`);
+  if (v.status !== 0)
+    return verdict(
+      false,
+      `${qemu} is not usable (${v.error ? (v.error as NodeJS.ErrnoException).code : `exit ${v.status}`}): cannot tell, so KVM counts as unusable`,
+    );
   let kernel: string;
   try {
     kernel = typeof o.kernel === 'string' ? o.kernel : await o.kernel(progress);
@@ -304,8 +328,15 @@ export function decideAccel(i: DecideInputs): AccelDecision {
   else if (i.fakemachine === 'on') {
     if (!missing) throw new Error('decideAccel: --fakemachine on needs fakemachine’s prerequisites checked');
     if (missing.length) throw new AccelError(`--fakemachine on: fakemachine cannot start here, missing ${missing.join('; ')}`);
-    debos = accel === 'kvm' ? { mode: 'fakemachine', backend: 'kvm', reason: `--fakemachine on, under KVM (${accelReason})` } : { mode: 'fakemachine', backend: 'qemu', reason: `--fakemachine on, under TCG (${accelReason}; slow)` };
-  } else if (accel !== 'kvm') debos = { mode: 'host', reason: `--disable-fakemachine: fakemachine needs KVM, ${i.accel === 'auto' ? 'and a KVM guest cannot boot Linux here' : 'and --accel tcg'}` };
+    debos =
+      accel === 'kvm'
+        ? { mode: 'fakemachine', backend: 'kvm', reason: `--fakemachine on, under KVM (${accelReason})` }
+        : { mode: 'fakemachine', backend: 'qemu', reason: `--fakemachine on, under TCG (${accelReason}; slow)` };
+  } else if (accel !== 'kvm')
+    debos = {
+      mode: 'host',
+      reason: `--disable-fakemachine: fakemachine needs KVM, ${i.accel === 'auto' ? 'and a KVM guest cannot boot Linux here' : 'and --accel tcg'}`,
+    };
   else {
     if (!missing) throw new Error('decideAccel: --fakemachine auto needs fakemachine’s prerequisites checked');
     debos = missing.length

@@ -11,12 +11,18 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 /** Every option value of an lb config line that is a URL. */
 const urls = (args: readonly string[]) => args.filter((a) => /^[a-z]+:\/\//.test(a));
 const opt = (args: readonly string[], name: string) => args[args.indexOf(name) + 1];
-const MIRROR_OPTIONS = ['bootstrap', 'chroot', 'binary', 'debian-installer', 'chroot-security', 'binary-security'].flatMap((m) => [`--mirror-${m}`, `--parent-mirror-${m}`]);
+const MIRROR_OPTIONS = ['bootstrap', 'chroot', 'binary', 'debian-installer', 'chroot-security', 'binary-security'].flatMap((m) => [
+  `--mirror-${m}`,
+  `--parent-mirror-${m}`,
+]);
 
 describe('live-build config (bench --live-build)', () => {
   it('a host that names only one local mirror: every mirror option points at it, suites it lacks are off', async () => {
     const f = join(dir, 'debian.sources');
-    writeFileSync(f, 'Types: deb\nURIs: http://10.20.30.40:3142/debian\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n');
+    writeFileSync(
+      f,
+      'Types: deb\nURIs: http://10.20.30.40:3142/debian\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n',
+    );
     const args = liveBuildConfig('bookworm', await resolveSources(f, 'bookworm'));
     for (const o of MIRROR_OPTIONS) expect(opt(args, o), o).toBe('http://10.20.30.40:3142/debian/');
     expect(new Set(urls(args))).toEqual(new Set(['http://10.20.30.40:3142/debian/']));
@@ -30,7 +36,8 @@ describe('live-build config (bench --live-build)', () => {
     const f = join(dir, 'sources.list');
     writeFileSync(f, 'deb http://mirror.lan/debian bookworm main\ndeb http://mirror.lan/debian-security bookworm-security main\n');
     const args = liveBuildConfig('bookworm', await resolveSources(f, 'bookworm'));
-    for (const o of ['--mirror-chroot-security', '--parent-mirror-chroot-security', '--mirror-binary-security', '--parent-mirror-binary-security']) expect(opt(args, o), o).toBe('http://mirror.lan/debian-security/');
+    for (const o of ['--mirror-chroot-security', '--parent-mirror-chroot-security', '--mirror-binary-security', '--parent-mirror-binary-security'])
+      expect(opt(args, o), o).toBe('http://mirror.lan/debian-security/');
     expect(opt(args, '--mirror-chroot')).toBe('http://mirror.lan/debian/');
     expect(opt(args, '--security')).toBe('true');
     expect(opt(args, '--updates')).toBe('false');

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { assemble, parsePolicy, type Assembly, type PolicyDocument } from '@leakless/policy';
-import { type StageTiming } from '@leakless/debos-ts';
+import type { StageTiming } from '@leakless/debos-ts';
 import { allModules } from '@leakless/crosscheck';
 import type { AccelFlag, FakemachineFlag } from './accel.js';
 import { mirrorFor, parseSources, resolveSources, SourcesError, type AptSources } from './sources.js';
@@ -75,21 +75,69 @@ export function liveBuildConfig(suite: string, sources: AptSources): string[] {
   const updates = mirrorFor(entries, `${suite}-updates`);
   const sec = security ?? main;
   return [
-    'config', '--distribution', suite, '--archive-areas', 'main', '--debootstrap-options', '--variant=minbase', '--apt-recommends', 'false', '--apt-indices', 'false',
-    '--firmware-chroot', 'false', '--memtest', 'none', '--binary-images', 'iso-hybrid', '--bootloaders', 'grub-pc grub-efi', '--bootappend-live', 'boot=live quiet',
-    '--chroot-squashfs-compression-type', 'zstd', '--cache', 'false',
+    'config',
+    '--distribution',
+    suite,
+    '--archive-areas',
+    'main',
+    '--debootstrap-options',
+    '--variant=minbase',
+    '--apt-recommends',
+    'false',
+    '--apt-indices',
+    'false',
+    '--firmware-chroot',
+    'false',
+    '--memtest',
+    'none',
+    '--binary-images',
+    'iso-hybrid',
+    '--bootloaders',
+    'grub-pc grub-efi',
+    '--bootappend-live',
+    'boot=live quiet',
+    '--chroot-squashfs-compression-type',
+    'zstd',
+    '--cache',
+    'false',
     // live-build fetches -updates from the chroot mirror: on only when the host's main mirror carries it
-    '--security', security ? 'true' : 'false', '--updates', updates === main ? 'true' : 'false',
-    '--mirror-bootstrap', main, '--parent-mirror-bootstrap', main,
-    '--mirror-chroot', main, '--parent-mirror-chroot', main,
-    '--mirror-binary', main, '--parent-mirror-binary', main,
-    '--mirror-debian-installer', main, '--parent-mirror-debian-installer', main,
-    '--mirror-chroot-security', sec, '--parent-mirror-chroot-security', sec,
-    '--mirror-binary-security', sec, '--parent-mirror-binary-security', sec,
+    '--security',
+    security ? 'true' : 'false',
+    '--updates',
+    updates === main ? 'true' : 'false',
+    '--mirror-bootstrap',
+    main,
+    '--parent-mirror-bootstrap',
+    main,
+    '--mirror-chroot',
+    main,
+    '--parent-mirror-chroot',
+    main,
+    '--mirror-binary',
+    main,
+    '--parent-mirror-binary',
+    main,
+    '--mirror-debian-installer',
+    main,
+    '--parent-mirror-debian-installer',
+    main,
+    '--mirror-chroot-security',
+    sec,
+    '--parent-mirror-chroot-security',
+    sec,
+    '--mirror-binary-security',
+    sec,
+    '--parent-mirror-binary-security',
+    sec,
   ];
 }
 
-const lastLines = (s: string | undefined) => (s ?? '').split('\n').filter((l) => l.trim()).slice(-3).join(' | ');
+const lastLines = (s: string | undefined) =>
+  (s ?? '')
+    .split('\n')
+    .filter((l) => l.trim())
+    .slice(-3)
+    .join(' | ');
 
 export async function liveBuild(a: Assembly, dir: string, sources: AptSources): Promise<{ ms: number; bytes: number } | { error: string }> {
   const plan = planImage(a);
@@ -99,7 +147,11 @@ export async function liveBuild(a: Assembly, dir: string, sources: AptSources): 
   } catch (e) {
     return { error: (e as Error).message };
   }
-  const r0 = await execa('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'live-build'], { reject: false, all: true, env: { DEBIAN_FRONTEND: 'noninteractive' } });
+  const r0 = await execa('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'live-build'], {
+    reject: false,
+    all: true,
+    env: { DEBIAN_FRONTEND: 'noninteractive' },
+  });
   if (r0.exitCode !== 0) return { error: `installing live-build failed: ${lastLines(r0.all)}` };
   await rm(dir, { recursive: true, force: true });
   await mkdir(join(dir, 'config', 'package-lists'), { recursive: true });
@@ -135,7 +187,15 @@ export async function runBench(assembly: Assembly, o: BenchOptions) {
   const { out, note } = o;
   const cacheDir = join(out, 'cache');
   const build = (outDir: string, a: Assembly, fresh: boolean) =>
-    buildIso(a, { outDir, cacheDir, workRoot: join(out, 'work'), freshBase: fresh, note: (s) => note(s), ...(o.accel ? { accel: o.accel } : {}), ...(o.fakemachine ? { fakemachine: o.fakemachine } : {}) });
+    buildIso(a, {
+      outDir,
+      cacheDir,
+      workRoot: join(out, 'work'),
+      freshBase: fresh,
+      note: (s) => note(s),
+      ...(o.accel ? { accel: o.accel } : {}),
+      ...(o.fakemachine ? { fakemachine: o.fakemachine } : {}),
+    });
 
   // emit of all modules in a cold process (node start, policy load, every emit, tarball)
   const emitDir = await mkdtemp(join(tmpdir(), 'leakless-bench-emit-'));
@@ -159,19 +219,43 @@ export async function runBench(assembly: Assembly, o: BenchOptions) {
   const expected = planImage(assembly).selftest.assertions.length;
   const boots: BootResult[] = [];
   for (const firmware of ['bios', 'uefi'] as const) {
-    boots.push(await bootIso({ iso: join(out, 'a', 'leakless-amd64.iso'), firmware, accel, timeoutMs: 600_000, expectedAssertions: expected, progress: createProgress({ label: 'boot' }) }));
+    boots.push(
+      await bootIso({
+        iso: join(out, 'a', 'leakless-amd64.iso'),
+        firmware,
+        accel,
+        timeoutMs: 600_000,
+        expectedAssertions: expected,
+        progress: createProgress({ label: 'boot' }),
+      }),
+    );
   }
   const lb = o.liveBuild ? await liveBuild(assembly, join(out, 'live-build'), await resolveSources(undefined, planImage(assembly).suite)) : undefined;
 
   const report = {
-    machine: { cpus: (await readFile('/proc/cpuinfo', 'utf8')).split('\n').filter((l) => l.startsWith('processor')).length, accel, accelReason, debosMode: debos.mode, debosReason: debos.reason },
+    machine: {
+      cpus: (await readFile('/proc/cpuinfo', 'utf8')).split('\n').filter((l) => l.startsWith('processor')).length,
+      accel,
+      accelReason,
+      debosMode: debos.mode,
+      debosReason: debos.reason,
+    },
     emit: { coldProcessMs: emitMs, ok: emit.exitCode === 0 },
     coldBuild: { ...a, spec: specStages(a) },
     secondColdBuild: { totalMs: b.totalMs, sha256: b.sha256 },
     reproducible: a.sha256 === b.sha256,
     configOnlyRebuild: { totalMs: c.totalMs, baseCached: c.baseCached, spec: specStages(c) },
     isoBytes: a.isoBytes,
-    boots: boots.map((x) => ({ firmware: x.firmware, ok: x.ok, bootToResultMs: x.ms, longestSilenceMs: x.longestSilenceMs, guestUptime: x.report?.uptime, passed: x.report?.passed, failed: x.report?.failed, reason: x.reason })),
+    boots: boots.map((x) => ({
+      firmware: x.firmware,
+      ok: x.ok,
+      bootToResultMs: x.ms,
+      longestSilenceMs: x.longestSilenceMs,
+      guestUptime: x.report?.uptime,
+      passed: x.report?.passed,
+      failed: x.report?.failed,
+      reason: x.reason,
+    })),
     ...(lb ? { liveBuild: lb } : {}),
   };
   await mkdir(out, { recursive: true });

@@ -29,7 +29,9 @@ describe('the stall limit', () => {
     const r = await bootIso({ iso, firmware: 'bios', accel: 'kvm', timeoutMs: 60_000, stallMs: 1500, qemu, logDir: join(dir, 'hang') });
     expect(Date.now() - t).toBeLessThan(6000);
     expect(r.ok).toBe(false);
-    expect(r.reason).toMatch(/^stopped: the serial console was silent for 1\.\ds \(stall limit 1\.5s\) under KVM; the guest hangs after "Booting `leakless 0\.1\.0 \(default\)'"$/);
+    expect(r.reason).toMatch(
+      /^stopped: the serial console was silent for 1\.\ds \(stall limit 1\.5s\) under KVM; the guest hangs after "Booting `leakless 0\.1\.0 \(default\)'"$/,
+    );
     expect(r.serialTail.at(-1)).toBe("Booting `leakless 0.1.0 (default)'");
     expect(r.longestSilenceMs).toBeGreaterThan(1500);
   });

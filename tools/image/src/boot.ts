@@ -49,7 +49,14 @@ export function qemuArgs(p: QemuPlan): string[] {
   }
   args.push('-drive', `file=${p.iso},media=cdrom,if=ide,readonly=on`);
   args.push('-serial', `file:${p.serialLog}`);
-  args.push('-device', 'virtio-serial-pci', '-chardev', `file,id=lkresult,path=${p.resultFile}`, '-device', `virtserialport,chardev=lkresult,name=${SELFTEST_PORT}`);
+  args.push(
+    '-device',
+    'virtio-serial-pci',
+    '-chardev',
+    `file,id=lkresult,path=${p.resultFile}`,
+    '-device',
+    `virtserialport,chardev=lkresult,name=${SELFTEST_PORT}`,
+  );
   return args;
 }
 
@@ -114,7 +121,16 @@ export async function bootIso(o: BootOptions): Promise<BootResult> {
     ovmfVars = join(logDir, 'OVMF_VARS.fd');
     await copyFile(OVMF_VARS, ovmfVars);
   }
-  const args = qemuArgs({ firmware: o.firmware, iso: o.iso, accel: o.accel, memoryMb: o.memoryMb ?? 2048, cpus: 2, serialLog, resultFile, ...(ovmfVars ? { ovmfVars } : {}) });
+  const args = qemuArgs({
+    firmware: o.firmware,
+    iso: o.iso,
+    accel: o.accel,
+    memoryMb: o.memoryMb ?? 2048,
+    cpus: 2,
+    serialLog,
+    resultFile,
+    ...(ovmfVars ? { ovmfVars } : {}),
+  });
   const progress = o.progress;
   const stallMs = o.stallMs ?? STALL_LIMIT_MS;
   progress?.stage(`${o.firmware}: boot to self-test result (${o.accel})`);
@@ -125,7 +141,11 @@ export async function bootIso(o: BootOptions): Promise<BootResult> {
     exited = true;
   });
   const read = (f: string) => readFile(f, 'utf8').catch(() => '');
-  const size = (f: string) => stat(f).then((s) => s.size, () => 0);
+  const size = (f: string) =>
+    stat(f).then(
+      (s) => s.size,
+      () => 0,
+    );
   let report: SelftestReport | undefined;
   let seen = -1;
   let lastOutput = started;

@@ -3,7 +3,18 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { commitEntry, contentDigest, ENTRY_FILE, listEntries, lookupEntry, lookupLatest, newEntryDir, parseEntry, pruneCache, type CacheEntry } from './cache.js';
+import {
+  commitEntry,
+  contentDigest,
+  ENTRY_FILE,
+  listEntries,
+  lookupEntry,
+  lookupLatest,
+  newEntryDir,
+  parseEntry,
+  pruneCache,
+  type CacheEntry,
+} from './cache.js';
 
 const root = mkdtempSync(join(tmpdir(), 'lk-cache-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -28,7 +39,14 @@ describe('one entry format', () => {
     expect(hit.dir).toBe(join(cache, 'base-aaaaaaaaaaaaaaaa'));
     const e = JSON.parse(readFileSync(join(hit.dir, ENTRY_FILE), 'utf8')) as CacheEntry;
     expect(parseEntry(JSON.stringify(e), 'base')).toEqual(e);
-    expect(e).toMatchObject({ format: 1, kind: 'base', key: key('a'), inputs: { recipe: 'recipe of aaaa' }, created: '2026-01-01T00:00:00.000Z', lastUsed: '2026-01-01T00:00:00.000Z' });
+    expect(e).toMatchObject({
+      format: 1,
+      kind: 'base',
+      key: key('a'),
+      inputs: { recipe: 'recipe of aaaa' },
+      created: '2026-01-01T00:00:00.000Z',
+      lastUsed: '2026-01-01T00:00:00.000Z',
+    });
     expect(e.content.files.map((f) => f.path)).toEqual(['filesystem.squashfs', 'sub/x', 'vmlinuz']);
     expect(e.content.files[0]).toEqual({ path: 'filesystem.squashfs', bytes: 6, sha256: createHash('sha256').update('squash').digest('hex') });
     expect(e.content).toMatchObject(contentDigest(e.content.files));

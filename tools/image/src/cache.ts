@@ -129,7 +129,8 @@ export async function checkContent(dir: string, e: CacheEntry): Promise<string |
   for (const f of files) {
     const w = want.get(f.path);
     if (!w) return `${f.path}: not part of the entry`;
-    if (w.sha256 !== f.sha256 || w.bytes !== f.bytes) return `${f.path}: sha256 ${f.sha256.slice(0, 16)}… (${f.bytes} bytes), entry says ${w.sha256.slice(0, 16)}… (${w.bytes} bytes)`;
+    if (w.sha256 !== f.sha256 || w.bytes !== f.bytes)
+      return `${f.path}: sha256 ${f.sha256.slice(0, 16)}… (${f.bytes} bytes), entry says ${w.sha256.slice(0, 16)}… (${w.bytes} bytes)`;
     want.delete(f.path);
   }
   if (want.size) return `${[...want.keys()][0]}: missing`;

@@ -4,7 +4,19 @@
 // squashfs, ISO), verify (the built root filesystem), boot (QEMU, the
 // in-image self-test read back), bench (build, rebuild, size, boot and
 // reproducibility figures).
-export { planImage, imageFiles, selftestDigest, PlanError, SELFTEST_PORT, SELFTEST_PATH, SELFTEST_UNIT, RUNTIME_ASSERTIONS_PATH, LIVE_PACKAGES, DEBIAN_ACCOUNTS, selftestPackages } from './iso-plan.js';
+export {
+  planImage,
+  imageFiles,
+  selftestDigest,
+  PlanError,
+  SELFTEST_PORT,
+  SELFTEST_PATH,
+  SELFTEST_UNIT,
+  RUNTIME_ASSERTIONS_PATH,
+  LIVE_PACKAGES,
+  DEBIAN_ACCOUNTS,
+  selftestPackages,
+} from './iso-plan.js';
 export type { ImagePlan, PlanUser } from './iso-plan.js';
 export { baseKey, baseInputsRecord, baseRecipe, topRecipe, grubCfg, usersTsv, ISO_NAME, KERNEL_ARGS, MODULE_LAYER } from './iso-recipes.js';
 export type { BaseInputs, RenderedRecipe } from './iso-recipes.js';
@@ -32,9 +44,37 @@ export {
   probeKvm,
   probeQemuArgs,
 } from './accel.js';
-export type { Accel, AccelDecision, AccelFlag, ChooseOptions, DebosChoice, DecideInputs, FakemachineBackend, FakemachineFlag, HostView, KernelBoot, KvmProbeOptions, KvmVerdict } from './accel.js';
+export type {
+  Accel,
+  AccelDecision,
+  AccelFlag,
+  ChooseOptions,
+  DebosChoice,
+  DecideInputs,
+  FakemachineBackend,
+  FakemachineFlag,
+  HostView,
+  KernelBoot,
+  KvmProbeOptions,
+  KvmVerdict,
+} from './accel.js';
 export { ensureProbeKernel, kernelPackageOf, ProbeKernelError, PROBE_KERNEL_KIND } from './probe-kernel.js';
-export { commitEntry, contentDigest, digestContent, digestFile, entryDirName, listEntries, lookupEntry, lookupLatest, newEntryDir, parseEntry, pruneCache, checkContent, CACHE_FORMAT, ENTRY_FILE } from './cache.js';
+export {
+  commitEntry,
+  contentDigest,
+  digestContent,
+  digestFile,
+  entryDirName,
+  listEntries,
+  lookupEntry,
+  lookupLatest,
+  newEntryDir,
+  parseEntry,
+  pruneCache,
+  checkContent,
+  CACHE_FORMAT,
+  ENTRY_FILE,
+} from './cache.js';
 export type { CacheEntry, CacheHit, FileDigest, PruneOptions } from './cache.js';
 export { resolveSources, parseSources, mirrorFor, SourcesError, HOST_DEBIAN_SOURCES } from './sources.js';
 export type { AptSources, SourceEntry } from './sources.js';

@@ -90,7 +90,12 @@ export class IsoBuildError extends Error {
 
 async function firstLine(cmd: string, args: string[]): Promise<string> {
   const r = await execa(cmd, args, { reject: false, all: true });
-  return (r.all ?? '').split('\n').find((l) => l.trim() !== '')?.trim() ?? `unavailable (${cmd})`;
+  return (
+    (r.all ?? '')
+      .split('\n')
+      .find((l) => l.trim() !== '')
+      ?.trim() ?? `unavailable (${cmd})`
+  );
 }
 
 async function debVersion(pkg: string): Promise<string> {
@@ -330,8 +335,13 @@ export async function buildIso(assembly: Assembly, o: IsoBuildOptions): Promise<
     const verified = failed.length === 0 && bootOk;
     if (!verified && (o.verify ?? 'enforce') === 'enforce') {
       keep = true;
-      const why = [...failed.map((r) => `${r.id}: ${r.detail}`), ...(bootOk ? [] : [`boot platforms in the ISO: ${platforms.join(', ') || 'none'} (need BIOS and UEFI)`])];
-      throw Object.assign(new IsoBuildError(`the built image failed verification:\n  ${why.join('\n  ')}\nthe unverified ISO is in ${outDir}`, workDir), { results });
+      const why = [
+        ...failed.map((r) => `${r.id}: ${r.detail}`),
+        ...(bootOk ? [] : [`boot platforms in the ISO: ${platforms.join(', ') || 'none'} (need BIOS and UEFI)`]),
+      ];
+      throw Object.assign(new IsoBuildError(`the built image failed verification:\n  ${why.join('\n  ')}\nthe unverified ISO is in ${outDir}`, workDir), {
+        results,
+      });
     }
     await mkdir(o.outDir, { recursive: true });
     const isoPath = join(o.outDir, ISO_NAME);

@@ -1,7 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { assemble, emission, readPolicyFile, type LeaklessModule, type Policy } from '@leakless/policy';
 import { fileURLToPath } from 'node:url';
-import { DEBIAN_ACCOUNTS, imageFiles, LIVE_PACKAGES, PlanError, planImage, selftestPackages, SELFTEST_UNIT, SELFTEST_PATH, RUNTIME_ASSERTIONS_PATH } from './iso-plan.js';
+import {
+  DEBIAN_ACCOUNTS,
+  imageFiles,
+  LIVE_PACKAGES,
+  PlanError,
+  planImage,
+  selftestPackages,
+  SELFTEST_UNIT,
+  SELFTEST_PATH,
+  RUNTIME_ASSERTIONS_PATH,
+} from './iso-plan.js';
 import { allModules } from '@leakless/crosscheck';
 
 const config = fileURLToPath(new URL('../../../image-config/default.yaml', import.meta.url));
@@ -16,8 +26,18 @@ function fake(name: string, parts: Parameters<typeof emission>[1]): LeaklessModu
 
 describe('planImage: generic over every module in the assembly', () => {
   const a = assemble(policy, [
-    fake('one', { packages: ['tor', 'nftables'], units: ['one.service'], runtimeAssertions: [{ id: 'one.sysctl', statement: 's', check: { kind: 'sysctl', key: 'k', expected: '1' }, scope: 'system' }] }),
-    fake('two', { packages: ['tor', 'zz-extra'], units: ['one.service', 'tor@default.service'], runtimeAssertions: [{ id: 'two.listen', statement: 's', check: { kind: 'listening', protocol: 'tcp', address: '127.0.0.1', port: 9050 }, scope: 'system' }] }),
+    fake('one', {
+      packages: ['tor', 'nftables'],
+      units: ['one.service'],
+      runtimeAssertions: [{ id: 'one.sysctl', statement: 's', check: { kind: 'sysctl', key: 'k', expected: '1' }, scope: 'system' }],
+    }),
+    fake('two', {
+      packages: ['tor', 'zz-extra'],
+      units: ['one.service', 'tor@default.service'],
+      runtimeAssertions: [
+        { id: 'two.listen', statement: 's', check: { kind: 'listening', protocol: 'tcp', address: '127.0.0.1', port: 9050 }, scope: 'system' },
+      ],
+    }),
   ]);
   const plan = planImage(a);
 

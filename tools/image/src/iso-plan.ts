@@ -139,12 +139,7 @@ export function planImage(assembly: Assembly): ImagePlan {
     if (seen.has(a.id)) throw new PlanError(`runtime assertion id ${a.id} is used twice`);
     seen.add(a.id);
   }
-  const packages = sortedUnique([
-    ...LIVE_PACKAGES,
-    ...selftestPackages(assertions),
-    ...assembly.emissions.flatMap((e) => e.packages),
-    ...doc.image.packages,
-  ]);
+  const packages = sortedUnique([...LIVE_PACKAGES, ...selftestPackages(assertions), ...assembly.emissions.flatMap((e) => e.packages), ...doc.image.packages]);
   const units = sortedUnique([...assembly.emissions.flatMap((e) => e.units), SELFTEST_UNIT]);
   for (const u of units) {
     if (!/^[A-Za-z0-9:_.@\\-]+\.(service|socket|timer|path|target|mount)$/.test(u)) throw new PlanError(`not a unit name: ${JSON.stringify(u)}`);
@@ -205,7 +200,12 @@ export function imageFiles(plan: ImagePlan, selftestBundle: string, moduleFiles:
   const files: GeneratedFile[] = [
     { path: SELFTEST_UDEV_RULE_PATH, content: selftestUdevRule(), mode: 0o644, clause: 'docs/design.md#self-test: leakless boot runs the self-test' },
     { path: SELFTEST_PATH, content: selftestBundle, mode: 0o755, clause: 'docs/design.md#self-test: leakless-selftest' },
-    { path: RUNTIME_ASSERTIONS_PATH, content: JSON.stringify(plan.selftest, null, 2) + '\n', mode: 0o644, clause: 'docs/design.md#runtime-assertions: runtime assertions in the booted image' },
+    {
+      path: RUNTIME_ASSERTIONS_PATH,
+      content: JSON.stringify(plan.selftest, null, 2) + '\n',
+      mode: 0o644,
+      clause: 'docs/design.md#runtime-assertions: runtime assertions in the booted image',
+    },
     { path: SELFTEST_UNIT_PATH, content: selftestUnit(), mode: 0o644, clause: 'docs/design.md#self-test: leakless boot runs the self-test' },
   ];
   if (!moduleFiles.has('/etc/hostname')) files.push({ path: '/etc/hostname', content: `${plan.hostname}\n`, mode: 0o644, clause: 'image.hostname' });

@@ -13,7 +13,9 @@ const loaded = await readPolicyFile(fileURLToPath(new URL('../../../image-config
 if (!loaded.ok) throw new Error('default policy does not validate');
 const policy = loaded.policy;
 const fake = (name: string, parts: Parameters<typeof emission>[1]): LeaklessModule => ({ name, emit: () => emission(name, parts) });
-const modules = [fake('fw', { packages: ['nftables'], units: ['leakless-firewall.service'], files: [{ path: '/etc/x.conf', content: 'a\n', mode: 0o644, clause: 't' }] })];
+const modules = [
+  fake('fw', { packages: ['nftables'], units: ['leakless-firewall.service'], files: [{ path: '/etc/x.conf', content: 'a\n', mode: 0o644, clause: 't' }] }),
+];
 const plan = planImage(assemble(policy, modules));
 const inputs: BaseInputs = {
   plan,
@@ -42,7 +44,15 @@ describe('the base recipe', () => {
     const k = baseKey(base, inputs);
     expect(baseKey(baseRecipe(inputs), inputs)).toBe(k);
     // module output only: same key
-    const other = planImage(assemble(policy, [fake('fw', { packages: ['nftables'], units: ['leakless-firewall.service'], files: [{ path: '/etc/x.conf', content: 'CHANGED\n', mode: 0o644, clause: 't' }] })]));
+    const other = planImage(
+      assemble(policy, [
+        fake('fw', {
+          packages: ['nftables'],
+          units: ['leakless-firewall.service'],
+          files: [{ path: '/etc/x.conf', content: 'CHANGED\n', mode: 0o644, clause: 't' }],
+        }),
+      ]),
+    );
     expect(baseKey(baseRecipe({ ...inputs, plan: { ...other } }), { ...inputs, plan: other })).toBe(k);
     // a package, a tool version, the sources, the compressor: new key
     const morePkgs = planImage(assemble(policy, [fake('fw', { packages: ['nftables', 'tor'] })]));
@@ -57,13 +67,25 @@ describe('the base recipe', () => {
 });
 
 describe('the module layer recipe', () => {
-  const top = topRecipe({ plan, compression: 'zstd', includesTar: Buffer.from('t'), imageTar: Buffer.from('i'), kernelArgs: KERNEL_ARGS, menuTitle: 'leakless 0.1.0 (default)' });
+  const top = topRecipe({
+    plan,
+    compression: 'zstd',
+    includesTar: Buffer.from('t'),
+    imageTar: Buffer.from('i'),
+    kernelArgs: KERNEL_ARGS,
+    menuTitle: 'leakless 0.1.0 (default)',
+  });
   it('renders exactly (snapshot)', async () => {
     await expect(top.yaml).toMatchFileSnapshot('./__snapshots__/top-recipe.yaml');
   });
   it('unpacks the tarballs (not overlay: it resets mtimes), enables units, squashes, then the ISO in post-processing', () => {
     expect(top.recipe.actions.map((a) => [a.action, a.description])).toEqual([
-      ['unpack', 'includes'], ['unpack', 'image-files'], ['run', 'units'], ['run', 'squashfs-modules'], ['run', 'stage'], ['run', 'iso'],
+      ['unpack', 'includes'],
+      ['unpack', 'image-files'],
+      ['run', 'units'],
+      ['run', 'squashfs-modules'],
+      ['run', 'stage'],
+      ['run', 'iso'],
     ]);
     expect(top.yaml).toContain(`scripts/layer.sh ${plan.units.join(' ')}`);
     expect(top.yaml).not.toContain('action: overlay');
@@ -72,13 +94,22 @@ describe('the module layer recipe', () => {
     const cfg = grubCfg('t', KERNEL_ARGS);
     expect(cfg).toMatch(/linux \/live\/vmlinuz boot=live .*console=ttyS0,115200n8\n/);
     expect(cfg).toContain('console=ttyS0,115200n8 leakless.selftest\n');
-    expect(() => topRecipe({ plan, compression: 'zstd', includesTar: Buffer.from(''), imageTar: Buffer.from(''), kernelArgs: KERNEL_ARGS, menuTitle: 'x" ; y' })).toThrow(/quotes/);
+    expect(() =>
+      topRecipe({ plan, compression: 'zstd', includesTar: Buffer.from(''), imageTar: Buffer.from(''), kernelArgs: KERNEL_ARGS, menuTitle: 'x" ; y' }),
+    ).toThrow(/quotes/);
   });
 });
 
 describe('the shell steps', () => {
   it('parse (sh -n / bash -n)', async () => {
-    for (const [name, text, shell] of [['users', USERS_SH, 'sh'], ['cleanup', CLEANUP_SH, 'sh'], ['export', EXPORT_SH, 'sh'], ['layer', LAYER_SH, 'sh'], ['stage', STAGE_SH, 'sh'], ['mkiso', MKISO_SH, 'bash']] as const) {
+    for (const [name, text, shell] of [
+      ['users', USERS_SH, 'sh'],
+      ['cleanup', CLEANUP_SH, 'sh'],
+      ['export', EXPORT_SH, 'sh'],
+      ['layer', LAYER_SH, 'sh'],
+      ['stage', STAGE_SH, 'sh'],
+      ['mkiso', MKISO_SH, 'bash'],
+    ] as const) {
       const r = await execa(shell, ['-n'], { input: text, reject: false });
       expect(r.exitCode, `${name}: ${r.stderr}`).toBe(0);
     }
@@ -100,7 +131,10 @@ describe('users.sh', () => {
     tool('getent', 'f="$DB/$1"; awk -F: -v k="$2" \'$1==k || $3==k {print; found=1} END {exit !found}\' "$f"');
     tool('groupadd', 'echo "$3:x:$2:" >> "$DB/group"');
     // useradd [--system] --uid U --gid G ... NAME: record uid, gid, home, shell
-    tool('useradd', 'u= g= h= s=; while [ $# -gt 1 ]; do case "$1" in --uid) u=$2; shift;; --gid) g=$2; shift;; --home-dir) h=$2; shift;; --shell) s=$2; shift;; esac; shift; done; echo "$1:x:$u:$g::$h:$s" >> "$DB/passwd"');
+    tool(
+      'useradd',
+      'u= g= h= s=; while [ $# -gt 1 ]; do case "$1" in --uid) u=$2; shift;; --gid) g=$2; shift;; --home-dir) h=$2; shift;; --shell) s=$2; shift;; esac; shift; done; echo "$1:x:$u:$g::$h:$s" >> "$DB/passwd"',
+    );
     writeFileSync(join(d, 'users.sh'), USERS_SH);
     chmodSync(join(d, 'users.sh'), 0o755);
     return d;
@@ -128,7 +162,12 @@ describe('users.sh', () => {
   });
   it('refuses an existing user with other ids, a taken uid and a gid owned by another group', async () => {
     for (const [db, groups, tsv, msg] of [
-      [baseDb.replace('_apt:x:42', '_apt:x:43'), baseGroups, '_apt\t42\t65534\t/nonexistent\t/usr/sbin/nologin\tno-home\tservice\n', 'user _apt exists as 43:65534'],
+      [
+        baseDb.replace('_apt:x:42', '_apt:x:43'),
+        baseGroups,
+        '_apt\t42\t65534\t/nonexistent\t/usr/sbin/nologin\tno-home\tservice\n',
+        'user _apt exists as 43:65534',
+      ],
       [baseDb, baseGroups, 'intruder\t42\t42\t/nonexistent\t/usr/sbin/nologin\tno-home\tservice\n', 'uid 42 is taken by _apt'],
       [baseDb, baseGroups, 'svc\t500\t999\t/nonexistent\t/usr/sbin/nologin\tno-home\tservice\n', 'gid 999 belongs to group systemd-journal'],
     ] as const) {

@@ -116,7 +116,14 @@ export function baseKey(b: RenderedRecipe, inp: BaseInputs): string {
 
 /** The inputs a cached base records (what made it: the key's parts, and the recipe and apt sources in full). */
 export function baseInputsRecord(b: RenderedRecipe, inp: BaseInputs): Record<string, unknown> {
-  return { keyParts: baseKeyParts(b, inp), recipe: b.yaml, sources: inp.sources, tools: inp.toolVersions, policy: inp.plan.selftest.policy, suite: inp.plan.suite };
+  return {
+    keyParts: baseKeyParts(b, inp),
+    recipe: b.yaml,
+    sources: inp.sources,
+    tools: inp.toolVersions,
+    policy: inp.plan.selftest.policy,
+    suite: inp.plan.suite,
+  };
 }
 
 export interface TopInputs {

@@ -59,10 +59,11 @@ describe('unit files', () => {
       }),
     ]);
     expect(emittedUnitFiles(tree, 'fw.service').map((f) => f.path)).toEqual(['/etc/systemd/system/fw.service']);
-    expect(emittedUnitFiles(tree, 'tor@default.service').map((f) => f.path).sort()).toEqual([
-      '/etc/systemd/system/tor@.service.d/b.conf',
-      '/etc/systemd/system/tor@default.service.d/a.conf',
-    ]);
+    expect(
+      emittedUnitFiles(tree, 'tor@default.service')
+        .map((f) => f.path)
+        .sort(),
+    ).toEqual(['/etc/systemd/system/tor@.service.d/b.conf', '/etc/systemd/system/tor@default.service.d/a.conf']);
   });
 });
 

@@ -35,7 +35,7 @@ export function resolveInRoot(root: string, path: string): string | undefined {
       continue;
     }
     const here = join(root, ...done, part);
-    let st;
+    let st: ReturnType<typeof lstatSync>;
     try {
       st = lstatSync(here);
     } catch {
@@ -104,7 +104,10 @@ export function effectiveDepsInRoot(root: string, unit: string): { deps: Deps; f
   const masked = fragment !== undefined && resolveInRoot(root, fragment) === join(root, 'dev', 'null');
   if (!fragment || masked) return { deps: depsOf(parseUnit('')), dropins: [] };
   const order = [...dropins.keys()].sort();
-  const parsed = parseUnitWithDropIns(readInRoot(root, fragment) ?? '', order.map((n) => readInRoot(root, dropins.get(n)!) ?? ''));
+  const parsed = parseUnitWithDropIns(
+    readInRoot(root, fragment) ?? '',
+    order.map((n) => readInRoot(root, dropins.get(n)!) ?? ''),
+  );
   return { deps: depsOf(parsed), fragment, dropins: order.map((n) => dropins.get(n)!) };
 }
 
@@ -133,7 +136,7 @@ export function imageAssertions(plan: ImagePlan, tree: Tree, root: string): Stat
   return [
     {
       id: 'image.users',
-      statement: "/etc/passwd and /etc/group hold every policy user with its fixed uid/gid, and no uid twice",
+      statement: '/etc/passwd and /etc/group hold every policy user with its fixed uid/gid, and no uid twice',
       check: () => {
         const passwd = parsePasswd(readOr('/etc/passwd') ?? '');
         // group lines are name:x:gid:members, so the third field is the gid
@@ -159,7 +162,7 @@ export function imageAssertions(plan: ImagePlan, tree: Tree, root: string): Stat
       check: () => {
         const problems: string[] = [];
         for (const f of tree.files) {
-          let st;
+          let st: ReturnType<typeof lstatSync>;
           try {
             st = lstatSync(onDisk(f.path));
           } catch {
@@ -168,10 +171,14 @@ export function imageAssertions(plan: ImagePlan, tree: Tree, root: string): Stat
           }
           if (!st.isFile()) problems.push(`${f.path} is not a regular file`);
           else if ((st.mode & 0o7777) !== f.mode) problems.push(`${f.path} mode ${(st.mode & 0o7777).toString(8)}, emitted ${f.mode.toString(8)}`);
-          else if (st.uid !== (f.uid ?? 0) || st.gid !== (f.gid ?? 0)) problems.push(`${f.path} owner ${st.uid}:${st.gid}, emitted ${f.uid ?? 0}:${f.gid ?? 0}`);
+          else if (st.uid !== (f.uid ?? 0) || st.gid !== (f.gid ?? 0))
+            problems.push(`${f.path} owner ${st.uid}:${st.gid}, emitted ${f.uid ?? 0}:${f.gid ?? 0}`);
           else if (readFileSync(onDisk(f.path), 'utf8') !== f.content) problems.push(`${f.path} content differs from the emitted file`);
         }
-        return { ok: problems.length === 0, detail: problems.length ? `${problems.length} problems, first: ${problems[0]}` : `${tree.files.length} files as emitted` };
+        return {
+          ok: problems.length === 0,
+          detail: problems.length ? `${problems.length} problems, first: ${problems[0]}` : `${tree.files.length} files as emitted`,
+        };
       },
     },
     {
@@ -247,7 +254,10 @@ export function imageAssertions(plan: ImagePlan, tree: Tree, root: string): Stat
           /* missing */
         }
         const ok = exe && count === plan.selftest.assertions.length;
-        return { ok, detail: `${SELFTEST_PATH} ${exe ? 'executable' : 'missing or not executable'}, ${count} assertions (plan: ${plan.selftest.assertions.length})` };
+        return {
+          ok,
+          detail: `${SELFTEST_PATH} ${exe ? 'executable' : 'missing or not executable'}, ${count} assertions (plan: ${plan.selftest.assertions.length})`,
+        };
       },
     },
   ];

@@ -34,7 +34,8 @@ const tailOf = (s: string | undefined, n = 5) =>
 
 async function run(cmd: string, args: string[], cwd?: string): Promise<string> {
   const r = await execa(cmd, args, { reject: false, all: true, ...(cwd ? { cwd } : {}), env: { DEBIAN_FRONTEND: 'noninteractive', LC_ALL: 'C' } });
-  if (r.exitCode !== 0) throw new ProbeKernelError(`${cmd} ${args.join(' ')} failed (${r.exitCode ?? (r as { code?: string }).code ?? r.signal}): ${tailOf(r.all)}`);
+  if (r.exitCode !== 0)
+    throw new ProbeKernelError(`${cmd} ${args.join(' ')} failed (${r.exitCode ?? (r as { code?: string }).code ?? r.signal}): ${tailOf(r.all)}`);
   return r.all ?? '';
 }
 
@@ -78,7 +79,12 @@ export async function ensureProbeKernel(o: ProbeKernelOptions): Promise<string> 
     await rm(join(tmp, 'boot'), { recursive: true, force: true });
     await rm(join(tmp, deb), { force: true });
     const key = sha256(`${pkg} ${version}`);
-    const entry = await commitEntry(o.cacheDir, tmp, PROBE_KERNEL_KIND, key, { package: pkg, version, deb: { name: deb, sha256: debSha }, image: `/boot/${image}` });
+    const entry = await commitEntry(o.cacheDir, tmp, PROBE_KERNEL_KIND, key, {
+      package: pkg,
+      version,
+      deb: { name: deb, sha256: debSha },
+      image: `/boot/${image}`,
+    });
     await pruneCache(o.cacheDir, { keep: { [PROBE_KERNEL_KIND]: 1 }, ...(o.note ? { note: o.note } : {}) });
     progress.end(true);
     return join(entry.dir, PROBE_KERNEL_FILE);

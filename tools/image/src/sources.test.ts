@@ -9,7 +9,10 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('resolveSources', () => {
   it('a mirror URL becomes a one-line source for the suite', async () => {
-    expect(await resolveSources('http://mirror.example/debian', 'bookworm')).toEqual({ name: 'mirror.list', content: 'deb http://mirror.example/debian bookworm main\n' });
+    expect(await resolveSources('http://mirror.example/debian', 'bookworm')).toEqual({
+      name: 'mirror.list',
+      content: 'deb http://mirror.example/debian bookworm main\n',
+    });
     await expect(resolveSources('http://a b', 'bookworm')).rejects.toThrow(SourcesError);
   });
   it('a sources file is pasted as it is (deb822 or one-line)', async () => {
@@ -21,7 +24,10 @@ describe('resolveSources', () => {
   it('by default: the first host sources file that exists', async () => {
     const list = join(dir, 'sources.list');
     writeFileSync(list, 'deb http://10.1.2.3/debian bookworm main\n');
-    expect(await resolveSources(undefined, 'bookworm', [join(dir, 'none.sources'), list])).toEqual({ name: 'debian.list', content: 'deb http://10.1.2.3/debian bookworm main\n' });
+    expect(await resolveSources(undefined, 'bookworm', [join(dir, 'none.sources'), list])).toEqual({
+      name: 'debian.list',
+      content: 'deb http://10.1.2.3/debian bookworm main\n',
+    });
   });
 });
 
@@ -55,7 +61,8 @@ describe('parseSources', () => {
     ]);
   });
   it('one-line: options in brackets, comments, deb-src skipped', () => {
-    const content = '# x\ndeb [signed-by=/k.gpg arch=amd64] http://m.example/debian bookworm main\ndeb-src http://m.example/debian bookworm main\ndeb http://m.example/debian-security bookworm-security main # sec\n';
+    const content =
+      '# x\ndeb [signed-by=/k.gpg arch=amd64] http://m.example/debian bookworm main\ndeb-src http://m.example/debian bookworm main\ndeb http://m.example/debian-security bookworm-security main # sec\n';
     const e = parseSources({ name: 'debian.list', content });
     expect(e).toEqual([
       { uris: ['http://m.example/debian'], suites: ['bookworm'], components: ['main'] },

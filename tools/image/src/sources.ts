@@ -71,7 +71,10 @@ function parseDeb822(text: string): SourceEntry[] {
 function parseOneLine(text: string): SourceEntry[] {
   const out: SourceEntry[] = [];
   for (const raw of text.split('\n')) {
-    const line = raw.replace(/#.*$/, '').replace(/\[[^\]]*\]/, ' ').trim();
+    const line = raw
+      .replace(/#.*$/, '')
+      .replace(/\[[^\]]*\]/, ' ')
+      .trim();
     const [type, uri, suite, ...components] = line.split(/\s+/);
     if (type !== 'deb' || !uri || !suite) continue;
     out.push({ uris: [uri], suites: [suite], components });

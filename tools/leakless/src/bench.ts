@@ -25,7 +25,14 @@ Runs as root; takes 15-25 minutes on 2 cores without --live-build.
   --json          print the report as JSON`;
 
 export async function benchCommand(argv: readonly string[], io: CommandIo): Promise<number> {
-  const { flags, positionals } = parseArgs(argv, { config: 'string', out: 'string', 'live-build': 'boolean', json: 'boolean', accel: 'string', fakemachine: 'string' });
+  const { flags, positionals } = parseArgs(argv, {
+    config: 'string',
+    out: 'string',
+    'live-build': 'boolean',
+    json: 'boolean',
+    accel: 'string',
+    fakemachine: 'string',
+  });
   if (positionals.length) throw new UsageError(`bench takes no arguments (got "${positionals[0]}")`);
   const accel = choiceFlag<AccelFlag>(flags, 'accel', ACCEL_FLAGS);
   const fakemachine = choiceFlag<FakemachineFlag>(flags, 'fakemachine', FAKEMACHINE_FLAGS);
@@ -48,25 +55,45 @@ export async function benchCommand(argv: readonly string[], io: CommandIo): Prom
   if (flags.json) io.out(JSON.stringify(report, null, 2));
   else {
     const s = report.coldBuild.spec;
-    const { emit: { coldProcessMs: emitMs }, coldBuild: a, secondColdBuild: b, configOnlyRebuild: c, boots, machine: { accel } } = report;
+    const {
+      emit: { coldProcessMs: emitMs },
+      coldBuild: a,
+      secondColdBuild: b,
+      configOnlyRebuild: c,
+      boots,
+      machine: { accel },
+    } = report;
     const lb = report.liveBuild;
-    io.out(table(['measure', 'value'], [
-      ['emit, all modules, cold process', formatDuration(emitMs)],
-      ['cold build total', formatDuration(a.totalMs)],
-      ...Object.entries(s).map(([k, v]) => [`  ${k}`, formatDuration(v)]),
-      ['second cold build total', formatDuration(b.totalMs)],
-      ['config-only rebuild (base cached)', `${formatDuration(c.totalMs)}${c.baseCached ? '' : ' (base was NOT cached)'}`],
-      ['ISO size', `${(a.isoBytes / 1e6).toFixed(1)} MB (${a.isoBytes} bytes)`],
-      ...boots.map((x) => [`boot to self-test result, ${x.firmware} (${accel})`, `${formatDuration(x.bootToResultMs)} ${x.ok ? 'passed' : `FAILED: ${x.reason}`}; longest serial silence ${formatDuration(x.longestSilenceMs)}`]),
-      ['accelerator', `${accel}: ${report.machine.accelReason}`],
-      ['debos mode', `${report.machine.debosMode}: ${report.machine.debosReason}`],
-      ['sha256 build 1', a.sha256],
-      ['sha256 build 2', b.sha256],
-      ['reproducible', report.reproducible ? 'yes' : 'NO'],
-      ...(lb ? [['live-build (same packages)', 'error' in lb ? lb.error : `${formatDuration(lb.ms)}, ${(lb.bytes / 1e6).toFixed(1)} MB`]] : []),
-    ]));
+    io.out(
+      table(
+        ['measure', 'value'],
+        [
+          ['emit, all modules, cold process', formatDuration(emitMs)],
+          ['cold build total', formatDuration(a.totalMs)],
+          ...Object.entries(s).map(([k, v]) => [`  ${k}`, formatDuration(v)]),
+          ['second cold build total', formatDuration(b.totalMs)],
+          ['config-only rebuild (base cached)', `${formatDuration(c.totalMs)}${c.baseCached ? '' : ' (base was NOT cached)'}`],
+          ['ISO size', `${(a.isoBytes / 1e6).toFixed(1)} MB (${a.isoBytes} bytes)`],
+          ...boots.map((x) => [
+            `boot to self-test result, ${x.firmware} (${accel})`,
+            `${formatDuration(x.bootToResultMs)} ${x.ok ? 'passed' : `FAILED: ${x.reason}`}; longest serial silence ${formatDuration(x.longestSilenceMs)}`,
+          ]),
+          ['accelerator', `${accel}: ${report.machine.accelReason}`],
+          ['debos mode', `${report.machine.debosMode}: ${report.machine.debosReason}`],
+          ['sha256 build 1', a.sha256],
+          ['sha256 build 2', b.sha256],
+          ['reproducible', report.reproducible ? 'yes' : 'NO'],
+          ...(lb ? [['live-build (same packages)', 'error' in lb ? lb.error : `${formatDuration(lb.ms)}, ${(lb.bytes / 1e6).toFixed(1)} MB`]] : []),
+        ],
+      ),
+    );
     io.out('\nstages of the cold build:');
-    io.out(table(['layer', 'stage', 'time'], report.stages.map((x) => [x.group, x.name, formatDuration(x.ms)])));
+    io.out(
+      table(
+        ['layer', 'stage', 'time'],
+        report.stages.map((x) => [x.group, x.name, formatDuration(x.ms)]),
+      ),
+    );
   }
   return report.reproducible && report.boots.every((x) => x.ok) ? 0 : 1;
 }

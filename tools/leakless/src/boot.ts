@@ -4,7 +4,19 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { createProgress, formatDuration } from '@leakless/debos-ts';
-import { ACCEL_FLAGS, AccelError, bootIso, chooseAccel, OVMF_CODE, probeKernelSource, safeRemove, STALL_LIMIT_MS, type AccelFlag, type BootResult, type Firmware } from '@leakless/image';
+import {
+  ACCEL_FLAGS,
+  AccelError,
+  bootIso,
+  chooseAccel,
+  OVMF_CODE,
+  probeKernelSource,
+  safeRemove,
+  STALL_LIMIT_MS,
+  type AccelFlag,
+  type BootResult,
+  type Firmware,
+} from '@leakless/image';
 import { parseArgs, UsageError } from './args.js';
 import { table } from './table.js';
 import { choiceFlag, installDeps, type CommandIo } from './iso.js';
@@ -32,7 +44,18 @@ virtio-serial port; this command reads it back and prints it.
 exit codes: 0 every boot passed its self-test, 1 a boot or a check failed, 2 bad input`;
 
 export async function bootCommand(argv: readonly string[], io: CommandIo): Promise<number> {
-  const { flags, positionals } = parseArgs(argv, { iso: 'string', firmware: 'string', timeout: 'string', stall: 'string', accel: 'string', cache: 'string', memory: 'string', expect: 'string', json: 'boolean', 'keep-logs': 'boolean' });
+  const { flags, positionals } = parseArgs(argv, {
+    iso: 'string',
+    firmware: 'string',
+    timeout: 'string',
+    stall: 'string',
+    accel: 'string',
+    cache: 'string',
+    memory: 'string',
+    expect: 'string',
+    json: 'boolean',
+    'keep-logs': 'boolean',
+  });
   if (positionals.length) throw new UsageError(`boot takes no arguments (got "${positionals[0]}")`);
   const iso = resolve((flags.iso as string | undefined) ?? 'dist/leakless-amd64.iso');
   if (!existsSync(iso)) throw new UsageError(`--iso: ${iso} does not exist (build it with leakless iso)`);
@@ -66,9 +89,15 @@ export async function bootCommand(argv: readonly string[], io: CommandIo): Promi
       return 1;
     }
   }
-  let decision;
+  let decision: Awaited<ReturnType<typeof chooseAccel>>;
   try {
-    decision = await chooseAccel({ accel: accelFlag, forDebos: false, kernel: probeKernelSource(cacheDir, (s) => io.err(`[accel] ${s}`)), progress: createProgress({ label: 'accel' }), note: (s) => io.err(`[accel] ${s}`) });
+    decision = await chooseAccel({
+      accel: accelFlag,
+      forDebos: false,
+      kernel: probeKernelSource(cacheDir, (s) => io.err(`[accel] ${s}`)),
+      progress: createProgress({ label: 'accel' }),
+      note: (s) => io.err(`[accel] ${s}`),
+    });
   } catch (e) {
     if (e instanceof AccelError) {
       io.err(`leakless boot: ${e.message}`);
@@ -82,20 +111,36 @@ export async function bootCommand(argv: readonly string[], io: CommandIo): Promi
   const results: BootResult[] = [];
   for (const f of firmwares) {
     const progress = createProgress({ label: 'boot' });
-    results.push(await bootIso({ iso, firmware: f, accel, timeoutMs: timeout * 1000, stallMs: stall * 1000, memoryMb: memory, ...(expected !== undefined ? { expectedAssertions: expected } : {}), progress }));
+    results.push(
+      await bootIso({
+        iso,
+        firmware: f,
+        accel,
+        timeoutMs: timeout * 1000,
+        stallMs: stall * 1000,
+        memoryMb: memory,
+        ...(expected !== undefined ? { expectedAssertions: expected } : {}),
+        progress,
+      }),
+    );
   }
   const ok = results.every((r) => r.ok);
   if (flags.json) {
     io.out(JSON.stringify({ iso, accel, accelReason, ok, boots: results }, null, 2));
   } else {
-    io.out(table(['firmware', 'result', 'checks', 'boot to result', 'guest uptime at self-test start/end', 'longest serial silence'], results.map((r) => [
-      r.firmware,
-      r.ok ? 'passed' : 'FAILED',
-      r.report ? `${r.report.passed} passed, ${r.report.failed} failed` : '-',
-      formatDuration(r.ms),
-      r.report?.uptime ? `${r.report.uptime.start.toFixed(0)}s / ${r.report.uptime.end.toFixed(0)}s` : '-',
-      formatDuration(r.longestSilenceMs),
-    ])));
+    io.out(
+      table(
+        ['firmware', 'result', 'checks', 'boot to result', 'guest uptime at self-test start/end', 'longest serial silence'],
+        results.map((r) => [
+          r.firmware,
+          r.ok ? 'passed' : 'FAILED',
+          r.report ? `${r.report.passed} passed, ${r.report.failed} failed` : '-',
+          formatDuration(r.ms),
+          r.report?.uptime ? `${r.report.uptime.start.toFixed(0)}s / ${r.report.uptime.end.toFixed(0)}s` : '-',
+          formatDuration(r.longestSilenceMs),
+        ]),
+      ),
+    );
     for (const r of results.filter((x) => !x.ok)) {
       io.out(`\n${r.firmware}: ${r.reason}`);
       for (const f of r.report?.results.filter((x) => !x.ok) ?? []) io.out(`  FAILED ${f.id}: ${f.detail}`);

@@ -58,7 +58,9 @@ describe('leakless emit', () => {
 
   it('emits a single module for a downstream distro with --module', async () => {
     const c = capture();
-    expect(await main(['emit', '--config', DEFAULT_CONFIG, '--module', 'sysctl', '--out', join(dir, 't'), '--tar', join(dir, 't.tar'), '--json'], c.io)).toBe(0);
+    expect(await main(['emit', '--config', DEFAULT_CONFIG, '--module', 'sysctl', '--out', join(dir, 't'), '--tar', join(dir, 't.tar'), '--json'], c.io)).toBe(
+      0,
+    );
     expect(JSON.parse(c.out.join('\n')).modules.map((m: { name: string }) => m.name)).toEqual(['sysctl']);
     expect(readdirSync(join(dir, 't', 'etc')).sort()).toEqual(['modprobe.d', 'sysctl.d']);
   });
@@ -75,7 +77,16 @@ describe('leakless emit', () => {
 
   describe('bad input: exit 2, the field path and a one-line reason, nothing written', () => {
     const cases = [
-      ...invalidCases.map((c) => ({ name: c.name, path: c.path, file: 'bad.yaml', text: () => { const p = defaultPolicyInput(); c.mutate(p); return stringify(p); } })),
+      ...invalidCases.map((c) => ({
+        name: c.name,
+        path: c.path,
+        file: 'bad.yaml',
+        text: () => {
+          const p = defaultPolicyInput();
+          c.mutate(p);
+          return stringify(p);
+        },
+      })),
       { name: 'YAML syntax error', path: 'bad.yaml', file: 'bad.yaml', text: () => 'version: 1\n  name: [unclosed\n' },
       { name: 'duplicate YAML key', path: 'bad.yaml', file: 'bad.yaml', text: () => 'version: 1\nversion: 1\n' },
       { name: 'JSON syntax error', path: 'bad.json', file: 'bad.json', text: () => '{"version": 1,' },

@@ -89,7 +89,8 @@ export function stageRows(group: string, stages: readonly StageTiming[]): string
 export function choiceFlag<T extends string>(flags: Record<string, unknown>, name: string, choices: readonly T[]): T | undefined {
   const v = flags[name];
   if (v === undefined) return undefined;
-  if (typeof v !== 'string' || !(choices as readonly string[]).includes(v)) throw new UsageError(`--${name} must be ${choices.slice(0, -1).join(', ')} or ${choices.at(-1)} (got "${String(v)}")`);
+  if (typeof v !== 'string' || !(choices as readonly string[]).includes(v))
+    throw new UsageError(`--${name} must be ${choices.slice(0, -1).join(', ')} or ${choices.at(-1)} (got "${String(v)}")`);
   return v as T;
 }
 
@@ -99,24 +100,30 @@ export function isoReport(r: IsoBuildResult): string {
   const lines = [
     `accelerator: ${r.accel.accel} (${r.accel.accelReason}); debos: ${r.accel.debos.mode} (${r.accel.debos.reason})`,
     '',
-    table(['layer', 'stage', 'time', ''], [
-      ...(r.base.cached ? [['base', `cached (${r.base.key.slice(0, 16)})`, '-', 'ok']] : stageRows('base', r.base.stages)),
-      ...stageRows('image', r.image.stages),
-      ...stageRows('verify', r.verify.stages),
-    ]),
+    table(
+      ['layer', 'stage', 'time', ''],
+      [
+        ...(r.base.cached ? [['base', `cached (${r.base.key.slice(0, 16)})`, '-', 'ok']] : stageRows('base', r.base.stages)),
+        ...stageRows('image', r.image.stages),
+        ...stageRows('verify', r.verify.stages),
+      ],
+    ),
     '',
     `verification on the built root filesystem: ${r.verify.results.length - failed.length} ok, ${failed.length} failed`,
     ...failed.map((f) => `  FAILED ${f.id}: ${f.detail}`),
     `boot platforms: ${m.bootPlatforms.join(' + ')}; self-test carries ${m.selftest.assertions} runtime assertions`,
     '',
-    table(['artifact', 'bytes', 'sha256'], [
-      [r.iso, String(m.iso.bytes), m.iso.sha256],
-      [m.kernel.path + ` (${m.kernel.version})`, String(m.kernel.bytes), m.kernel.sha256],
-      [m.initrd.path, String(m.initrd.bytes), m.initrd.sha256],
-      [m.squashfs.base.path, String(m.squashfs.base.bytes), m.squashfs.base.sha256],
-      [m.squashfs.modules.path, String(m.squashfs.modules.bytes), m.squashfs.modules.sha256],
-      [m.tarballs.chrootIncludes.path, String(m.tarballs.chrootIncludes.bytes), m.tarballs.chrootIncludes.sha256],
-    ]),
+    table(
+      ['artifact', 'bytes', 'sha256'],
+      [
+        [r.iso, String(m.iso.bytes), m.iso.sha256],
+        [m.kernel.path + ` (${m.kernel.version})`, String(m.kernel.bytes), m.kernel.sha256],
+        [m.initrd.path, String(m.initrd.bytes), m.initrd.sha256],
+        [m.squashfs.base.path, String(m.squashfs.base.bytes), m.squashfs.base.sha256],
+        [m.squashfs.modules.path, String(m.squashfs.modules.bytes), m.squashfs.modules.sha256],
+        [m.tarballs.chrootIncludes.path, String(m.tarballs.chrootIncludes.bytes), m.tarballs.chrootIncludes.sha256],
+      ],
+    ),
     '',
     `${m.packages.length} packages installed; manifest: ${r.manifestPath}`,
     `total ${formatDuration(r.totalMs)}`,
@@ -126,9 +133,19 @@ export function isoReport(r: IsoBuildResult): string {
 
 export async function isoCommand(argv: readonly string[], io: CommandIo): Promise<number> {
   const { flags, positionals } = parseArgs(argv, {
-    config: 'string', out: 'string', cache: 'string', work: 'string', mirror: 'string', 'fresh-base': 'boolean',
-    compression: 'string', 'keep-work': 'boolean', 'keep-going': 'boolean', 'no-install': 'boolean', json: 'boolean',
-    accel: 'string', fakemachine: 'string',
+    config: 'string',
+    out: 'string',
+    cache: 'string',
+    work: 'string',
+    mirror: 'string',
+    'fresh-base': 'boolean',
+    compression: 'string',
+    'keep-work': 'boolean',
+    'keep-going': 'boolean',
+    'no-install': 'boolean',
+    json: 'boolean',
+    accel: 'string',
+    fakemachine: 'string',
   });
   if (positionals.length) throw new UsageError(`iso takes no arguments (got "${positionals[0]}")`);
   const accel = choiceFlag<AccelFlag>(flags, 'accel', ACCEL_FLAGS);
@@ -158,7 +175,24 @@ export async function isoCommand(argv: readonly string[], io: CommandIo): Promis
       ...(fakemachine ? { fakemachine } : {}),
     });
     if (flags.json) {
-      io.out(JSON.stringify({ ok: r.ok, iso: r.iso, manifest: r.manifestPath, accel: r.accel, base: r.base, image: r.image, verify: r.verify, totalMs: r.totalMs, sha256: r.manifest.iso.sha256, bytes: r.manifest.iso.bytes }, null, 2));
+      io.out(
+        JSON.stringify(
+          {
+            ok: r.ok,
+            iso: r.iso,
+            manifest: r.manifestPath,
+            accel: r.accel,
+            base: r.base,
+            image: r.image,
+            verify: r.verify,
+            totalMs: r.totalMs,
+            sha256: r.manifest.iso.sha256,
+            bytes: r.manifest.iso.bytes,
+          },
+          null,
+          2,
+        ),
+      );
     } else io.out(isoReport(r));
     return r.ok ? 0 : 1;
   } catch (e) {

@@ -166,7 +166,12 @@ async function emitCommand({ flags, positionals }: Parsed, io: Io): Promise<numb
   };
   if (flags.json) io.out(JSON.stringify(summary, null, 2));
   else {
-    io.out(table(['module', 'files', 'static', 'runtime'], summary.modules.map((m) => [m.name, String(m.files), String(m.staticAssertions), String(m.runtimeAssertions)])));
+    io.out(
+      table(
+        ['module', 'files', 'static', 'runtime'],
+        summary.modules.map((m) => [m.name, String(m.files), String(m.staticAssertions), String(m.runtimeAssertions)]),
+      ),
+    );
     io.out(`\nwrote ${assembly.tree.files.length} files to ${out}`);
     io.out(`wrote ${tar} (${tarball.length} bytes, sha256 ${summary.tarball.sha256})`);
   }
@@ -205,7 +210,12 @@ async function checkCommand({ flags, positionals }: Parsed, io: Io): Promise<num
   const failed = results.filter((r) => !r.ok);
   if (flags.json) io.out(JSON.stringify({ tree: dir, passed: results.length - failed.length, failed: failed.length, results }, null, 2));
   else {
-    io.out(table(['id', 'statement', 'result'], results.map((r) => [r.id, r.statement, r.ok ? 'ok' : `FAILED: ${r.detail}`])));
+    io.out(
+      table(
+        ['id', 'statement', 'result'],
+        results.map((r) => [r.id, r.statement, r.ok ? 'ok' : `FAILED: ${r.detail}`]),
+      ),
+    );
     io.out(`\n${results.length - failed.length} ok, ${failed.length} failed`);
   }
   return failed.length ? EXIT_FAILED : EXIT_OK;

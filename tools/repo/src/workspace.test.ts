@@ -17,14 +17,27 @@ const root = fileURLToPath(new URL('../../..', import.meta.url));
 const cache = mkdtempSync(join(tmpdir(), 'lk-nx-cache-'));
 afterAll(() => rmSync(cache, { recursive: true, force: true }));
 const env = (ci: string | undefined) => {
-  const e: Record<string, string> = { ...process.env, NX_DAEMON: 'false', NX_NO_CLOUD: 'true', NX_TUI: 'false', NX_CACHE_DIRECTORY: cache, TURBO_TELEMETRY_DISABLED: '1' } as Record<string, string>;
+  const e: Record<string, string> = {
+    ...process.env,
+    NX_DAEMON: 'false',
+    NX_NO_CLOUD: 'true',
+    NX_TUI: 'false',
+    NX_CACHE_DIRECTORY: cache,
+    TURBO_TELEMETRY_DISABLED: '1',
+  } as Record<string, string>;
   if (ci === undefined) delete e.CI;
   else e.CI = ci;
   return e;
 };
 
 async function nxTest(ci: string | undefined): Promise<string> {
-  const r = await execa('npx', ['nx', 'run', '@leakless/testing:test', '--outputStyle=static'], { cwd: root, env: env(ci), extendEnv: false, reject: false, all: true });
+  const r = await execa('npx', ['nx', 'run', '@leakless/testing:test', '--outputStyle=static'], {
+    cwd: root,
+    env: env(ci),
+    extendEnv: false,
+    reject: false,
+    all: true,
+  });
   expect(r.exitCode, r.all).toBe(0);
   return r.all ?? '';
 }
@@ -38,7 +51,14 @@ describe('task-runner caches', () => {
   });
 
   it('turbo never caches a test run', { timeout: 180_000 }, async () => {
-    const run = () => execa('npx', ['turbo', 'run', 'test', '--filter=@leakless/testing', '--output-logs=new-only'], { cwd: root, env: env(undefined), extendEnv: false, reject: false, all: true });
+    const run = () =>
+      execa('npx', ['turbo', 'run', 'test', '--filter=@leakless/testing', '--output-logs=new-only'], {
+        cwd: root,
+        env: env(undefined),
+        extendEnv: false,
+        reject: false,
+        all: true,
+      });
     const first = await run();
     expect(first.exitCode, first.all).toBe(0);
     const second = await run();

@@ -63,7 +63,9 @@ function readPools(stdout: string, pools: readonly (readonly string[])[]): PoolR
   if (!Array.isArray(list) || list.length !== pools.length) throw new ToolFailure('pool-failed', 'fetch returned the wrong number of pools');
   return list.map((r: unknown, i): PoolResult => {
     const x = r as Record<string, unknown>;
-    const failures = Array.isArray(x.failures) ? x.failures.map((f) => ({ host: String((f as { host?: unknown }).host), error: String((f as { error?: unknown }).error) })) : [];
+    const failures = Array.isArray(x.failures)
+      ? x.failures.map((f) => ({ host: String((f as { host?: unknown }).host), error: String((f as { error?: unknown }).error) }))
+      : [];
     if (x.ok === true && typeof x.offsetMs === 'number' && Number.isFinite(x.offsetMs) && typeof x.host === 'string' && pools[i]!.includes(x.host))
       return { ok: true, host: x.host, offsetMs: x.offsetMs, failures };
     if (x.ok === false) return { ok: false, failures };
@@ -87,9 +89,11 @@ async function sync(args: Parsed): Promise<Outcome> {
       timeoutMs: (longest * h.timeoutSeconds + 30) * 1000,
       maxStdout: 1 << 20,
     });
-    if (child.code !== 0) throw new ToolFailure(child.code === 8 ? 'invalid-config' : 'pool-failed', `fetch ended with ${child.signal ?? `exit ${child.code}`}`);
+    if (child.code !== 0)
+      throw new ToolFailure(child.code === 8 ? 'invalid-config' : 'pool-failed', `fetch ended with ${child.signal ?? `exit ${child.code}`}`);
     const d = decide(readPools(child.stdout, h.pools), h.minOffsetSeconds * 1000);
-    if (d.kind === 'pool-failed') throw new ToolFailure('pool-failed', `pool ${d.pool} could not be reached (${d.failures.length} failures); clock not changed`);
+    if (d.kind === 'pool-failed')
+      throw new ToolFailure('pool-failed', `pool ${d.pool} could not be reached (${d.failures.length} failures); clock not changed`);
     const s = (d.medianMs / 1000).toFixed(3);
     if (d.kind === 'no-change') {
       log(TOOL, `median offset ${s} s is under ${h.minOffsetSeconds} s: clock not changed`);

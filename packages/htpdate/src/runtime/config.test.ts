@@ -28,7 +28,10 @@ const cfg: TimeConfig = {
     successFile: '/run/htpdate/success',
   },
 };
-const text = (c: TimeConfig): string => confLines(c).map((l) => `# comment\n${l.key}=${l.value}\n`).join('');
+const text = (c: TimeConfig): string =>
+  confLines(c)
+    .map((l) => `# comment\n${l.key}=${l.value}\n`)
+    .join('');
 
 function failure(t: string): string {
   try {

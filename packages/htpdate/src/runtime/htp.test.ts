@@ -7,26 +7,49 @@ const identity = (n: number): number => n - 1; // Fisher–Yates with j = i: kee
 describe('queryPool (per-pool failure ratio, Tails 0.34)', () => {
   it('tries hosts in random order until one answers', async () => {
     const tried: string[] = [];
-    const r = await queryPool(hosts, 0.34, async (h) => {
-      tried.push(h);
-      if (tried.length < 3) throw new Error('down');
-      return 1500;
-    }, identity);
-    expect(r).toEqual({ ok: true, host: 'h2.example', offsetMs: 1500, failures: [{ host: 'h0.example', error: 'down' }, { host: 'h1.example', error: 'down' }] });
+    const r = await queryPool(
+      hosts,
+      0.34,
+      async (h) => {
+        tried.push(h);
+        if (tried.length < 3) throw new Error('down');
+        return 1500;
+      },
+      identity,
+    );
+    expect(r).toEqual({
+      ok: true,
+      host: 'h2.example',
+      offsetMs: 1500,
+      failures: [
+        { host: 'h0.example', error: 'down' },
+        { host: 'h1.example', error: 'down' },
+      ],
+    });
   });
   it('succeeds after 4 failures of 13 (4/13 ≤ 0.34) and gives up at the 5th (5/13 > 0.34)', async () => {
     let n = 0;
-    const fiveDown = await queryPool(hosts, 0.34, async () => {
-      if (++n <= 5) throw new Error('down');
-      return 0;
-    }, identity);
+    const fiveDown = await queryPool(
+      hosts,
+      0.34,
+      async () => {
+        if (++n <= 5) throw new Error('down');
+        return 0;
+      },
+      identity,
+    );
     expect(fiveDown.ok).toBe(false);
     expect(n).toBe(5);
     n = 0;
-    const fourDown = await queryPool(hosts, 0.34, async () => {
-      if (++n <= 4) throw new Error('down');
-      return 7;
-    }, identity);
+    const fourDown = await queryPool(
+      hosts,
+      0.34,
+      async () => {
+        if (++n <= 4) throw new Error('down');
+        return 7;
+      },
+      identity,
+    );
     expect(fourDown).toMatchObject({ ok: true, offsetMs: 7 });
   });
   it('fails when every host of a small pool fails', async () => {

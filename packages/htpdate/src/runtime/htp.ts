@@ -88,7 +88,7 @@ function presentedChain(sock: TLSSocket): X509Certificate[] {
   const out: X509Certificate[] = [];
   let c: DetailedPeerCertificate | undefined = sock.getPeerCertificate(true);
   const seen = new Set<string>();
-  while (c && c.raw && !seen.has(c.fingerprint256)) {
+  while (c?.raw && !seen.has(c.fingerprint256)) {
     seen.add(c.fingerprint256);
     out.push(new X509Certificate(c.raw));
     c = c.issuerCertificate;
@@ -148,7 +148,7 @@ export async function offsetThrough(raw: Socket, host: string, s: FetchSettings)
       let buf: Buffer = Buffer.alloc(0);
       tls.on('data', (d: Buffer) => {
         buf = Buffer.concat([buf, d]);
-        let head;
+        let head: ReturnType<typeof parseResponseHead>;
         try {
           head = parseResponseHead(buf);
         } catch (e) {
@@ -158,7 +158,8 @@ export async function offsetThrough(raw: Socket, host: string, s: FetchSettings)
         const at = now();
         const dates = headerValues(head, 'date');
         const t = dates.length === 1 ? parseHttpDate(dates[0]!) : undefined;
-        if (t === undefined) return reject(new Error(dates.length === 0 ? 'no Date header' : `bad Date header ${JSON.stringify(dates.join(', ').slice(0, 64))}`));
+        if (t === undefined)
+          return reject(new Error(dates.length === 0 ? 'no Date header' : `bad Date header ${JSON.stringify(dates.join(', ').slice(0, 64))}`));
         resolve(t - at);
       });
       tls.once('end', () => reject(new Error('connection closed before the response header')));

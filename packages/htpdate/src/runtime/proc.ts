@@ -102,7 +102,7 @@ export function runProgram(
 }
 
 /** Run a tool's main: a ToolFailure becomes its exit code and one line on stderr; anything else is a bug (exit 1). */
-export function runMain(tool: string, main: () => Promise<Outcome | void>): void {
+export function runMain(tool: string, main: () => Promise<Outcome | undefined>): void {
   main().then(
     // exit explicitly: a lingering socket or timer must not keep a oneshot
     // unit running (stdout/stderr are synchronous on Linux, nothing is lost)

@@ -45,7 +45,8 @@ export function verifyNotYetValid(presented: readonly X509Certificate[], anchors
   if (!leaf) return { ok: false, reason: 'no certificate' };
   if (!hostMatches(leaf, host)) return { ok: false, reason: `certificate is not for ${host}` };
   const eku = leaf.keyUsage;
-  if (eku !== undefined && eku.length > 0 && !eku.includes(SERVER_AUTH)) return { ok: false, reason: 'certificate is not for TLS servers (extended key usage)' };
+  if (eku !== undefined && eku.length > 0 && !eku.includes(SERVER_AUTH))
+    return { ok: false, reason: 'certificate is not for TLS servers (extended key usage)' };
   const at = Math.max(nowMs, ms(leaf.validFrom) + 1000);
   const anchorDer = new Set(anchors.map((a) => a.raw.toString('base64')));
   const pool = [...presented.slice(1), ...anchors];

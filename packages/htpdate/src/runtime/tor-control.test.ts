@@ -13,13 +13,14 @@ function fakeTor(srv: Duplex, steps: number[], opts: { methods?: string } = {}) 
   srv.setEncoding('latin1');
   srv.on('data', (d: string) => {
     buf += d;
-    let nl;
-    while ((nl = buf.indexOf('\r\n')) >= 0) {
+    for (let nl = buf.indexOf('\r\n'); nl >= 0; nl = buf.indexOf('\r\n')) {
       const line = buf.slice(0, nl);
       buf = buf.slice(nl + 2);
       commands.push(line);
       if (line === 'PROTOCOLINFO 1')
-        srv.write(`250-PROTOCOLINFO 1\r\n250-AUTH METHODS=${opts.methods ?? 'COOKIE,SAFECOOKIE'} COOKIEFILE="/run/tor/control.authcookie"\r\n250-VERSION Tor="0.4.8.16"\r\n250 OK\r\n`);
+        srv.write(
+          `250-PROTOCOLINFO 1\r\n250-AUTH METHODS=${opts.methods ?? 'COOKIE,SAFECOOKIE'} COOKIEFILE="/run/tor/control.authcookie"\r\n250-VERSION Tor="0.4.8.16"\r\n250 OK\r\n`,
+        );
       else if (line === `AUTHENTICATE ${COOKIE.toString('hex')}` || (line === 'AUTHENTICATE' && opts.methods === 'NULL')) {
         authed = true;
         srv.write('250 OK\r\n');
@@ -42,14 +43,20 @@ describe('waitForBootstrap', () => {
   it('authenticates with the cookie tor names and polls until 100 %', async () => {
     const [client, srv] = duplexPair();
     const commands = fakeTor(srv, [5, 50, 100]);
-    await waitForBootstrap({ address: '127.0.0.1', port: 9052 }, { deadlineMs: Date.now() + 5000, pollMs: 5, readCookie, open: async () => ControlConnection.over(client) });
+    await waitForBootstrap(
+      { address: '127.0.0.1', port: 9052 },
+      { deadlineMs: Date.now() + 5000, pollMs: 5, readCookie, open: async () => ControlConnection.over(client) },
+    );
     expect(commands.slice(0, 2)).toEqual(['PROTOCOLINFO 1', `AUTHENTICATE ${COOKIE.toString('hex')}`]);
     expect(commands.filter((c) => c.startsWith('GETINFO'))).toHaveLength(3);
   });
   it('uses NULL authentication when tor offers it', async () => {
     const [client, srv] = duplexPair();
     const commands = fakeTor(srv, [100], { methods: 'NULL' });
-    await waitForBootstrap({ address: '127.0.0.1', port: 9052 }, { deadlineMs: Date.now() + 5000, pollMs: 5, open: async () => ControlConnection.over(client) });
+    await waitForBootstrap(
+      { address: '127.0.0.1', port: 9052 },
+      { deadlineMs: Date.now() + 5000, pollMs: 5, open: async () => ControlConnection.over(client) },
+    );
     expect(commands).toContain('AUTHENTICATE');
   });
   it('gives up at the deadline when tor stays below 100 %', async () => {

@@ -18,8 +18,7 @@ class Replies {
     sock.on('data', (d: string) => {
       this.buf += d;
       if (this.buf.length > 65536) this.fail(new Error('control port reply too long'));
-      let nl;
-      while ((nl = this.buf.indexOf('\r\n')) >= 0) {
+      for (let nl = this.buf.indexOf('\r\n'); nl >= 0; nl = this.buf.indexOf('\r\n')) {
         const line = this.buf.slice(0, nl);
         this.buf = this.buf.slice(nl + 2);
         this.lines.push(line);

@@ -65,9 +65,43 @@ function caIn(dir: string, certPem: string, keyFile: string, certFile: string): 
     certPem,
     issue({ dns, notBefore, notAfter, name }) {
       const base = join(dir, `leaf${++n}`);
-      openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${base}.key`, '-out', `${base}.csr`, '-subj', `/CN=${name ?? dns[0]}`]);
+      openssl([
+        'req',
+        '-new',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        `${base}.key`,
+        '-out',
+        `${base}.csr`,
+        '-subj',
+        `/CN=${name ?? dns[0]}`,
+      ]);
       openssl(
-        ['ca', '-batch', '-notext', '-config', join(dir, 'ca.cnf'), '-cert', certFile, '-keyfile', keyFile, '-in', `${base}.csr`, '-out', `${base}.pem`, '-extensions', 'v3_leaf', '-startdate', asn1Time(notBefore), '-enddate', asn1Time(notAfter)],
+        [
+          'ca',
+          '-batch',
+          '-notext',
+          '-config',
+          join(dir, 'ca.cnf'),
+          '-cert',
+          certFile,
+          '-keyfile',
+          keyFile,
+          '-in',
+          `${base}.csr`,
+          '-out',
+          `${base}.pem`,
+          '-extensions',
+          'v3_leaf',
+          '-startdate',
+          asn1Time(notBefore),
+          '-enddate',
+          asn1Time(notAfter),
+        ],
         { LK_SAN: dns.map((d) => `DNS:${d}`).join(',') },
       );
       return { certPem: readFileSync(`${base}.pem`, 'utf8'), keyPem: readFileSync(`${base}.key`, 'utf8') };
@@ -75,9 +109,43 @@ function caIn(dir: string, certPem: string, keyFile: string, certFile: string): 
     intermediate(name) {
       const sub = join(dir, `sub-${name}`);
       prepare(sub);
-      openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(sub, 'ca.key'), '-out', join(sub, 'ca.csr'), '-subj', `/CN=${name}`]);
+      openssl([
+        'req',
+        '-new',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        join(sub, 'ca.key'),
+        '-out',
+        join(sub, 'ca.csr'),
+        '-subj',
+        `/CN=${name}`,
+      ]);
       const now = Date.now();
-      openssl(['ca', '-batch', '-notext', '-config', join(dir, 'ca.cnf'), '-cert', certFile, '-keyfile', keyFile, '-in', join(sub, 'ca.csr'), '-out', join(sub, 'ca.pem'), '-extensions', 'v3_ca', '-startdate', asn1Time(now - 3650 * DAY), '-enddate', asn1Time(now + 3650 * DAY)]);
+      openssl([
+        'ca',
+        '-batch',
+        '-notext',
+        '-config',
+        join(dir, 'ca.cnf'),
+        '-cert',
+        certFile,
+        '-keyfile',
+        keyFile,
+        '-in',
+        join(sub, 'ca.csr'),
+        '-out',
+        join(sub, 'ca.pem'),
+        '-extensions',
+        'v3_ca',
+        '-startdate',
+        asn1Time(now - 3650 * DAY),
+        '-enddate',
+        asn1Time(now + 3650 * DAY),
+      ]);
       return caIn(sub, readFileSync(join(sub, 'ca.pem'), 'utf8'), join(sub, 'ca.key'), join(sub, 'ca.pem'));
     },
     remove() {
@@ -99,9 +167,42 @@ function prepare(dir: string): void {
 export function makeTestCa(name = 'leakless test CA'): TestCa {
   const dir = mkdtempSync(join(tmpdir(), 'lk-testca-'));
   prepare(dir);
-  openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'ca.key'), '-out', join(dir, 'ca.csr'), '-subj', `/CN=${name}`]);
+  openssl([
+    'req',
+    '-new',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    join(dir, 'ca.key'),
+    '-out',
+    join(dir, 'ca.csr'),
+    '-subj',
+    `/CN=${name}`,
+  ]);
   const now = Date.now();
-  openssl(['ca', '-batch', '-notext', '-selfsign', '-config', join(dir, 'ca.cnf'), '-keyfile', join(dir, 'ca.key'), '-in', join(dir, 'ca.csr'), '-out', join(dir, 'ca.pem'), '-extensions', 'v3_ca', '-startdate', asn1Time(now - 3650 * DAY), '-enddate', asn1Time(now + 3650 * DAY)]);
+  openssl([
+    'ca',
+    '-batch',
+    '-notext',
+    '-selfsign',
+    '-config',
+    join(dir, 'ca.cnf'),
+    '-keyfile',
+    join(dir, 'ca.key'),
+    '-in',
+    join(dir, 'ca.csr'),
+    '-out',
+    join(dir, 'ca.pem'),
+    '-extensions',
+    'v3_ca',
+    '-startdate',
+    asn1Time(now - 3650 * DAY),
+    '-enddate',
+    asn1Time(now + 3650 * DAY),
+  ]);
   return caIn(dir, readFileSync(join(dir, 'ca.pem'), 'utf8'), join(dir, 'ca.key'), join(dir, 'ca.pem'));
 }
 
