@@ -23,6 +23,7 @@ import { table } from './table.js';
 import { isoCommand, ISO_HELP } from './iso.js';
 import { bootCommand, BOOT_HELP } from './boot.js';
 import { benchCommand, BENCH_HELP } from './bench.js';
+import { debCommand, DEB_HELP } from './deb.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -39,6 +40,7 @@ commands:
   iso     build and verify dist/leakless-amd64.iso (root; debos, reproducible)
   boot    boot the ISO in QEMU (BIOS and UEFI, no network) and run its self-test
   bench   measure build stages, rebuild, ISO size, boot times, reproducibility
+  deb     build one Debian package per module, leakless-users and the leakless metapackage
   help    show help for a command (leakless help emit)
 
 exit codes: 0 ok, 1 verification failed, 2 bad input`,
@@ -56,6 +58,7 @@ explicit modes). Both are replaced atomically; bad input writes nothing.
   iso: ISO_HELP,
   boot: BOOT_HELP,
   bench: BENCH_HELP,
+  deb: DEB_HELP,
   check: `usage: leakless check [--config FILE] [--tree DIR] [--module NAME]... [--json]
 
 Evaluates every static assertion of every module on the tree on disk, plus
@@ -99,6 +102,8 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
         return await bootCommand(rest, io);
       case 'bench':
         return await benchCommand(rest, io);
+      case 'deb':
+        return await debCommand(rest, io);
       default:
         throw new UsageError(`unknown command "${command}" (leakless --help)`);
     }
