@@ -79,6 +79,37 @@ const defects: Record<string, (t: Table) => Table> = {
       (r) => ({ ...r, clause: 'allow lan' }),
     ),
   'firewall.loopback-only-127': (t) => mapRules(t, byClause('loopback.mode'), (r) => ({ ...r, match: { ...r.match, daddr: { addrs: ['127.0.0.0/8'] } } })),
+  // Tails' order: the established accept answers before anyone asks whose flow it is.
+  'firewall.flow-ownership': (t) =>
+    mapRules(
+      t,
+      (r) => r.clause.startsWith('docs/threat-model.md#flow-ownership') && r.match.ctDirection === 'original',
+      () => [],
+    ),
+  'firewall.tor-answers': (t) => mapRules(t, byClause('docs/threat-model.md#flow-ownership: only tor answers'), () => []),
+};
+
+// More ways to get ownership wrong, each of which the check must see.
+const ownershipDefects: Record<string, (t: Table) => Table> = {
+  'a NEW packet restamps a flow still waiting for its reply': (t) =>
+    mapRules(
+      t,
+      (r) => r.setCtMark !== undefined && r.verdict.kind === 'continue',
+      (r) => ({ ...r, match: { ctState: ['new'] } }),
+    ),
+  'the unnamed uids’ flows take policy users’ packets': (t) => mapRules(t, byClause("docs/threat-model.md#flow-ownership: an unnamed uid's flow"), () => []),
+  'the clearnet namespace’s flows take any mark': (t) =>
+    mapRules(
+      t,
+      (r, c) => c.name === 'forward' && r.clause.endsWith('its own flows'),
+      (r) => ({ ...r, match: { ...r.match, ctMark: undefined } }),
+    ),
+  'the tor-only namespace’s flows take any mark': (t) =>
+    mapRules(
+      t,
+      (r, c) => c.name === 'input' && r.clause.endsWith('its own flows'),
+      (r) => ({ ...r, match: { ...r.match, ctMark: undefined } }),
+    ),
 };
 
 describe('structural checks can fail', () => {
@@ -91,6 +122,11 @@ describe('structural checks can fail', () => {
     const r = results.find((x) => x.id === id)!;
     expect(r.ok, r.detail).toBe(false);
     expect(r.detail).not.toMatch(/^could not tell/);
+  });
+
+  it.each(Object.entries(ownershipDefects))('firewall.flow-ownership reports: %s', (_, plant) => {
+    const r = checkRuleset(plant(base), policy).find((x) => x.id === 'firewall.flow-ownership')!;
+    expect(r.ok, r.detail).toBe(false);
   });
 
   it('the lockdown check reports a lockdown that lets something out', () => {

@@ -6,6 +6,7 @@
 import { checkResult, nthAddress, parseCidr4, cidrWithin, type CheckResult, type Policy } from '@leakless/policy';
 import { LOG_PREFIX, accepted, chainOf, evaluateHook, evaluateOutput, type Chain, type Packet, type Rule, type Table } from '@leakless/nft';
 import { listenerGrants, unnamedUid } from './grants.js';
+import { type FlowOwners, flowOwners } from './ruleset.js';
 
 export interface AstCheck {
   readonly id: string;
@@ -308,10 +309,53 @@ export const structuralChecks: readonly AstCheck[] = [
     statement: 'every uid in a rule is a policy user with that number (numeric uids only)',
     check(t, policy) {
       const known = new Set(policy.users.map((u) => u.uid));
+      const uidsOf = (r: Rule) => [
+        ...(r.match.skuid !== undefined ? [r.match.skuid] : []),
+        ...(r.match.skuids?.uids ?? []),
+        ...(r.match.owner?.pairs.map((o) => o.uid) ?? []),
+        ...(r.setCtMark && 'byUid' in r.setCtMark ? r.setCtMark.byUid.map((o) => o.uid) : []),
+      ];
       const problems = t.chains.flatMap((c) =>
-        c.rules.filter((r) => r.match.skuid !== undefined && !known.has(r.match.skuid)).map((r) => `"${r.clause}" uses unknown uid ${r.match.skuid}`),
+        c.rules.flatMap((r) =>
+          uidsOf(r)
+            .filter((u) => !known.has(u))
+            .map((u) => `"${r.clause}" uses unknown uid ${u}`),
+        ),
       );
       return checkResult(problems, 'every skuid is a policy user');
+    },
+  },
+  {
+    id: 'firewall.flow-ownership',
+    statement:
+      'an original-direction packet on a flow is accepted only from its owner (the uid or namespace that opened it), a NEW packet never takes a flow over, and replies pass',
+    check: (t, policy) => flowOwnershipProblems(t, policy),
+  },
+  {
+    id: 'firewall.tor-answers',
+    statement: 'on a Tor port only tor (root, which binds them, or the tor user) may answer; the kernel’s own packets pass',
+    check(t, policy) {
+      const problems: string[] = [];
+      const others = [...policy.users.map((u) => u.uid), unnamedUid(policy)].filter((u) => u !== 0 && u !== policy.torUser.uid);
+      for (const l of policy.torListeners) {
+        const reply = (skuid: number | undefined): Packet => ({
+          family: 'ipv4',
+          oif: 'lo',
+          saddr: l.address,
+          daddr: l.address,
+          protocol: l.protocol,
+          sport: l.port,
+          dport: 40000,
+          ...(skuid !== undefined ? { skuid } : {}),
+          ctState: 'established',
+          ctDirection: 'reply',
+          ctMark: policy.users[0]!.uid + 1,
+        });
+        for (const u of others) if (accepted(evaluateOutput(t, reply(u)).decision)) problems.push(`uid ${u} answers on ${l.clause} ${l.address}:${l.port}`);
+        for (const u of [0, policy.torUser.uid, undefined])
+          if (!accepted(evaluateOutput(t, reply(u)).decision)) problems.push(`${u === undefined ? 'the kernel' : `uid ${u}`} cannot answer on ${l.clause}`);
+      }
+      return checkResult(problems, `${policy.torListeners.length} Tor ports answer only as uid 0 or ${policy.torUser.uid}`);
     },
   },
   {
@@ -341,6 +385,73 @@ export const structuralChecks: readonly AstCheck[] = [
     },
   },
 ];
+
+/** Every sender that is not a flow's owner, on every kind of flow, is refused; owners and replies are not. */
+function flowOwnershipProblems(t: Table, policy: Policy): CheckResult {
+  const owners: FlowOwners = flowOwners(policy);
+  const problems: string[] = [];
+  const unnamed = unnamedUid(policy);
+  // A second unnamed uid: the unnamed uids share one owner mark on purpose.
+  const senders = [...owners.users.map((o) => o.uid), unnamed];
+  const flows: { owner: string; mark: number; ownUid?: number }[] = [
+    ...owners.users.map((o) => ({ owner: `uid ${o.uid}`, mark: o.mark, ownUid: o.uid })),
+    { owner: 'the unnamed uids', mark: owners.unnamed, ownUid: unnamed },
+    ...[...owners.namespaces].map(([ns, mark]) => ({ owner: `namespace ${ns}`, mark })),
+    { owner: 'nobody (made before the table loaded)', mark: 0 },
+  ];
+  const lanHost = nthAddress(parseCidr4(policy.lanRanges[0]!), 1);
+  const dests = [
+    { oif: 'eth0', daddr: '198.51.100.10', protocol: 'udp', dport: 53 },
+    { oif: 'eth0', daddr: lanHost, protocol: 'udp', dport: 53 },
+    { oif: 'eth0', daddr: '198.51.100.10', protocol: 'tcp', dport: 443 },
+    { oif: 'eth0', daddr: lanHost, protocol: 'udp', dport: 5000 },
+    { oif: 'eth0', daddr: '198.51.100.10', protocol: 'icmp' },
+    { oif: 'lo', daddr: policy.controlPort.address, protocol: 'tcp', dport: policy.controlPort.port },
+    { oif: 'lo', daddr: policy.dnsPort.address, protocol: 'udp', dport: policy.dnsPort.port },
+  ] as const;
+  for (const f of flows) {
+    for (const d of dests) {
+      // A NEW packet on a flow nobody stamped is simply a new flow of its sender.
+      for (const ctState of f.mark === 0 ? (['established'] as const) : (['established', 'new'] as const)) {
+        const base: Packet = { family: 'ipv4', ...d, ...(d.protocol === 'tcp' ? { tcpFlags: 'other' as const } : {}), ctState, ctMark: f.mark };
+        for (const uid of senders) {
+          if (uid === f.ownUid) continue;
+          const r = evaluateOutput(t, { ...base, skuid: uid });
+          if (accepted(r.decision)) problems.push(`uid ${uid} sends on ${f.owner}'s ${ctState} flow to ${d.daddr}:${'dport' in d ? d.dport : d.protocol}`);
+          if (r.packet.ctMark !== f.mark) problems.push(`uid ${uid} restamps ${f.owner}'s flow to ${d.daddr}`);
+        }
+        if (ctState === 'established') {
+          if (f.ownUid !== undefined && !accepted(evaluateOutput(t, { ...base, skuid: f.ownUid }).decision))
+            problems.push(`${f.owner} cannot send on its own flow to ${d.daddr}`);
+          if (!accepted(evaluateOutput(t, { ...base, ctDirection: 'reply' }).decision))
+            problems.push(`a reply on ${f.owner}'s flow from ${d.daddr} is refused`);
+        }
+      }
+    }
+  }
+  // Forwarded and incoming flows: only the namespace whose veth opened them.
+  for (const ns of policy.namespaces) {
+    const mine = owners.namespaces.get(ns.name)!;
+    const hook = ns.kind === 'clearnet' ? 'forward' : 'input';
+    const dst =
+      ns.kind === 'clearnet'
+        ? { oif: 'eth0', daddr: '198.51.100.10', protocol: 'tcp' as const, dport: 443 }
+        : { daddr: ns.hostAddress, protocol: 'tcp' as const, dport: ns.socksPort!.port };
+    const p = (ctMark: number): Packet => ({
+      family: 'ipv4',
+      iif: ns.hostVeth,
+      saddr: ns.guestAddress,
+      ...dst,
+      tcpFlags: 'other',
+      ctState: 'established',
+      ctMark,
+    });
+    if (!accepted(evaluateHook(t, hook, p(mine)))) problems.push(`${ns.name} cannot send on its own flow`);
+    for (const other of [0, owners.unnamed, ...owners.users.map((o) => o.mark)])
+      if (accepted(evaluateHook(t, hook, p(other)))) problems.push(`${ns.name} sends on a flow with mark ${other}`);
+  }
+  return checkResult(problems, `${senders.length} senders × ${flows.length} owners × ${dests.length} destinations: only owners send, replies pass`);
+}
 
 export function checkRuleset(table: Table, policy: Policy): { id: string; statement: string; ok: boolean; detail: string }[] {
   return structuralChecks.map((c) => {

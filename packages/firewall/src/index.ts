@@ -36,7 +36,8 @@ import {
   renderUnit,
 } from './unit.js';
 
-export { ruleset, lockdownRuleset, TABLE_NAME, LOOPBACK_ADDRESS } from './ruleset.js';
+export { ruleset, lockdownRuleset, flowOwners, TABLE_NAME, LOOPBACK_ADDRESS } from './ruleset.js';
+export type { FlowOwners } from './ruleset.js';
 export { listenerGrants, loopbackGrants, unnamedUid } from './grants.js';
 export type { ListenerGrant, LoopbackGrant } from './grants.js';
 export { structuralChecks, checkRuleset, lockdownCheck } from './checks.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkRuleset, listenerGrants, loopbackGrants, ruleset, lockdownRuleset, lockdownCheck } from './index.js';
+import { checkRuleset, flowOwners, listenerGrants, loopbackGrants, ruleset, lockdownRuleset, lockdownCheck } from './index.js';
 import { evaluateHook, evaluateOutput, accepted, ruleCount, renderNft, type Packet } from '@leakless/nft';
 import { policyOf } from './testing/policies.js';
 
@@ -154,6 +154,92 @@ describe('ruleset (default profile)', () => {
 
   it('lockdown accepts only IPv4 loopback', () => {
     expect(lockdownCheck.check(lockdownRuleset())).toMatchObject({ ok: true });
+  });
+});
+
+// Finding: in Tails' order (ESTABLISHED accepted first) a desktop program that
+// binds the clearnet user's or tor's source port and sends to the same server
+// is "established" and leaves (docs/threat-model.md#flow-ownership).
+describe('flow ownership', () => {
+  const owners = flowOwners(policy);
+  const markOf = (uid: number) => owners.users.find((o) => o.uid === uid)!.mark;
+  const ride = (owner: number, rider: number, daddr: string, ctState: 'established' | 'new' = 'established'): Packet => ({
+    family: 'ipv4',
+    oif: 'eth0',
+    daddr,
+    protocol: 'udp',
+    sport: 40001,
+    dport: 53,
+    skuid: rider,
+    ctState,
+    ctMark: markOf(owner),
+  });
+
+  it('marks a policy user’s flows uid + 1 (root’s too, so 0 stays "nobody’s"), the rest with marks no uid + 1 takes', () => {
+    expect(owners.users).toContainEqual({ uid: 0, mark: 1 });
+    expect(owners.users).toContainEqual({ uid: 106, mark: 0x6b });
+    expect(owners.unnamed).toBe(0xffffffff);
+    expect([...owners.namespaces.values()]).toEqual([0xfffffffe, 0xfffffffd]);
+    const odd = flowOwners(
+      policyOf((d) => {
+        d.users.find((u) => u.name === 'htp')!.uid = 0xfffffffe;
+      }),
+    );
+    expect(odd.unnamed).toBe(0xfffffffe);
+  });
+
+  it.each([
+    [114, 1000, INTERNET, 'the desktop user on the clearnet user’s DNS flow to the Internet'],
+    [106, 1000, LAN, 'the desktop user on tor’s DNS flow to the LAN resolver (which lan.blockedServices refuses it)'],
+    [106, 4242, INTERNET, 'an unnamed uid on tor’s DNS flow'],
+    [0, 1000, LAN, 'the desktop user on root’s flow'],
+  ])('refuses riding uid %i’s flow as uid %i to %s: %s', (owner, rider, daddr) => {
+    expect(accepted(evaluateOutput(t, { ...ride(owner, rider, daddr), ctMark: 0 }).decision)).toBe(false);
+    for (const ctState of ['established', 'new'] as const) {
+      const r = evaluateOutput(t, ride(owner, rider, daddr, ctState));
+      expect(accepted(r.decision)).toBe(false);
+      expect(r.decision.rule?.clause).toMatch(/#flow-ownership/);
+      expect(r.packet.ctMark).toBe(markOf(owner));
+    }
+    expect(accepted(evaluateOutput(t, ride(owner, owner, daddr)).decision)).toBe(true);
+    expect(accepted(evaluateOutput(t, { ...ride(owner, rider, daddr), skuid: undefined, ctDirection: 'reply' }).decision)).toBe(true);
+  });
+
+  it('a flow made before the table loaded (no owner) carries no socket’s packets; the kernel’s own packets pass', () => {
+    expect(accepted(evaluateOutput(t, { ...ride(0, 1000, LAN), ctMark: 0 }).decision)).toBe(false);
+    expect(accepted(evaluateOutput(t, { ...ride(0, 1000, LAN), ctMark: 0, skuid: undefined }).decision)).toBe(true);
+  });
+
+  it('renders the owners as maps and sets an administrator can read', () => {
+    const text = renderNft(t);
+    expect(text).toContain(
+      'ct mark 0x00000000 ct state new counter ct mark set meta skuid map { 0 : 0x00000001, 42 : 0x0000002b, 106 : 0x0000006b, 114 : 0x00000073, 116 : 0x00000075, 1000 : 0x000003e9 }',
+    );
+    expect(text).toContain('ct direction original ct mark != 0xffffffff meta skuid . ct mark != { 0 . 0x00000001, 42 . 0x0000002b,');
+    expect(text).toContain('ct direction original ct mark 0xffffffff meta skuid { 0, 42, 106, 114, 116, 1000 } counter drop');
+    expect(text).toContain(
+      'ip saddr { 10.200.1.1, 127.0.0.1 } tcp sport { 9040, 9050, 9052, 9062, 9063 } ct direction reply meta skuid != { 0, 106 } counter drop',
+    );
+    expect(text).toContain('iifname "veth-clearnet" ip saddr 10.200.1.18 ct mark 0x00000000 ct state new counter ct mark set 0xfffffffd accept');
+  });
+
+  it('only tor answers on a Tor port: a program squatting it while tor is down gets no answer out', () => {
+    const answer = (skuid: number | undefined, sport = 9052): Packet => ({
+      family: 'ipv4',
+      oif: 'lo',
+      saddr: '127.0.0.1',
+      daddr: '127.0.0.1',
+      protocol: 'tcp',
+      sport,
+      dport: 41000,
+      ...(skuid !== undefined ? { skuid } : {}),
+      ctState: 'established',
+      ctDirection: 'reply',
+      ctMark: 1,
+    });
+    expect([0, 106, undefined, 1000, 4242].map((u) => accepted(evaluateOutput(t, answer(u)).decision))).toEqual([true, true, true, false, false]);
+    // a desktop program's own server on another port answers as before
+    expect(accepted(evaluateOutput(t, { ...answer(1000, 8080), ctMark: 0x3e9 }).decision)).toBe(true);
   });
 });
 

@@ -8,10 +8,16 @@
 //     user reaches a namespace or a host address "as LAN" (docs/threat-model.md#internal-range);
 //   - the Tor daemon may use loopback (pluggable transports) but not Tor's own
 //     listeners, so each listener is reachable by exactly its declared clients;
-//   - IPv6 is refused by the first rule of every chain, whatever follows.
+//   - IPv6 is refused by the first rule of every chain, whatever follows;
+//   - every flow is bound to its owner (docs/threat-model.md#flow-ownership):
+//     conntrack keys a flow by addresses and ports, so Tails' "ESTABLISHED
+//     first" lets any local program that binds another user's source port ride
+//     that user's flow. Here a flow's first packet stamps its owner on the
+//     connection (ct mark), original-direction packets are accepted only from
+//     that owner, and only tor answers on a Tor port.
 // Rule order is the policy: first match wins, and the comments name the clause.
 import type { Policy, ResolvedNamespace, TorListener, User } from '@leakless/policy';
-import type { Chain, Rule, Table } from '@leakless/nft';
+import type { Chain, Owner, Rule, Table } from '@leakless/nft';
 
 export const TABLE_NAME = 'leakless';
 /** Tails allow-lists only 127.0.0.1 for the desktop user's generic loopback rule. */
@@ -25,6 +31,44 @@ const NOT_LO = { name: 'lo', negate: true } as const;
 const accept = { kind: 'accept' } as const;
 const drop = { kind: 'drop' } as const;
 const reject = { kind: 'reject' } as const;
+
+const OWNERSHIP = 'docs/threat-model.md#flow-ownership';
+
+/**
+ * The connection marks that name a flow's owner. A policy user's flows carry
+ * uid + 1 (so root's are not 0, the mark of a flow nobody stamped: one made
+ * before this table loaded). Every uid the policy does not name gets one
+ * shared mark: they all have the same grants, so riding each other's flows
+ * gives them nothing. A namespace's flows are owned by its host-side veth:
+ * forwarded and incoming packets have no socket uid.
+ */
+export interface FlowOwners {
+  readonly users: readonly Owner[];
+  readonly unnamed: number;
+  /** namespace name → mark */
+  readonly namespaces: ReadonlyMap<string, number>;
+}
+
+/** Marks from 0xffffffff down for the unnamed uids and the namespaces, skipping any a policy user's uid + 1 takes. */
+export function flowOwners(policy: Policy): FlowOwners {
+  const users = policy.users.map((u) => ({ uid: u.uid, mark: u.uid + 1 }));
+  const taken = new Set(users.map((o) => o.mark));
+  let next = 0xffffffff;
+  const reserve = () => {
+    while (taken.has(next)) next--;
+    taken.add(next);
+    return next;
+  };
+  const unnamed = reserve();
+  return { users, unnamed, namespaces: new Map(policy.namespaces.map((n) => [n.name, reserve()])) };
+}
+
+/** A namespace's mark; every policy namespace has one. */
+function nsMark(owners: FlowOwners, ns: ResolvedNamespace): number {
+  const m = owners.namespaces.get(ns.name);
+  if (m === undefined) throw new Error(`no flow owner mark for namespace ${ns.name}`);
+  return m;
+}
 
 function userClause(policy: Policy, u: User): string {
   const i = policy.document.users.findIndex((x) => x.name === u.name);
@@ -45,14 +89,76 @@ function commonHead(clauseV6: string, v6: Rule['verdict'], logV6: boolean): Rule
   ];
 }
 
-function outputChain(policy: Policy): Chain {
+/**
+ * Who owns each local flow, and who may send on it. Before the established
+ * accept: in Tails' order a program of the desktop user that binds the
+ * clearnet user's (or tor's) source port and sends to the same server is
+ * "established" and leaves, and sweeping every ephemeral port is silent
+ * because refused sends never reach the wire.
+ */
+function ownershipOutput(policy: Policy, owners: FlowOwners): Rule[] {
+  const unowned = { marks: [0] };
+  const policyUids = owners.users.map((o) => o.uid);
+  const torUids = [...new Set([0, policy.torUser.uid])];
+  const rules: Rule[] = [
+    // Stamped only while nobody owns the flow: a NEW packet from another uid
+    // on a flow still waiting for its reply must not take it over.
+    {
+      match: { ctMark: unowned, ctState: ['new'] },
+      setCtMark: { byUid: owners.users },
+      verdict: { kind: 'continue' },
+      clause: `${OWNERSHIP}: a policy user's new flow is its own (mark uid + 1)`,
+    },
+    {
+      match: { ctMark: unowned, ctState: ['new'] },
+      setCtMark: { mark: owners.unnamed },
+      verdict: { kind: 'continue' },
+      clause: `${OWNERSHIP}: any other new flow belongs to the unnamed uids`,
+    },
+    // Packets without a socket uid (the kernel's TIME_WAIT ACKs and resets)
+    // match neither uid test and go on as before.
+    {
+      match: { ctDirection: 'original', ctMark: { marks: [owners.unnamed], negate: true }, owner: { pairs: owners.users, negate: true } },
+      verdict: drop,
+      clause: `${OWNERSHIP}: a flow carries only its owner's packets`,
+    },
+    {
+      match: { ctDirection: 'original', ctMark: { marks: [owners.unnamed] }, skuids: { uids: policyUids } },
+      verdict: drop,
+      clause: `${OWNERSHIP}: an unnamed uid's flow carries no policy user's packets`,
+    },
+  ];
+  // The answering side of a Tor port is tor's: a program that listens on it
+  // while tor is down (a fake ControlPort or SocksPort) gets no answer to its
+  // clients. Debian's tor binds its ports as root before dropping to its user.
+  for (const protocol of ['tcp', 'udp'] as const) {
+    const ls = policy.torListeners.filter((l) => l.protocol === protocol);
+    if (ls.length === 0) continue;
+    rules.push({
+      match: {
+        saddr: { addrs: ls.map((l) => l.address) },
+        protocol,
+        sport: { ports: ls.map((l) => l.port) },
+        ctDirection: 'reply',
+        skuids: { uids: torUids, negate: true },
+      },
+      verdict: drop,
+      clause: `${OWNERSHIP}: only tor answers on a Tor ${protocol} port`,
+    });
+  }
+  return rules;
+}
+
+function outputChain(policy: Policy, owners: FlowOwners): Chain {
   const tor = policy.torUser;
   const desktop = policy.desktopUser;
   const lo = loopbackListeners(policy);
   const rules: Rule[] = [
     ...commonHead('ipv6.enabled=false: no IPv6 out', reject, true),
+    ...ownershipOutput(policy, owners),
     // Tails accepts ESTABLISHED only (0c60a190d01): RELATED is attack surface.
-    { match: { ctState: ['established'] }, verdict: accept, clause: 'docs/threat-model.md#established-only: replies (established only)' },
+    // After the ownership rules, an established original-direction packet is its owner's.
+    { match: { ctState: ['established'] }, verdict: accept, clause: 'docs/threat-model.md#established-only: replies and owners (established only)' },
     // Lets the port-unreachable our own rejects send to local sockets through,
     // so refused applications fail fast (Tails 0f36175afc7).
     { match: { oif: LO, protocol: 'icmp', ctState: ['related'] }, verdict: accept, clause: 'docs/threat-model.md#related-icmp-lo: related ICMP on lo only' },
@@ -159,34 +265,46 @@ function outputChain(policy: Policy): Chain {
   return { name: 'output', base: { type: 'filter', hook: 'output', priority: 'filter', policy: 'drop' }, rules };
 }
 
-function inputChain(policy: Policy): Chain {
+function inputChain(policy: Policy, owners: FlowOwners): Chain {
   const rules: Rule[] = [
     ...commonHead('ipv6.enabled=false: no IPv6 in', drop, false),
-    { match: { ctState: ['established'] }, verdict: accept, clause: 'docs/threat-model.md#established-only: replies (established only)' },
+    // Only replies: the one flow that comes in in its original direction (a
+    // namespace's, to its SocksPort) is accepted by its own rules.
+    {
+      match: { ctDirection: 'reply', ctState: ['established'] },
+      verdict: accept,
+      clause: 'docs/threat-model.md#established-only: replies (established only)',
+    },
     // Loopback is filtered once, on the way out.
     { match: { iif: LO }, verdict: accept, clause: 'docs/threat-model.md#default-deny: loopback in (filtered on the way out)' },
   ];
-  for (const ns of policy.namespaces) rules.push(...namespaceInput(ns));
+  for (const ns of policy.namespaces) rules.push(...namespaceInput(ns, nsMark(owners, ns)));
   rules.push({ match: {}, verdict: drop, clause: 'default: unsolicited inbound dropped' });
   return { name: 'input', base: { type: 'filter', hook: 'input', priority: 'filter', policy: 'drop' }, rules };
 }
 
-function namespaceInput(ns: ResolvedNamespace): Rule[] {
+function namespaceInput(ns: ResolvedNamespace, mark: number): Rule[] {
   const veth = { name: ns.hostVeth };
   if (ns.kind === 'tor-only') {
     const s = ns.socksPort!;
+    const toSocks = {
+      iifname: veth,
+      saddr: { addrs: [ns.guestAddress] },
+      daddr: { addrs: [ns.hostAddress] },
+      protocol: 'tcp',
+      dport: { ports: [s.port] },
+    } as const;
     return [
       {
-        match: {
-          iifname: veth,
-          saddr: { addrs: [ns.guestAddress] },
-          daddr: { addrs: [ns.hostAddress] },
-          protocol: 'tcp',
-          dport: { ports: [s.port] },
-          ctState: ['new'],
-        },
+        match: { ...toSocks, ctMark: { marks: [0] }, ctState: ['new'] },
+        setCtMark: { mark },
         verdict: accept,
-        clause: `${ns.clause} -> ${s.clause}`,
+        clause: `${ns.clause} -> ${s.clause}: a new flow, owned by ${ns.hostVeth}`,
+      },
+      {
+        match: { ...toSocks, ctDirection: 'original', ctMark: { marks: [mark] }, ctState: ['established', 'new'] },
+        verdict: accept,
+        clause: `${ns.clause} -> ${s.clause}: its own flows`,
       },
       { match: { iifname: veth }, verdict: reject, clause: `${ns.clause} tor-only: nothing else on the host` },
     ];
@@ -196,18 +314,26 @@ function namespaceInput(ns: ResolvedNamespace): Rule[] {
   return [{ match: { iifname: veth }, verdict: reject, clause: `${ns.clause} clearnet: no host services` }];
 }
 
-function forwardChain(policy: Policy): Chain {
+function forwardChain(policy: Policy, owners: FlowOwners): Chain {
   const rules: Rule[] = [...commonHead('ipv6.enabled=false: no IPv6 forwarded', drop, false)];
   for (const ns of policy.namespaces.filter((n) => n.kind === 'clearnet')) {
     const veth = { name: ns.hostVeth };
+    const own = { marks: [nsMark(owners, ns)] };
+    const out = { iifname: veth, saddr: { addrs: [ns.guestAddress] } };
     rules.push(
       { match: { iifname: veth, daddr: { addrs: [policy.internalRange] } }, verdict: reject, clause: `${ns.clause} clearnet: not the internal range` },
-      // Tails accepted anything towards veth-clearnet; only replies here.
-      { match: { oifname: veth, ctState: ['established'] }, verdict: accept, clause: `${ns.clause} clearnet: replies` },
+      // Tails accepted anything towards veth-clearnet; only replies to its own flows here.
+      { match: { oifname: veth, ctDirection: 'reply', ctMark: own, ctState: ['established'] }, verdict: accept, clause: `${ns.clause} clearnet: replies` },
       {
-        match: { iifname: veth, saddr: { addrs: [ns.guestAddress] }, ctState: ['established', 'new'] },
+        match: { ...out, ctMark: { marks: [0] }, ctState: ['new'] },
+        setCtMark: { mark: own.marks[0]! },
         verdict: accept,
-        clause: `${ns.clause} clearnet: routed out`,
+        clause: `${ns.clause} clearnet: routed out, a new flow owned by ${ns.hostVeth}`,
+      },
+      {
+        match: { ...out, ctDirection: 'original', ctMark: own, ctState: ['established', 'new'] },
+        verdict: accept,
+        clause: `${ns.clause} clearnet: routed out, its own flows`,
       },
     );
   }
@@ -253,10 +379,11 @@ function natPostroutingChain(policy: Policy): Chain {
 
 /** The policy's ruleset as an AST (the object every check and the lab work on). */
 export function ruleset(policy: Policy): Table {
+  const owners = flowOwners(policy);
   return {
     family: 'inet',
     name: TABLE_NAME,
-    chains: [inputChain(policy), forwardChain(policy), outputChain(policy), natOutputChain(policy), natPostroutingChain(policy)],
+    chains: [inputChain(policy, owners), forwardChain(policy, owners), outputChain(policy, owners), natOutputChain(policy), natPostroutingChain(policy)],
   };
 }
 

@@ -8,8 +8,9 @@
 // checked.
 //
 // The model is deliberately smaller than nft: one match object per rule whose
-// fields are ANDed, one verdict, and every rule has a counter (what the lab
-// and an administrator read to see which rule fired) and a comment naming the
+// fields are ANDed, one verdict (or none, for a rule that only stamps its
+// connection's owner), and every rule has a counter (what the lab and an
+// administrator read to see which rule fired) and a comment naming the
 // policy clause it implements.
 
 export type Family = 'ipv4' | 'ipv6';
@@ -17,6 +18,44 @@ export type CtState = 'invalid' | 'established' | 'related' | 'new';
 /** Connection-tracking status bits a rule may require (`ct status dnat`: the connection was destination-NATed). */
 export type CtStatus = 'snat' | 'dnat';
 export type L4Protocol = 'tcp' | 'udp' | 'icmp';
+/** Which side of its connection a packet travels: `original` from the side that opened it, `reply` back to it. */
+export type CtDirection = 'original' | 'reply';
+
+/**
+ * The connection mark as the flow's owner (docs/threat-model.md#flow-ownership):
+ * conntrack keys a flow by addresses and ports, not by who opened it, so the
+ * rules stamp the opener on the flow's first packet and compare later.
+ */
+export interface MarkMatch {
+  readonly marks: readonly number[];
+  readonly negate?: boolean;
+}
+
+/** A uid and the mark of the flows it owns. */
+export interface Owner {
+  readonly uid: number;
+  readonly mark: number;
+}
+
+/** `meta skuid . ct mark`: the sender and the flow's owner, as pairs; with negate, a sender that is not the flow's owner. */
+export interface OwnerMatch {
+  readonly pairs: readonly Owner[];
+  readonly negate?: boolean;
+}
+
+/** Several socket uids (`meta skuid { … }`); one uid is Match.skuid. */
+export interface UidSetMatch {
+  readonly uids: readonly number[];
+  readonly negate?: boolean;
+}
+
+/**
+ * What a rule stamps on its connection when it matches, before its verdict:
+ * a constant, or the mark of the sending uid looked up in a map. A uid the
+ * map lacks (or a packet without a socket) ends the rule there, as nft's map
+ * lookup does: no stamp, no verdict.
+ */
+export type CtMarkSet = { readonly mark: number } | { readonly byUid: readonly Owner[] };
 
 /** IPv4 addresses or CIDRs; with negate, the rule matches anything outside them. */
 export interface AddrMatch {
@@ -59,6 +98,11 @@ export interface Match {
   readonly tcpSyn?: boolean;
   /** Numeric uid of the sending socket: names would be resolved on the loading host (docs/design.md#numeric-uids). */
   readonly skuid?: number;
+  readonly skuids?: UidSetMatch;
+  readonly ctDirection?: CtDirection;
+  readonly ctMark?: MarkMatch;
+  /** Needs no other uid match. */
+  readonly owner?: OwnerMatch;
   readonly ctState?: readonly CtState[];
   /** All of these status bits set. */
   readonly ctStatus?: readonly CtStatus[];
@@ -74,13 +118,17 @@ export type Verdict =
    */
   | { readonly kind: 'reject'; readonly icmpx?: 'port-unreachable' | 'admin-prohibited' }
   | { readonly kind: 'dnat'; readonly address: string; readonly port: number }
-  | { readonly kind: 'masquerade' };
+  | { readonly kind: 'masquerade' }
+  /** No verdict: the rule only stamps its connection (Rule.setCtMark) and the next rule decides. */
+  | { readonly kind: 'continue' };
 
 export interface Rule {
   readonly match: Match;
   readonly verdict: Verdict;
   /** Log with the sender's uid before the verdict (every refusal of a local socket is logged). */
   readonly log?: boolean;
+  /** Stamp the connection's owner when the rule matches (docs/threat-model.md#flow-ownership). */
+  readonly setCtMark?: CtMarkSet;
   /** The policy clause this rule implements; rendered as the nft comment. */
   readonly clause: string;
 }

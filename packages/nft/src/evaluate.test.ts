@@ -74,3 +74,76 @@ describe('evaluator', () => {
     expect(matches({ protocol: 'tcp', sport: { ports: [22] } }, { ...reply(22), sport: undefined })).toBe(false);
   });
 });
+
+// Flow ownership (docs/threat-model.md#flow-ownership): stamp the opener, then
+// refuse an original-direction packet from anyone else.
+const owned: Table = {
+  family: 'inet',
+  name: 'owned',
+  chains: [
+    {
+      name: 'output',
+      base: { type: 'filter', hook: 'output', priority: 0, policy: 'drop' },
+      rules: [
+        {
+          match: { ctState: ['new'], ctMark: { marks: [0] } },
+          setCtMark: { byUid: [{ uid: 106, mark: 107 }] },
+          verdict: { kind: 'continue' },
+          clause: 'stamp a policy user',
+        },
+        { match: { ctState: ['new'], ctMark: { marks: [0] } }, setCtMark: { mark: 0xffffffff }, verdict: { kind: 'continue' }, clause: 'stamp the rest' },
+        {
+          match: { ctDirection: 'original', ctMark: { marks: [0xffffffff], negate: true }, owner: { pairs: [{ uid: 106, mark: 107 }], negate: true } },
+          verdict: { kind: 'drop' },
+          clause: 'not the owner',
+        },
+        { match: { ctState: ['established'] }, verdict: { kind: 'accept' }, clause: 'established' },
+        { match: { skuid: 106, ctState: ['new'] }, verdict: { kind: 'accept' }, clause: 'tor' },
+      ],
+    },
+  ],
+};
+
+describe('evaluator: connection marks', () => {
+  const udp = (skuid: number | undefined, ctState: 'new' | 'established', ctMark?: number): Packet => ({
+    family: 'ipv4',
+    oif: 'eth0',
+    daddr: '198.51.100.10',
+    protocol: 'udp',
+    dport: 53,
+    ...(skuid !== undefined ? { skuid } : {}),
+    ctState,
+    ...(ctMark !== undefined ? { ctMark } : {}),
+  });
+  it('stamps the opener by its uid, and everyone else with the fallback mark', () => {
+    expect(evaluateOutput(owned, udp(106, 'new')).decision).toMatchObject({ verdict: { kind: 'accept' }, ctMark: 107 });
+    expect(evaluateOutput(owned, udp(1000, 'new')).decision).toMatchObject({ verdict: { kind: 'policy-drop' }, ctMark: 0xffffffff });
+  });
+  it('refuses another uid on the owner’s flow, and a NEW packet from it does not restamp', () => {
+    expect(accepted(evaluateOutput(owned, udp(106, 'established', 107)).decision)).toBe(true);
+    expect(evaluateOutput(owned, udp(1000, 'established', 107)).decision.rule?.clause).toBe('not the owner');
+    expect(evaluateOutput(owned, udp(1000, 'new', 107)).decision).toMatchObject({ rule: { clause: 'not the owner' }, ctMark: 107 });
+  });
+  it('lets replies and packets without a socket uid through (a negated uid test does not match them)', () => {
+    expect(accepted(evaluateOutput(owned, { ...udp(1000, 'established', 107), ctDirection: 'reply' }).decision)).toBe(true);
+    expect(accepted(evaluateOutput(owned, udp(undefined, 'established', 107)).decision)).toBe(true);
+    expect(matches({ skuids: { uids: [0], negate: true } }, udp(undefined, 'new'))).toBe(false);
+    expect(matches({ skuids: { uids: [0], negate: true } }, udp(5, 'new'))).toBe(true);
+  });
+  it('ends a rule whose map has no entry for the uid: no stamp, no verdict', () => {
+    const t: Table = {
+      ...owned,
+      chains: [
+        {
+          ...owned.chains[0]!,
+          rules: [
+            { match: {}, setCtMark: { byUid: [{ uid: 106, mark: 107 }] }, verdict: { kind: 'accept' }, clause: 'stamp and accept' },
+            { match: {}, verdict: { kind: 'drop' }, clause: 'rest' },
+          ],
+        },
+      ],
+    };
+    expect(evaluateOutput(t, udp(106, 'new')).decision).toMatchObject({ verdict: { kind: 'accept' }, ctMark: 107 });
+    expect(evaluateOutput(t, udp(1000, 'new')).decision).toMatchObject({ verdict: { kind: 'drop' }, ctMark: 0 });
+  });
+});

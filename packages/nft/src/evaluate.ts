@@ -5,7 +5,22 @@
 // modules read what a table grants without parsing nft text.
 // It models only what the AST can express; the lab checks the kernel.
 import { addressIn, parseCidr4 } from '@leakless/policy/net';
-import type { AddrMatch, Chain, CtState, CtStatus, Family, IfMatch, L4Protocol, Match, PortMatch, Rule, Table, Verdict } from './ast.js';
+import type {
+  AddrMatch,
+  Chain,
+  CtDirection,
+  CtMarkSet,
+  CtState,
+  CtStatus,
+  Family,
+  IfMatch,
+  L4Protocol,
+  Match,
+  PortMatch,
+  Rule,
+  Table,
+  Verdict,
+} from './ast.js';
 
 export interface Packet {
   readonly family: Family;
@@ -25,6 +40,10 @@ export interface Packet {
   readonly ctState: CtState;
   /** Status bits of the packet's connection (none when absent). */
   readonly ctStatus?: readonly CtStatus[];
+  /** Which way the packet travels on its connection (original when absent). */
+  readonly ctDirection?: CtDirection;
+  /** The connection's mark, its owner (0 when absent: a flow nobody stamped). */
+  readonly ctMark?: number;
 }
 
 export interface Decision {
@@ -32,6 +51,8 @@ export interface Decision {
   readonly rule?: Rule;
   readonly index: number;
   readonly chain: string;
+  /** The connection's mark after the chain ran (a rule may have stamped it). */
+  readonly ctMark?: number;
 }
 
 function ifMatches(m: IfMatch | undefined, name: string | undefined): boolean {
@@ -62,15 +83,39 @@ export function matches(m: Match, p: Packet): boolean {
   if (!portMatches(m.sport, p.sport) || !portMatches(m.dport, p.dport)) return false;
   if (m.tcpSyn && !(p.protocol === 'tcp' && p.tcpFlags === 'syn')) return false;
   if (m.skuid !== undefined && m.skuid !== p.skuid) return false;
+  // A packet without a socket uid matches no uid test, negated or not (nft breaks the rule).
+  if (m.skuids && (p.skuid === undefined || m.skuids.uids.includes(p.skuid) === (m.skuids.negate ?? false))) return false;
+  if (m.ctDirection && m.ctDirection !== (p.ctDirection ?? 'original')) return false;
+  if (m.ctMark && m.ctMark.marks.includes(p.ctMark ?? 0) === (m.ctMark.negate ?? false)) return false;
+  if (m.owner) {
+    if (p.skuid === undefined) return false;
+    const own = m.owner.pairs.some((o) => o.uid === p.skuid && o.mark === (p.ctMark ?? 0));
+    if (own === (m.owner.negate ?? false)) return false;
+  }
   if (m.ctState && !m.ctState.includes(p.ctState)) return false;
   if (m.ctStatus && !m.ctStatus.every((s) => p.ctStatus?.includes(s))) return false;
   return true;
 }
 
+/** The mark a stamp gives this packet's connection; undefined when a map has no entry for its uid (the rule ends there). */
+function stamp(s: CtMarkSet, p: Packet): number | undefined {
+  if ('mark' in s) return s.mark;
+  return s.byUid.find((o) => o.uid === p.skuid)?.mark;
+}
+
+/** First matching rule with a verdict wins; rules without one only stamp the connection, and evaluation goes on. */
 export function evaluateChain(chain: Chain, p: Packet): Decision {
-  const i = chain.rules.findIndex((r) => matches(r.match, p));
-  if (i >= 0) return { verdict: chain.rules[i]!.verdict, rule: chain.rules[i]!, index: i, chain: chain.name };
-  return { verdict: { kind: chain.base.policy === 'accept' ? 'policy-accept' : 'policy-drop' }, index: -1, chain: chain.name };
+  let q = p;
+  for (const [i, r] of chain.rules.entries()) {
+    if (!matches(r.match, q)) continue;
+    if (r.setCtMark) {
+      const m = stamp(r.setCtMark, q);
+      if (m === undefined) continue;
+      q = { ...q, ctMark: m };
+    }
+    if (r.verdict.kind !== 'continue') return { verdict: r.verdict, rule: r, index: i, chain: chain.name, ctMark: q.ctMark ?? 0 };
+  }
+  return { verdict: { kind: chain.base.policy === 'accept' ? 'policy-accept' : 'policy-drop' }, index: -1, chain: chain.name, ctMark: q.ctMark ?? 0 };
 }
 
 export function accepted(d: Decision): boolean {
@@ -87,7 +132,8 @@ export function evaluateOutput(table: Table, p: Packet): { packet: Packet; decis
   }
   const filter = table.chains.find((c) => c.base.type === 'filter' && c.base.hook === 'output');
   if (!filter) throw new Error('no filter output chain');
-  return { packet: q, decision: evaluateChain(filter, q) };
+  const decision = evaluateChain(filter, q);
+  return { packet: { ...q, ctMark: decision.ctMark ?? 0 }, decision };
 }
 
 export function evaluateHook(table: Table, hook: 'input' | 'forward' | 'output', p: Packet): Decision {

@@ -50,6 +50,36 @@ const table: Table = {
       rules: [
         { match: { nfproto: 'ipv6' }, verdict: { kind: 'reject', icmpx: 'admin-prohibited' }, clause: 'ipv6.enabled false' },
         { match: { oif: { name: 'lo' }, protocol: 'tcp', tcpSyn: true, skuid: 1000 }, verdict: { kind: 'reject' }, log: true, clause: 'logged refusal' },
+        {
+          match: { ctMark: { marks: [0] }, ctState: ['new'] },
+          setCtMark: {
+            byUid: [
+              { uid: 1000, mark: 0x3e9 },
+              { uid: 0, mark: 1 },
+            ],
+          },
+          verdict: { kind: 'continue' },
+          clause: 'stamp by uid',
+        },
+        { match: { ctMark: { marks: [0] }, ctState: ['new'] }, setCtMark: { mark: 0xffffffff }, verdict: { kind: 'continue' }, clause: 'stamp the rest' },
+        {
+          match: { ctDirection: 'original', ctMark: { marks: [0xffffffff], negate: true }, owner: { pairs: [{ uid: 1000, mark: 0x3e9 }], negate: true } },
+          verdict: { kind: 'drop' },
+          clause: 'not the owner',
+        },
+        { match: { ctDirection: 'original', ctMark: { marks: [0xffffffff] }, skuids: { uids: [1000, 0] } }, verdict: { kind: 'drop' }, clause: 'uid set' },
+        {
+          match: {
+            saddr: { addrs: ['127.0.0.1', '10.200.1.1'] },
+            protocol: 'tcp',
+            sport: { ports: [9050] },
+            ctDirection: 'reply',
+            skuids: { uids: [106, 0], negate: true },
+          },
+          verdict: { kind: 'drop' },
+          clause: 'only tor answers',
+        },
+        { match: { iifname: { name: 'veth0' }, ctState: ['new'] }, setCtMark: { mark: 0xfffffffe }, verdict: { kind: 'accept' }, clause: 'stamp and accept' },
         { match: {}, verdict: { kind: 'reject', icmpx: 'admin-prohibited' }, clause: 'nothing else' },
       ],
     },
@@ -66,6 +96,12 @@ describe('renderTable', () => {
     expect(text).toContain('meta nfproto ipv6 counter reject with icmpx admin-prohibited comment "ipv6.enabled false"');
     expect(text).toContain('\t\tcounter reject with icmpx admin-prohibited comment "nothing else"');
     expect(text).toContain('\ttype nat hook output priority -100; policy accept;');
+    expect(text).toContain('ct mark 0x00000000 ct state new counter ct mark set meta skuid map { 0 : 0x00000001, 1000 : 0x000003e9 } comment "stamp by uid"');
+    expect(text).toContain('ct mark 0x00000000 ct state new counter ct mark set 0xffffffff comment "stamp the rest"');
+    expect(text).toContain('ct direction original ct mark != 0xffffffff meta skuid . ct mark != { 1000 . 0x000003e9 } counter drop comment "not the owner"');
+    expect(text).toContain('ct direction original ct mark 0xffffffff meta skuid { 0, 1000 } counter drop comment "uid set"');
+    expect(text).toContain('ip saddr { 10.200.1.1, 127.0.0.1 } tcp sport 9050 ct direction reply meta skuid != { 0, 106 } counter drop');
+    expect(text).toContain('iifname "veth0" ct state new counter ct mark set 0xfffffffe accept comment "stamp and accept"');
     const lines = text.split('\n');
     expect(lines[lines.indexOf('\tchain nat_output {') - 1]).toBe('\t# a chain’s reason, <in> any characters but a line break');
   });
@@ -88,6 +124,20 @@ describe('renderTable', () => {
     expect(bad({ match: { protocol: 'icmp', sport: { ports: [53] } } })).toThrow(/icmp has no ports/);
     expect(bad({ match: { ctStatus: [] } })).toThrow(/empty ct status/);
     expect(bad({ clause: '' })).toThrow(/clause comment/);
+    expect(bad({ verdict: { kind: 'continue' } })).toThrow(/neither a verdict nor a statement/);
+    expect(bad({ match: { skuid: 1, owner: { pairs: [{ uid: 1, mark: 2 }] } } })).toThrow(/one uid match/);
+    expect(bad({ match: { ctMark: { marks: [2 ** 32] } } })).toThrow(/bad mark/);
+    expect(bad({ setCtMark: { byUid: [] } })).toThrow(/empty owner set/);
+    expect(
+      bad({
+        setCtMark: {
+          byUid: [
+            { uid: 1, mark: 2 },
+            { uid: 1, mark: 3 },
+          ],
+        },
+      }),
+    ).toThrow(/two marks/);
     expect(() => renderTable({ ...table, chains: [{ ...table.chains[0]!, why: 'two\nlines' }] })).toThrow(/line break/);
     expect(() => renderNft(table, ['ok', 'a\nflush ruleset'])).toThrow(/line break/);
   });

@@ -8,10 +8,12 @@ import {
   type AddrMatch,
   type BaseChainSpec,
   type Chain,
+  type CtMarkSet,
   type CtState,
   type CtStatus,
   type IfMatch,
   type Match,
+  type Owner,
   type PortMatch,
   type Rule,
   type Table,
@@ -54,6 +56,37 @@ function ports(proto: string, field: 'sport' | 'dport', m: PortMatch): string {
   return `${proto} ${field} ${m.negate ? '!= ' : ''}${set(sorted, String)}`;
 }
 
+function uid(u: number): string {
+  if (!Number.isInteger(u) || u < 0 || u > 4294967294) throw new Error(`nft: bad uid ${u}`);
+  return String(u);
+}
+
+/** A connection mark as nft lists it: 0x and eight hex digits. */
+export function markText(m: number): string {
+  if (!Number.isInteger(m) || m < 0 || m > 0xffffffff) throw new Error(`nft: bad mark ${m}`);
+  return `0x${m.toString(16).padStart(8, '0')}`;
+}
+
+const byUidThenMark = (a: Owner, b: Owner) => a.uid - b.uid || a.mark - b.mark;
+
+function uniqueSorted<T>(items: readonly T[], cmp: (a: T, b: T) => number, key: (x: T) => string): T[] {
+  const seen = new Map(items.map((x) => [key(x), x]));
+  return [...seen.values()].sort(cmp);
+}
+
+function owners(pairs: readonly Owner[]): Owner[] {
+  if (pairs.length === 0) throw new Error('nft: empty owner set');
+  return uniqueSorted(pairs, byUidThenMark, (o) => `${o.uid}.${o.mark}`);
+}
+
+function setCtMark(s: CtMarkSet): string {
+  if ('mark' in s) return `ct mark set ${markText(s.mark)}`;
+  const entries = owners(s.byUid);
+  if (new Set(entries.map((o) => o.uid)).size !== entries.length) throw new Error('nft: a uid with two marks in a ct mark map');
+  // A map keeps its braces in nft's listing, even with one entry.
+  return `ct mark set meta skuid map { ${entries.map((o) => `${uid(o.uid)} : ${markText(o.mark)}`).join(', ')} }`;
+}
+
 function iface(kw: string, m: IfMatch): string {
   if (m.name.length === 0 || m.name.length > 15) throw new Error(`nft: bad interface name ${JSON.stringify(m.name)}`);
   return `${kw} ${m.negate ? '!= ' : ''}"${text(m.name, 'interface name')}"`;
@@ -78,9 +111,22 @@ function matchStatements(m: Match): string[] {
   if (m.sport) out.push(ports(m.protocol!, 'sport', m.sport));
   if (m.dport) out.push(ports(m.protocol!, 'dport', m.dport));
   if (m.tcpSyn) out.push('tcp flags syn / fin,syn,rst,ack');
-  if (m.skuid !== undefined) {
-    if (!Number.isInteger(m.skuid) || m.skuid < 0 || m.skuid > 4294967294) throw new Error(`nft: bad uid ${m.skuid}`);
-    out.push(`meta skuid ${m.skuid}`);
+  if (m.ctDirection) out.push(`ct direction ${m.ctDirection}`);
+  if (m.ctMark) {
+    const marks = [...new Set(m.ctMark.marks)].sort((a, b) => a - b);
+    out.push(`ct mark ${m.ctMark.negate ? '!= ' : ''}${set(marks, markText)}`);
+  }
+  const uidMatches = [m.skuid, m.skuids, m.owner].filter((x) => x !== undefined).length;
+  if (uidMatches > 1) throw new Error('nft: one uid match per rule (skuid, skuids or owner)');
+  if (m.skuid !== undefined) out.push(`meta skuid ${uid(m.skuid)}`);
+  if (m.skuids) {
+    const uids = [...new Set(m.skuids.uids)].sort((a, b) => a - b);
+    out.push(`meta skuid ${m.skuids.negate ? '!= ' : ''}${set(uids, uid)}`);
+  }
+  if (m.owner) {
+    // A concatenation keeps its braces in nft's listing, even with one element.
+    const pairs = owners(m.owner.pairs);
+    out.push(`meta skuid . ct mark ${m.owner.negate ? '!= ' : ''}{ ${pairs.map((o) => `${uid(o.uid)} . ${markText(o.mark)}`).join(', ')} }`);
   }
   if (m.ctState) {
     if (m.ctState.length === 0) throw new Error('nft: empty ct state match');
@@ -112,16 +158,20 @@ function verdict(v: Verdict, listing: boolean): string {
     }
     case 'dnat':
       return `dnat ip to ${v.address}:${v.port}`;
+    case 'continue':
+      return '';
   }
 }
 
 export function renderRule(r: Rule, opts: RenderOptions = {}): string {
   if (r.clause.length === 0) throw new Error('nft: every rule needs a clause comment');
   if (r.clause.length > COMMENT_MAX) throw new Error(`nft: comment longer than ${COMMENT_MAX}: ${r.clause}`);
+  if (r.verdict.kind === 'continue' && !r.setCtMark) throw new Error(`nft: a rule with neither a verdict nor a statement: ${r.clause}`);
   const parts = [...matchStatements(r.match), opts.listing ? 'counter packets 0 bytes 0' : 'counter'];
+  if (r.setCtMark) parts.push(setCtMark(r.setCtMark));
   if (r.log) parts.push(`log prefix "${LOG_PREFIX}" level debug flags skuid`);
   parts.push(verdict(r.verdict, opts.listing ?? false), `comment "${text(r.clause, 'comment')}"`);
-  return parts.join(' ');
+  return parts.filter((x) => x !== '').join(' ');
 }
 
 /** A `#` comment line: anything but a line break (which would end the comment and start a statement). */
