@@ -5,19 +5,14 @@
 // changed after emit) is caught by the rootfs verification and fails its
 // self-test in the booted system.
 import { describe, expect, it } from 'vitest';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { assemble, readPolicyFile, type Tree } from '@leakless/policy';
 import { allModules } from '@leakless/crosscheck';
 import { buildIso, planImage, STALL_LIMIT_MS } from '@leakless/image';
 import { needRoot, needTool, skipUnless, type Missing } from '@leakless/testing';
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const cli = join(repo, 'tools', 'leakless', 'bin', 'leakless.js');
-const work = join(repo, 'dist', 'e2e-iso');
-const cache = join(work, 'cache');
+import { cache, leakless, manifestOf, repo, sharedIso, work } from './shared.js';
 
 const hint = 'npm run e2e installs it (tools/leakless/install-deps.sh e2e)';
 const needFile = (path: string, what: string): Missing => (existsSync(path) ? undefined : `${what} (${path}) is missing`);
@@ -47,13 +42,7 @@ interface BootJson {
     report?: { uptime?: { start: number; end: number }; results: { id: string; ok: boolean; detail: string }[] };
   }[];
 }
-const manifestOf = (dir: string) => JSON.parse(readFileSync(join(dir, 'leakless-amd64.manifest.json'), 'utf8')) as Record<string, any>;
 const figures: Record<string, string> = {};
-
-async function leakless(args: string[]) {
-  const r = await execa('node', [cli, ...args], { cwd: repo, reject: false, stderr: 'inherit' });
-  return { exitCode: r.exitCode, stdout: r.stdout };
-}
 
 async function boot(iso: string, firmware: 'bios' | 'uefi', extra: string[] = []): Promise<{ exitCode: number | undefined; json: BootJson }> {
   const r = await leakless(['boot', '--iso', iso, '--firmware', firmware, '--json', '--timeout', '600', '--cache', cache, ...extra]);
@@ -65,11 +54,10 @@ describe.skipIf(skip).sequential('the live ISO', () => {
   const b = join(work, 'b');
 
   it('leakless iso builds it cold (base rebuilt) and verifies the built root filesystem', async () => {
-    const t = Date.now();
-    const r = await leakless(['iso', '--out', a, '--cache', cache, '--fresh-base', '--json']);
-    figures['cold build'] = `${((Date.now() - t) / 1000).toFixed(0)} s`;
-    expect(r.exitCode).toBe(0);
-    const report = JSON.parse(r.stdout) as {
+    const shared = await sharedIso();
+    expect(shared.dir).toBe(a);
+    figures['cold build'] = `${(shared.buildMs / 1000).toFixed(0)} s`;
+    const report = shared.report as {
       ok: boolean;
       accel: { accel: string; accelReason: string; debos: { mode: string; reason: string } };
       base: { cached: boolean };

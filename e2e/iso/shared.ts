@@ -1,0 +1,49 @@
+// The default ISO, built cold once per run of the ISO project and shared by
+// every suite in it (CI allows at most three cold builds per run). The first
+// suite that asks builds it with `leakless iso --fresh-base`; the others find
+// the marker of this run next to it and reuse it.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { inject } from 'vitest';
+
+export const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const cli = join(repo, 'tools', 'leakless', 'bin', 'leakless.js');
+export const work = join(repo, 'dist', 'e2e-iso');
+export const cache = join(work, 'cache');
+
+export interface SharedIso {
+  readonly dir: string;
+  readonly iso: string;
+  readonly manifest: Record<string, any>;
+  /** The `leakless iso --json` report of the cold build, and how long it took. */
+  readonly report: Record<string, any>;
+  readonly buildMs: number;
+}
+
+export async function leakless(args: readonly string[]): Promise<{ exitCode: number | undefined; stdout: string }> {
+  const r = await execa('node', [cli, ...args], { cwd: repo, reject: false, stderr: 'inherit' });
+  return { exitCode: r.exitCode, stdout: r.stdout };
+}
+
+export const manifestOf = (dir: string): Record<string, any> => JSON.parse(readFileSync(join(dir, 'leakless-amd64.manifest.json'), 'utf8'));
+
+/** The cold-built default ISO of this run (built on first use). Throws if the build fails. */
+export async function sharedIso(): Promise<SharedIso> {
+  const dir = join(work, 'a');
+  const marker = join(dir, 'e2e-build.json');
+  const runId = inject('isoRunId');
+  const iso = join(dir, 'leakless-amd64.iso');
+  if (existsSync(marker)) {
+    const m = JSON.parse(readFileSync(marker, 'utf8')) as { runId: string; report: Record<string, any>; buildMs: number };
+    if (m.runId === runId) return { dir, iso, manifest: manifestOf(dir), report: m.report, buildMs: m.buildMs };
+  }
+  const t = Date.now();
+  const r = await leakless(['iso', '--out', dir, '--cache', cache, '--fresh-base', '--json']);
+  const buildMs = Date.now() - t;
+  if (r.exitCode !== 0) throw new Error(`leakless iso failed (exit ${r.exitCode}); see its output above`);
+  const report = JSON.parse(r.stdout) as Record<string, any>;
+  writeFileSync(marker, JSON.stringify({ runId, report, buildMs }));
+  return { dir, iso, manifest: manifestOf(dir), report, buildMs };
+}
