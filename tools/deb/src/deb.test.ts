@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { assemble, emission, readDefaultPolicy, type Policy } from '@leakless/policy';
+import { assemble, emission, memoryTree, readDefaultPolicy, type Policy } from '@leakless/policy';
 import { allModules } from '@leakless/crosscheck';
 import { needTool, skipUnless } from '@leakless/testing';
 import {
@@ -13,6 +13,7 @@ import {
   DebInputError,
   DIVERTED,
   inputProblems,
+  installedAssertions,
   maskedUnitsOf,
   planDebs,
   usersOf,
@@ -73,7 +74,7 @@ describe('the plan of the default policy', async () => {
   it('diverts the torrc of tor and makes every other /etc file a conffile', () => {
     const tor = byName.get('leakless-tor-config')!;
     expect(tor.diversions.map((d) => d.path)).toContain('/etc/tor/torrc');
-    expect(tor.scripts.preinst).toContain(
+    expect(tor.scripts.postinst).toContain(
       "dpkg-divert --quiet --package leakless-tor-config --add --rename --divert '/etc/tor/torrc.leakless-orig' '/etc/tor/torrc'",
     );
     expect(tor.scripts.postrm).toContain(
@@ -173,5 +174,47 @@ describe.skipIf(skip)('built packages', async () => {
         execFileSync('sh', ['-n'], { input: text });
       }
     }
+  });
+});
+
+describe('installed-root assertions', async () => {
+  const r = await readDefaultPolicy();
+  if (!r.ok) throw new Error('default policy invalid');
+  const assembly = assemble(r.policy, allModules);
+  const users = usersOf(assembly);
+  const root = mkdtempSync(join(tmpdir(), 'lk-installed-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+  const byId = (id: string) => installedAssertions(assembly, root).find((a) => a.id === id)!;
+  const ctx = { tree: memoryTree(assembly.tree), policy: r.policy, run: async () => ({ exitCode: 1, stdout: '', stderr: '' }) };
+  const writeRoot = (uidOf: (u: (typeof users)[number]) => number) => {
+    for (const f of assembly.tree.files) {
+      mkdirSync(join(root, dirname(f.path)), { recursive: true });
+      writeFileSync(join(root, f.path), f.content);
+      chmodSync(join(root, f.path), f.mode);
+    }
+    mkdirSync(join(root, 'etc'), { recursive: true });
+    writeFileSync(join(root, 'etc/passwd'), users.map((u) => `${u.name}:x:${uidOf(u)}:${u.gid}::${u.home}:${u.shell}\n`).join(''));
+    writeFileSync(join(root, 'etc/group'), users.map((u) => `${u.name}:x:${u.gid}:\n`).join(''));
+  };
+
+  it('pass on a root that has every file and account', async () => {
+    writeRoot((u) => u.uid);
+    expect(await byId('installed.files').check(ctx)).toMatchObject({ ok: true });
+    expect(await byId('installed.users').check(ctx)).toMatchObject({ ok: true });
+  });
+  it('name a missing file, a changed mode and a renumbered account', async () => {
+    writeRoot((u) => (u.name === 'debian-tor' ? 100 : u.uid));
+    rmSync(join(root, '/etc/tor/torrc'));
+    chmodSync(join(root, assembly.tree.files.find((f) => f.mode === 0o755)!.path), 0o644);
+    const files = await byId('installed.files').check(ctx);
+    expect(files.ok).toBe(false);
+    expect(files.detail).toMatch(/\/etc\/tor\/torrc missing/);
+    expect(files.detail).toMatch(/mode 644, emitted 755/);
+    expect((await byId('installed.users').check(ctx)).detail).toMatch(/debian-tor is 100:112, the policy says 106:112/);
+  });
+  it('units: a unit systemctl does not report enabled fails', async () => {
+    const res = await byId('installed.units').check(ctx);
+    expect(res.ok).toBe(false);
+    expect(res.detail).toMatch(/leakless-firewall\.service: exit 1 \(want enabled\)/);
   });
 });

@@ -24,3 +24,4 @@ export type { BuildResult, BuiltDeb } from './build.js';
 export { debianVersionProblem, fileVersion } from './version.js';
 export { usersOf } from './users.js';
 export { MASK_STATE_DIR } from './scripts.js';
+export { installedAssertions } from './installed.js';

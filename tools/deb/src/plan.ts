@@ -7,7 +7,7 @@
 import { gzipSync } from 'node:zlib';
 import type { Emission, GeneratedFile } from '@leakless/policy';
 import { byteOrder, PATHS, UNIT_SEARCH_PATH } from '@leakless/policy';
-import { modulePostinst, modulePostrm, modulePreinst, modulePrerm, usersPreinst, type ModuleScripts } from './scripts.js';
+import { modulePostinst, modulePostrm, modulePrerm, usersPreinst, type ModuleScripts } from './scripts.js';
 import { debianVersionProblem } from './version.js';
 
 /** Bad input, named by its field: nothing is built. */
@@ -27,8 +27,12 @@ export class DebInputError extends Error {
  * the packages' Depends installed) or a local file of every system. They are
  * diverted (dpkg-divert --rename), so removing leakless gives the original
  * back and reinstalling the owner never overwrites leakless' copy (Whonix
- * diverts the torrc the same way). e2e/iso/deb.test.ts checks this table
- * against a real chroot: every shipped path that exists there is here.
+ * diverts the torrc the same way). The value is the owning package, or
+ * says there is none. e2e/iso/deb.test.ts checks the table against a
+ * bookworm chroot: every shipped path that exists there is here, and each
+ * named owner is what dpkg -S says. A path that may be absent (sources.list
+ * on a system configured with deb822 .sources) is diverted all the same: the
+ * diversion then only records that there is nothing to give back.
  */
 export const DIVERTED: Readonly<Record<string, string>> = {
   '/etc/tor/torrc': 'tor',
@@ -67,6 +71,7 @@ export const ESSENTIAL = [
   'init-system-helpers',
   'libc-bin',
   'login',
+  'ncurses-base',
   'ncurses-bin',
   'perl-base',
   'sed',
@@ -220,7 +225,7 @@ export function changelogDate(epoch: number): string {
 function lintianOverrides(pkg: string, diversions: readonly Diversion[]): DebFile[] {
   if (diversions.length === 0) return [];
   const text = diversions
-    .map((d) => `# ${d.path} (${d.owner}) is replaced in postinst by ${d.vendorCopy}\n${pkg}: diversion-for-unknown-file ${d.path.slice(1)} [preinst:*]\n`)
+    .map((d) => `# ${d.path} (${d.owner}) is replaced in postinst by ${d.vendorCopy}\n${pkg}: diversion-for-unknown-file ${d.path.slice(1)} [postinst:*]\n`)
     .join('');
   return [{ path: `/usr/share/lintian/overrides/${pkg}`, content: Buffer.from(text), mode: 0o644 }];
 }
@@ -262,11 +267,9 @@ const sorted = (xs: Iterable<string>) => [...new Set(xs)].sort(byteOrder);
 function scriptsOf(s: ModuleScripts): DebPackage['scripts'] {
   const out: Partial<Record<'preinst' | 'postinst' | 'prerm' | 'postrm', string>> = {};
   const tidy = (t: string | undefined) => t?.replace(/\n[ \t]*\n(?:[ \t]*\n)+/g, '\n\n');
-  const pre = tidy(modulePreinst(s));
   const post = tidy(modulePostinst(s));
   const prerm = tidy(modulePrerm(s));
   const postrm = tidy(modulePostrm(s));
-  if (pre) out.preinst = pre;
   if (post) out.postinst = post;
   if (prerm) out.prerm = prerm;
   if (postrm) out.postrm = postrm;

@@ -83,21 +83,6 @@ export interface ModuleScripts {
 const MASK_DIR = '/etc/systemd/system';
 export const MASK_STATE_DIR = '/var/lib/leakless/masked';
 
-export function modulePreinst(s: ModuleScripts): string | undefined {
-  if (s.diversions.length === 0) return undefined;
-  return `${header(s.pkg, 'preinst')}
-case "$1" in
-  install|upgrade)
-    # files of other packages (and local files every Debian system has) are
-    # moved aside, and restored when this package is removed
-${s.diversions.map((d) => `    dpkg-divert --quiet --package ${s.pkg} --add --rename --divert ${q(d.divertTo)} ${q(d.path)}`).join('\n')}
-    ;;
-esac
-
-exit 0
-`;
-}
-
 function enableSnippet(unit: string): string {
   // debhelper 13.11 autoscripts/postinst-systemd-enable
   return `if [ "$1" = "configure" ] || [ "$1" = "abort-upgrade" ] || [ "$1" = "abort-deconfigure" ] || [ "$1" = "abort-remove" ] ; then
@@ -121,7 +106,7 @@ fi
 export function modulePostinst(s: ModuleScripts): string | undefined {
   const parts: string[] = [];
   if (s.diversions.length || s.maskedUnits.length || s.owned.length || s.foreignUnits.length || s.reload) {
-    parts.push(`install_diverted() { # vendor-copy path mode
+    const installFn = `install_diverted() { # vendor-copy path mode
   # the vendor copy under /usr/share is dpkg's; the diverted path gets an
   # exact copy (a diverted path cannot be a conffile of ours: dpkg keeps one
   # conffile record per path, and tor's record would be ours to purge)
@@ -131,8 +116,8 @@ export function modulePostinst(s: ModuleScripts): string | undefined {
   chown 0:0 "$2.leakless-new"
   mv -f "$2.leakless-new" "$2"
 }
-
-mask_unit() { # unit
+`;
+    const maskFn = `mask_unit() { # unit
   # a unit that must never start, whoever enables, wants or starts it; a
   # file already at the link's place would win over the mask: fail closed
   link=${MASK_DIR}/$1
@@ -145,8 +130,13 @@ mask_unit() { # unit
   ln -s /dev/null "$link"
   : > ${MASK_STATE_DIR}/$1
 }
-
+`;
+    parts.push(`${s.diversions.length ? installFn : ''}${s.maskedUnits.length ? maskFn : ''}
 if [ "$1" = configure ]; then
+  # Diverted here, not in preinst: Depends guarantees the owner (tor) is
+  # configured by now. Diverted while tor was only unpacked, its conffile
+  # stayed torrc.dpkg-new and the diversion pointed at nothing to restore.
+${s.diversions.map((d) => `  dpkg-divert --quiet --package ${s.pkg} --add --rename --divert ${q(d.divertTo)} ${q(d.path)}`).join('\n')}
 ${s.diversions.map((d) => `  install_diverted ${q(d.vendorCopy)} ${q(d.path)} ${d.mode.toString(8).padStart(4, '0')}`).join('\n')}
 ${s.owned.map((o) => `  chown ${o.uid}:${o.gid} ${q(o.path)}`).join('\n')}
 ${s.maskedUnits.map((u) => `  mask_unit ${q(u)}`).join('\n')}
@@ -182,9 +172,14 @@ export function modulePostrm(s: ModuleScripts): string | undefined {
   if (s.diversions.length) {
     parts.push(`case "$1" in
   remove|abort-install|disappear)
-    # our copy goes, the original comes back (Debian's torrc, the local resolv.conf)
+    # our copy goes and the original comes back (Debian's torrc, the local
+    # resolv.conf), only where our diversion is in place (an install that
+    # failed before postinst never diverted, and the file there is not ours)
 ${s.diversions
-  .map((d) => `    rm -f ${q(d.path)}\n    dpkg-divert --quiet --package ${s.pkg} --remove --rename --divert ${q(d.divertTo)} ${q(d.path)}`)
+  .map(
+    (d) =>
+      `    if [ "$(dpkg-divert --listpackage ${q(d.path)})" = ${s.pkg} ]; then\n      rm -f ${q(d.path)}\n      dpkg-divert --quiet --package ${s.pkg} --remove --rename --divert ${q(d.divertTo)} ${q(d.path)}\n    fi`,
+  )
   .join('\n')}
     ;;
 esac

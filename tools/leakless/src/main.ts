@@ -24,6 +24,7 @@ import { isoCommand, ISO_HELP } from './iso.js';
 import { bootCommand, BOOT_HELP } from './boot.js';
 import { benchCommand, BENCH_HELP } from './bench.js';
 import { debCommand, DEB_HELP } from './deb.js';
+import { installedAssertions } from '@leakless/deb';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -59,7 +60,7 @@ explicit modes). Both are replaced atomically; bad input writes nothing.
   boot: BOOT_HELP,
   bench: BENCH_HELP,
   deb: DEB_HELP,
-  check: `usage: leakless check [--config FILE] [--tree DIR] [--module NAME]... [--json]
+  check: `usage: leakless check [--config FILE] [--tree DIR] [--installed] [--module NAME]... [--json]
 
 Evaluates every static assertion of every module on the tree on disk, plus
 tree.matches-policy (the tree is exactly what the policy emits: no drift).
@@ -67,6 +68,9 @@ Prints a table (id, statement, ok/failed); exit 1 if any fails.
 
   --config FILE   policy file; default image-config/default.yaml
   --tree DIR      tree to check; default chroot-includes
+  --installed     the tree is a root filesystem with the packages installed
+                  (leakless deb): other files are allowed; every emitted file,
+                  the fixed uids and the enabled and masked units are checked
   --module NAME   check only this module (repeatable)
   --json          print the results as JSON`,
 };
@@ -95,7 +99,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
       case 'emit':
         return await emitCommand(parseArgs(rest, { config: 'string', out: 'string', tar: 'string', module: 'list', json: 'boolean' }), io);
       case 'check':
-        return await checkCommand(parseArgs(rest, { config: 'string', tree: 'string', module: 'list', json: 'boolean' }), io);
+        return await checkCommand(parseArgs(rest, { config: 'string', tree: 'string', installed: 'boolean', module: 'list', json: 'boolean' }), io);
       case 'iso':
         return await isoCommand(rest, io);
       case 'boot':
@@ -211,7 +215,10 @@ async function checkCommand({ flags, positionals }: Parsed, io: Io): Promise<num
       return { ok: problems.length === 0, detail: problems.length ? `${problems.length} differences, first: ${problems[0]}` : `${want.size} files match` };
     },
   };
-  const results: StaticResult[] = await checkStatic(assembly, onDisk, hostToolRunner, [{ module: 'leakless', assertion: drift }]);
+  const extra = flags.installed
+    ? installedAssertions(assembly, dir).map((assertion) => ({ module: 'installed', assertion }))
+    : [{ module: 'leakless', assertion: drift }];
+  const results: StaticResult[] = await checkStatic(assembly, onDisk, hostToolRunner, extra);
   const failed = results.filter((r) => !r.ok);
   if (flags.json) io.out(JSON.stringify({ tree: dir, passed: results.length - failed.length, failed: failed.length, results }, null, 2));
   else {
