@@ -9,7 +9,11 @@ group=${1:?usage: install-deps.sh test|e2e}
 [ "$(id -u)" = 0 ] || { echo "install-deps: must run as root" >&2; exit 2; }
 
 test_pkgs="nftables tor debos iproute2 tcpdump procps kmod util-linux python3 iputils-ping dnsmasq-base openssl dbus-daemon systemd"
+# .deb packages and local apt repositories (@leakless/deb, @leakless/apt-repo): dpkg-scanpackages
+test_pkgs="$test_pkgs dpkg-dev"
 e2e_pkgs="$test_pkgs mmdebstrap squashfs-tools xorriso grub-pc-bin grub-efi-amd64-bin grub-common mtools dosfstools qemu-system-x86 ovmf systemd-container"
+# lintian on every leakless .deb (e2e/iso/deb.test.ts)
+e2e_pkgs="$e2e_pkgs lintian"
 case "$group" in
   test) pkgs=$test_pkgs ;;
   e2e) pkgs=$e2e_pkgs ;;
