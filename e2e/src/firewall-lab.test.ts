@@ -3,7 +3,7 @@
 // policy, the oracle, the uplink capture, the safety
 // invariants, and the planted leaks the lab must catch.
 
-import { emit, lockdownRuleset, RULESET_PATH, ruleset, UNIT_NAME, unnamedUid } from '@leakless/firewall';
+import { emit, lockdownRuleset, RULESET_PATH, ruleset, UNIT_PATH, unnamedUid } from '@leakless/firewall';
 import { renderNft, renderTable, ruleCount } from '@leakless/nft';
 import { buildTree, memoryTree, type Policy, readPolicyFile } from '@leakless/policy';
 import { evaluateRuntime, normalizeNftListing } from '@leakless/selftest';
@@ -101,7 +101,7 @@ describe.skipIf(skip)('firewall lab: the policy ruleset against real packets', (
   it('loads through the unit (lockdown, then the ruleset) and the kernel holds exactly the emitted table', async () => {
     const e = emit(policy);
     const tree = memoryTree(buildTree([e]));
-    const steps = await startUnitInNs(running!.lab.sut, tree.read(`/etc/systemd/system/${UNIT_NAME}`)!, (p) => tree.read(p));
+    const steps = await startUnitInNs(running!.lab.sut, tree.read(UNIT_PATH)!, (p) => tree.read(p));
     expect(steps.map((s) => [s.directive, s.exitCode])).toEqual([
       ['ExecStartPre', 0],
       ['ExecStart', 0],

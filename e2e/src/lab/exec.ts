@@ -131,10 +131,10 @@ export function labFile(lab: Lab, name: string, content: string | Buffer, mode =
   return writeLabFile(lab.dir, name, content, mode);
 }
 
-/** Write a file under /etc through the holder's overlay: it exists for this lab only. */
+/** Write a file under /etc or /usr/lib through the holder's overlays: it exists for this lab only. */
 export async function writeEtc(lab: Lab, path: string, content: string, mode: number): Promise<void> {
-  if (!lab.holder) throw new Error(`writeEtc ${path}: only a lab with namespaces: 'script' has a private /etc`);
-  if (!path.startsWith('/etc/')) throw new Error(`writeEtc: ${path} is not under /etc`);
+  if (!lab.holder) throw new Error(`writeEtc ${path}: only a lab with namespaces: 'script' has a private /etc and /usr/lib`);
+  if (!path.startsWith('/etc/') && !path.startsWith('/usr/lib/')) throw new Error(`writeEtc: ${path} is not under /etc or /usr/lib`);
   const r = await run(lab, 'sut', 'sh', ['-c', 'mkdir -p "$(dirname "$1")" && cat > "$1" && chmod "$2" "$1"', 'sh', path, mode.toString(8)], {
     input: content,
   });

@@ -5,12 +5,12 @@
 //   buildLab(policy, {namespaces?, suffix?}) → Lab   lk-sut/lk-lan/lk-inet-XXXX, veths, routes, documentation-range
 //                                            Internet, RFC1918 LAN, the lab's directory; the policy namespaces
 //                                            made by the lab or (namespaces: 'script') by the netns script in
-//                                            the sut's holder (private /run/netns, /etc overlay)   (topology.ts)
+//                                            the sut's holder (private /run/netns, /etc and /usr/lib overlays)   (topology.ts)
 //   teardownLab(lab)                         stop what the lab started, delete its namespaces and directory; never throws
 //   addInternetHosts(lab, addrs)             more Internet hosts (documentation ranges only)
 //   run / runHelper / startServer (exec.ts)  a command, a staged helper, a server: where (sut, lan, inet, a policy
 //                                            namespace), as a uid (setpriv), with files bound over paths, via a launcher
-//   helper / labFile / writeEtc              stage a helper, write a lab file, write /etc through the holder
+//   helper / labFile / writeEtc              stage a helper, write a lab file, write /etc or /usr/lib through the holder
 //   startProcess (process.ts)                a long-running process, ready on a line, stopped without throwing
 //   createNamespace / addVeth / addRoute / sysctl / inNs / sh / must / asUser   (netns.ts)
 //   startListener(lab, ns, specs) → Listener TCP/UDP echo endpoints that log every arrival (token, peer); stop()

@@ -221,23 +221,24 @@ export async function buildLab(policy: Policy, opts: LabOptions = {}): Promise<L
 
 /**
  * The sut's holder: a process in the sut with a private mount namespace that
- * has a tmpfs on /run/netns and an overlay on /etc. Commands "in the sut"
- * enter it (exec.ts), so the netns script's namespaces and /etc files exist
- * only there; when it dies they go, and their veths with them.
+ * has a tmpfs on /run/netns and overlays on /etc and /usr/lib (where the
+ * image keeps its vendor files: /usr/lib/leakless). Commands "in the sut"
+ * enter it (exec.ts), so the netns script's namespaces and the tree's files
+ * exist only there; when it dies they go, and their veths with them.
  */
 async function startHolder(lab: Lab): Promise<Proc> {
-  const upper = `${lab.dir}/etc-upper`;
-  const work = `${lab.dir}/etc-work`;
+  const dirs = ['etc-upper', 'etc-work', 'usrlib-upper', 'usrlib-work'].map((d) => `${lab.dir}/${d}`);
   const script = [
     'set -e',
-    'mkdir -p "$1" "$2"',
+    'mkdir -p "$1" "$2" "$3" "$4"',
     'mount -t tmpfs -o mode=0755 lk-run-netns /run/netns',
     'mount -t overlay lk-etc -o lowerdir=/etc,upperdir="$1",workdir="$2" /etc',
+    'mount -t overlay lk-usrlib -o lowerdir=/usr/lib,upperdir="$3",workdir="$4" /usr/lib',
     'echo ready',
     'exec sleep 86400',
   ].join('\n');
   // ip netns exec and unshare exec in place: the holder's pid is the sleep's.
-  return startProcess(['ip', 'netns', 'exec', lab.sut, 'unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', upper, work], {
+  return startProcess(['ip', 'netns', 'exec', lab.sut, 'unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', ...dirs], {
     label: `the holder in ${lab.sut}`,
     ready: /^ready$/,
   });

@@ -53,7 +53,8 @@ async function install(lab: Lab): Promise<{ script: string; launcher: string }> 
   }
   const script = labFile(lab, 'netns-setup', fileOf(netns.SETUP_SCRIPT).content, 0o755);
   const launcher = labFile(lab, 'leakless-netns-exec', fileOf(netns.LAUNCHER).content, 0o755);
-  for (const f of emitted.files.filter((x) => x.path.startsWith('/etc/') && !x.path.startsWith('/etc/systemd/') && !x.path.startsWith('/etc/udev/')))
+  // The files the script reads (its rulesets under /usr/lib/leakless, /etc/netns), not the units, udev rules or programs.
+  for (const f of emitted.files.filter((x) => x.path.startsWith('/etc/') || x.path.startsWith(`${netns.NFT_DIR}/`)))
     await writeEtc(lab, f.path, f.content, f.mode);
   // The saved clearnet DNS (what the resolver module's NetworkManager hook writes): the LAN router.
   await writeEtc(lab, policy.clearnetResolver.file, `nameserver ${lab.addresses.lanRouter}\n`, 0o644);
@@ -357,7 +358,7 @@ describe.skipIf(skip)('netns in the lab: the emitted script, launcher and rules'
     expect((await run(lab, 'sut', 'sh', [exe.script, 'stop'])).exitCode).toBe(0);
     // The last namespace's rules are missing: the script has made the first one by then.
     const last = policy.namespaces[policy.namespaces.length - 1]!;
-    const nft = `/etc/leakless/netns/${last.name}.nft`;
+    const nft = `${netns.NFT_DIR}/${last.name}.nft`;
     expect((await run(lab, 'sut', 'mv', [nft, `${nft}.away`])).exitCode).toBe(0);
     try {
       const r = await run(lab, 'sut', 'sh', [exe.script, 'start']);
@@ -485,7 +486,7 @@ describe.skipIf(skip)('netns anti-tests: a planted defect must be caught', () =>
       expect(wrong(again.verdicts)).toEqual([]);
       await must('nft delete table inet leakless');
     }
-    await must(`ip netns exec ${tbb.name} nft -f ${join('/etc/leakless/netns', `${tbb.name}.nft`)}`);
+    await must(`ip netns exec ${tbb.name} nft -f ${join(netns.NFT_DIR, `${tbb.name}.nft`)}`);
     await baseline();
   });
 
@@ -515,7 +516,7 @@ describe.skipIf(skip)('netns anti-tests: a planted defect must be caught', () =>
         'nft delete table ip lkplant',
         `sysctl -q -w net.ipv4.conf.${tbb.hostVeth}.forwarding=0`,
         `ip -n ${tbb.name} route del default`,
-        `ip netns exec ${tbb.name} nft -f /etc/leakless/netns/${tbb.name}.nft`,
+        `ip netns exec ${tbb.name} nft -f ${netns.NFT_DIR}/${tbb.name}.nft`,
       ].join(' && '),
     );
     await baseline();
@@ -526,7 +527,7 @@ describe.skipIf(skip)('netns anti-tests: a planted defect must be caught', () =>
     await must(`ip netns exec ${cn.name} nft delete table inet ${netns.NS_TABLE}`);
     const { verdicts } = await runProbes(lab, servers, { where: 'sut' }, directTo('planted-inbound', cn.guestAddress, 8080, 'tcp'));
     caught(verdicts[0]!.verdict === 'leak');
-    await must(`ip netns exec ${cn.name} nft -f /etc/leakless/netns/${cn.name}.nft`);
+    await must(`ip netns exec ${cn.name} nft -f ${netns.NFT_DIR}/${cn.name}.nft`);
     await baseline();
   });
 
@@ -534,7 +535,7 @@ describe.skipIf(skip)('netns anti-tests: a planted defect must be caught', () =>
     await must(`ip netns exec ${cn.name} nft delete table inet ${netns.NS_TABLE}`);
     const { verdicts } = await runProbes(lab, servers, as(cn.name), directTo('planted-internal', tbb.hostAddress, socksPort, 'tcp'));
     caught(verdicts[0]!.verdict === 'leak');
-    await must(`ip netns exec ${cn.name} nft -f /etc/leakless/netns/${cn.name}.nft`);
+    await must(`ip netns exec ${cn.name} nft -f ${netns.NFT_DIR}/${cn.name}.nft`);
     await baseline();
   });
 

@@ -113,7 +113,7 @@ describe.skipIf(skip)('private Tor network: the image’s tor through the emitte
     metrics.nodes = { authorities: net.authorities.length, relays: net.relays.length, exits: net.exits.length };
 
     // The firewall, loaded the way the image's unit loads it.
-    const unit = file(`/etc/systemd/system/${firewall.UNIT_NAME}`);
+    const unit = file(firewall.UNIT_PATH);
     if (!unit) throw new Error('firewall unit not emitted');
     const steps = await startUnitInNs(lab.sut, unit.content, (p) => file(p)?.content);
     if (steps.some((s) => s.exitCode !== 0)) throw new Error(`firewall unit failed: ${JSON.stringify(steps)}`);
@@ -123,7 +123,7 @@ describe.skipIf(skip)('private Tor network: the image’s tor through the emitte
     sut = await startSutTor({
       lab,
       policy,
-      files: files.filter((f) => f.path.startsWith('/etc/')),
+      files, // the torrc under /etc/tor and tor's unit drop-in under /usr/lib (startSutTor takes what it needs)
       labDropIn: ['# lab only: use the private Tor network', 'TestingTorNetwork 1', ...net.dirAuthorityLines].join('\n'),
       clearnetResolv: `nameserver ${lab.addresses.lanRouter}\n`,
     });
@@ -394,7 +394,7 @@ describe.skipIf(skip)('private Tor network: the image’s tor through the emitte
     const blocked = await startSutTor({
       lab: lab!,
       policy,
-      files: files.filter((f) => f.path.startsWith('/etc/')),
+      files, // the torrc under /etc/tor and tor's unit drop-in under /usr/lib (startSutTor takes what it needs)
       labDropIn: ['TestingTorNetwork 1', ...net!.dirAuthorityLines].join('\n'),
     });
     try {

@@ -2,14 +2,14 @@
 // configuration (tor's own parse of torrc + drop-ins), the firewall AST and
 // resolv.conf agree; each kind of planted disagreement is reported.
 import { describe, expect, it } from 'vitest';
-import { UNITS, buildTree, hostToolRunner, memoryTree, type GeneratedFile, type Policy } from '@leakless/policy';
+import { PATHS, UNITS, buildTree, emission, hostToolRunner, memoryTree, type GeneratedFile, type Policy } from '@leakless/policy';
 import { defaultPolicy, policyWith } from '@leakless/policy/testing';
 import { needTool, skipUnless } from '@leakless/testing';
 import { ruleset } from '@leakless/firewall';
 import { insertBefore, mapRules, type Rule } from '@leakless/nft';
 import { emit, parseDump, runTor, TORRC, TORRC_D } from '@leakless/tor-config';
 import * as resolver from '@leakless/resolver';
-import { allModules, consistencyProblems, crossModuleAssertions } from './index.js';
+import { allModules, consistencyProblems, crossModuleAssertions, debianLayoutAssertion } from './index.js';
 
 const policy = defaultPolicy();
 const out = emit(policy);
@@ -124,8 +124,8 @@ describe('clearnet resolver visibility across modules', () => {
   const [, visibility] = crossModuleAssertions(policy);
   const check = (fs: readonly GeneratedFile[]) => visibility!.check({ tree: memoryTree(buildTree([{ ...all[0]!, files: fs }])), policy, run: hostToolRunner });
   const extra = (path: string, content: string): GeneratedFile => ({ path, content, mode: 0o644, clause: 'test' });
-  const pretorDropIn = files.find((f) => f.path.startsWith('/etc/systemd/system/leakless-pretor-time.service.d/') && f.content.includes('BindReadOnlyPaths='))!;
-  const torDropIn = files.find((f) => f.path.startsWith(`/etc/systemd/system/${policy.torUnit}.d/`) && f.content.includes('BindReadOnlyPaths='))!;
+  const pretorDropIn = files.find((f) => f.path.startsWith(`${PATHS.units}/leakless-pretor-time.service.d/`) && f.content.includes('BindReadOnlyPaths='))!;
+  const torDropIn = files.find((f) => f.path.startsWith(`${PATHS.units}/${policy.torUnit}.d/`) && f.content.includes('BindReadOnlyPaths='))!;
 
   it('holds on every module’s output together: only tor and the pre-Tor check see the DHCP servers', async () => {
     expect(visibility!.id).toBe('crosscheck.clearnet-resolver-visibility');
@@ -154,8 +154,44 @@ describe('units one module requires of another', () => {
     expect(await check(files)).toMatchObject({ ok: true });
   });
   it('anti-test: a tree without the firewall unit', async () => {
-    const r = await check(files.filter((f) => f.path !== `/etc/systemd/system/${UNITS.firewall}`));
+    const r = await check(files.filter((f) => f.path !== `${PATHS.units}/${UNITS.firewall}`));
     expect(r).toMatchObject({ ok: false, detail: expect.stringContaining(`leakless-netns.service: Requires=${UNITS.firewall}, which no module ships`) });
+  });
+});
+
+describe('one Debian layout for what every module ships', () => {
+  const files = allModules.flatMap((m) => m.emit(policy).files);
+  const layout = crossModuleAssertions(policy).find((a) => a.id === 'crosscheck.debian-layout')!;
+  const extra = (path: string): GeneratedFile => ({ path, content: '', mode: 0o644, clause: 'test' });
+  const treeOf = (fs: readonly GeneratedFile[]) => memoryTree(buildTree([{ ...out, files: fs }]));
+
+  it('holds on every module’s output: vendor files under /usr, /etc only where a program looks nowhere else', async () => {
+    expect(await layout.check({ tree: treeOf(files), policy, run: hostToolRunner })).toMatchObject({ ok: true });
+    // nothing of the old layout is left
+    expect(files.filter((f) => /^\/usr\/local\/|^\/etc\/systemd\/|^\/etc\/leakless\//.test(f.path)).map((f) => f.path)).toEqual([]);
+  });
+
+  it.each([
+    ['a program under /usr/local', '/usr/local/sbin/leakless-netns-exec'],
+    ['a unit in /etc/systemd/system', '/etc/systemd/system/leakless-netns.service'],
+    ['a drop-in in /etc/systemd/system', '/etc/systemd/system/NetworkManager.service.d/50-leakless-firewall.conf'],
+    ['generated config under /etc', '/etc/leakless/time.conf'],
+    ['a path no package uses', '/opt/leakless/netns-setup'],
+  ])('anti-test: a module ships %s', async (_name, path) => {
+    const bad = { name: 'bad', emit: () => emission('bad', { files: [extra(path)] }) };
+    const a = debianLayoutAssertion(policy, [...allModules, bad]);
+    expect(await a.check({ tree: treeOf(files), policy, run: hostToolRunner })).toMatchObject({ ok: false, detail: expect.stringContaining(path) });
+  });
+
+  it.each([
+    ['a file under /usr/local', '/usr/local/bin/tool'],
+    ['a unit file in /etc/systemd/system', '/etc/systemd/system/extra.service'],
+    ['a drop-in file in /etc/systemd/system', '/etc/systemd/system/tor@default.service.d/zz.conf'],
+  ])('anti-test: the tree (or rootfs) has %s', async (_name, path) => {
+    expect(await layout.check({ tree: treeOf([...files, extra(path)]), policy, run: hostToolRunner })).toMatchObject({
+      ok: false,
+      detail: expect.stringContaining(path),
+    });
   });
 });
 

@@ -3,7 +3,17 @@
 // never another module's output; whether two modules' outputs agree (the
 // ports tor listens on and the firewall's grants, resolv.conf and the DNS
 // redirect) is checked here, above them, in one place.
-import { checkResult, emission, type LeaklessModule, type Policy, type StaticAssertion } from '@leakless/policy';
+import {
+  PATHS,
+  checkResult,
+  emission,
+  layoutProblems,
+  unitOfPath,
+  type LeaklessModule,
+  type Policy,
+  type StaticAssertion,
+  type TreeReader,
+} from '@leakless/policy';
 import * as sysctl from '@leakless/sysctl';
 import * as firewall from '@leakless/firewall';
 import * as netns from '@leakless/netns';
@@ -18,6 +28,35 @@ export type { TorListening } from './consistency.js';
 export { clearnetBinds, missingRequirements } from './units.js';
 
 export const name = 'crosscheck';
+
+/**
+ * Where the files are not laid out as Debian packages lay them out
+ * (docs/design.md#layout): a file some module ships outside a package
+ * location, and in the tree (the emitted one or a built rootfs) a file under
+ * /usr/local or a unit or drop-in file in /etc/systemd/system. On a rootfs
+ * the links systemctl makes there (enable, mask) are not files: read() gives
+ * nothing for a link.
+ */
+export function debianLayoutProblems(tree: TreeReader, policy: Policy, modules: readonly LeaklessModule[]): string[] {
+  const shipped = modules.filter((m) => m.name !== name).flatMap((m) => m.emit(policy).files.map((f) => f.path));
+  const problems = layoutProblems(shipped);
+  for (const p of tree.paths()) {
+    if (tree.read(p) === undefined) continue;
+    if (p.startsWith('/usr/local/')) problems.push(`${p}: a file under /usr/local in the tree`);
+    else if (p.startsWith(`${PATHS.adminUnits}/`) && unitOfPath(p)) problems.push(`${p}: a unit or drop-in file in ${PATHS.adminUnits} in the tree`);
+  }
+  return problems;
+}
+
+/** The layout assertion over a module set (allModules in the image; tests pass others). */
+export function debianLayoutAssertion(policy: Policy, modules: readonly LeaklessModule[]): StaticAssertion {
+  return {
+    id: 'crosscheck.debian-layout',
+    statement:
+      'every file the modules ship is in a Debian package location (vendor files under /usr, /etc only where the reading program looks nowhere else); nothing under /usr/local, no unit or drop-in file in /etc/systemd/system',
+    check: ({ tree }) => checkResult(debianLayoutProblems(tree, policy, modules), 'every shipped file in a Debian package location'),
+  };
+}
 
 export function crossModuleAssertions(policy: Policy): StaticAssertion[] {
   const cr = policy.clearnetResolver;
@@ -76,6 +115,8 @@ export function crossModuleAssertions(policy: Policy): StaticAssertion[] {
         );
       },
     },
+    // One layout for the image and the packages: what a module ships is where a Debian package would put it.
+    debianLayoutAssertion(policy, allModules),
   ];
 }
 

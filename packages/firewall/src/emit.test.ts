@@ -4,7 +4,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildTree, memoryTree, checkStatic, type PolicyDocument, type ToolRunner, type TreeReader } from '@leakless/policy';
 import { normalizeNftListing } from '@leakless/selftest';
-import { emit, lockdownFile, rulesetFile, listingSha256, ruleset, lockdownRuleset, RULESET_PATH, LOCKDOWN_PATH, UNIT_NAME, dropInPath } from './index.js';
+import {
+  emit,
+  lockdownFile,
+  rulesetFile,
+  listingSha256,
+  ruleset,
+  lockdownRuleset,
+  RULESET_PATH,
+  LOCKDOWN_PATH,
+  UNIT_NAME,
+  UNIT_PATH,
+  dropInPath,
+} from './index.js';
 import { renderRule, renderTable } from '@leakless/nft';
 import { policyOf } from './testing/policies.js';
 import { needTool, skipUnless } from '@leakless/testing';
@@ -28,20 +40,22 @@ async function staticResults(t: TreeReader) {
 }
 
 describe('emit', () => {
-  it('emits the ruleset, the lockdown, the unit, the network-service drop-ins and the nftables.service mask', () => {
+  it('emits the ruleset, the lockdown, the unit and the network-service drop-ins as vendor files, and nftables.service as a unit to mask', () => {
     expect(emission.files.map((f) => f.path).sort()).toEqual(
       [
-        RULESET_PATH,
-        LOCKDOWN_PATH,
-        `/etc/systemd/system/${UNIT_NAME}`,
-        dropInPath('NetworkManager.service'),
-        dropInPath('networking.service'),
-        dropInPath('systemd-networkd.service'),
-        '/etc/systemd/system/nftables.service',
+        '/usr/lib/leakless/firewall.nft',
+        '/usr/lib/leakless/firewall-lockdown.nft',
+        '/usr/lib/systemd/system/leakless-firewall.service',
+        '/usr/lib/systemd/system/NetworkManager.service.d/50-leakless-firewall.conf',
+        '/usr/lib/systemd/system/networking.service.d/50-leakless-firewall.conf',
+        '/usr/lib/systemd/system/systemd-networkd.service.d/50-leakless-firewall.conf',
       ].sort(),
     );
+    expect([RULESET_PATH, LOCKDOWN_PATH, UNIT_PATH, dropInPath('NetworkManager.service')].every((p) => emission.files.some((f) => f.path === p))).toBe(true);
     expect(emission.packages).toEqual(['nftables']);
     expect(emission.units).toEqual([UNIT_NAME]);
+    // a mask is data the image (systemctl mask) and the packages (maintainer scripts) apply, never a shipped file
+    expect(emission.maskedUnits).toEqual(['nftables.service']);
     expect(emission.files.every((f) => f.clause.length > 0)).toBe(true);
   });
 
@@ -81,16 +95,13 @@ describe.skipIf(noNft)('static assertions on the emitted tree (real nft)', () =>
     ['ordered after the network', (u: string) => u.replace('Before=network-pre.target', 'After=network-pre.target')],
     ['stopped at shutdown', (u: string) => u.replace('[Service]', 'Conflicts=shutdown.target\n\n[Service]')],
   ])('unit check fails with %s', async (_, edit) => {
-    const path = `/etc/systemd/system/${UNIT_NAME}`;
-    const r = await staticResults(withFile(tree, path, edit(tree.read(path)!)));
+    const r = await staticResults(withFile(tree, UNIT_PATH, edit(tree.read(UNIT_PATH)!)));
     expect(r.find((x) => x.id === 'firewall.unit-fail-closed')).toMatchObject({ ok: false });
   });
 
-  it('unit check fails when NetworkManager does not Require the firewall, or nftables.service is not masked', async () => {
+  it('unit check fails when NetworkManager does not Require the firewall', async () => {
     const nm = dropInPath('NetworkManager.service');
-    let r = await staticResults(withFile(tree, nm, tree.read(nm)!.replace(/^Requires=.*\n/m, '')));
-    expect(r.find((x) => x.id === 'firewall.unit-fail-closed')).toMatchObject({ ok: false });
-    r = await staticResults(withFile(tree, '/etc/systemd/system/nftables.service', '[Service]\nExecStart=/bin/true\n'));
+    const r = await staticResults(withFile(tree, nm, tree.read(nm)!.replace(/^Requires=.*\n/m, '')));
     expect(r.find((x) => x.id === 'firewall.unit-fail-closed')).toMatchObject({ ok: false });
   });
 });
@@ -105,12 +116,12 @@ describe.skipIf(noAnalyze)('systemd-analyze verify', () => {
     const dir = mkdtempSync(join(tmpdir(), 'leakless-unit-'));
     try {
       const unit = join(dir, UNIT_NAME);
-      writeFileSync(unit, tree.read(`/etc/systemd/system/${UNIT_NAME}`)!);
+      writeFileSync(unit, tree.read(UNIT_PATH)!);
       const r = run('systemd-analyze', ['verify', unit]);
       expect(r.stderr.trim()).toBe('');
       expect(r.exitCode).toBe(0);
       // the check is real: a misspelt directive is reported
-      writeFileSync(unit, tree.read(`/etc/systemd/system/${UNIT_NAME}`)!.replace('RemainAfterExit=yes', 'RemainAfterExt=yes'));
+      writeFileSync(unit, tree.read(UNIT_PATH)!.replace('RemainAfterExit=yes', 'RemainAfterExt=yes'));
       expect(run('systemd-analyze', ['verify', unit]).stderr).toMatch(/RemainAfterExt/);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -5,15 +5,18 @@
 import { PATHS, UNITS, loadTemplate, unitDropInPath } from '@leakless/policy';
 
 export const UNIT_NAME = UNITS.firewall;
-export const UNIT_PATH = `${PATHS.adminUnits}/${UNIT_NAME}`;
-export const RULESET_PATH = `${PATHS.etc}/firewall.nft`;
-export const LOCKDOWN_PATH = `${PATHS.etc}/firewall-lockdown.nft`;
+export const UNIT_PATH = `${PATHS.units}/${UNIT_NAME}`;
+export const RULESET_PATH = `${PATHS.lib}/firewall.nft`;
+export const LOCKDOWN_PATH = `${PATHS.lib}/firewall-lockdown.nft`;
 /** Network services that must not start without the firewall (those Debian ships that order after network-pre.target). */
 export const NETWORK_SERVICES = [UNITS.networkManager, 'networking.service', 'systemd-networkd.service'] as const;
 /**
  * Debian's own nftables.service runs `flush ruleset` on start (/etc/nftables.conf)
- * and on stop: enabling it by accident would remove this table. An empty unit
- * file masks it.
+ * and on stop: enabling or starting it by accident would remove this table.
+ * Masked (Emission.maskedUnits), so nothing can start it. With `systemctl
+ * mask`, not deb-systemd-helper's: nftables' postinst runs
+ * `deb-systemd-helper unmask`, which removes a mask only when
+ * deb-systemd-helper made it.
  */
 export const MASKED_UNITS = ['nftables.service'] as const;
 
@@ -32,8 +35,4 @@ export const renderRequires = loadTemplate<{ clause: string; service: string; un
 
 export function dropInPath(service: string): string {
   return unitDropInPath(service, '50-leakless-firewall.conf');
-}
-
-export function maskPath(unit: string): string {
-  return `${PATHS.adminUnits}/${unit}`;
 }

@@ -98,6 +98,12 @@ describe('modes come from the emission', () => {
 describe('the tools’ default configuration file', () => {
   it('is the one the module emits, under the shared leakless directory', () => {
     expect(DEFAULT_CONFIG).toBe(CONFIG_FILE);
-    expect(CONFIG_FILE).toBe(`${PATHS.etc}/time.conf`);
+    expect(CONFIG_FILE).toBe(`${PATHS.lib}/time.conf`);
+  });
+
+  // set-clock once spelled the file itself: after a move it would have read a path nothing writes.
+  it.each(tools)('is the only configuration file %s can read by default (no other time.conf path in the bundle)', (tool) => {
+    const paths = [...new Set([...bundledTool(tool).matchAll(/["'`](\/[^"'`\s]*time\.conf)["'`]/g)].map((m) => m[1]))];
+    expect(paths).toEqual([CONFIG_FILE]);
   });
 });

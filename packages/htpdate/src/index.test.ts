@@ -31,12 +31,12 @@ describe('emit', () => {
     const e = htpdate.emit(policy);
     expect(e.files.map((f) => [f.path, f.mode.toString(8)]).sort()).toEqual(
       [
-        ['/etc/leakless/time.conf', '644'],
+        ['/usr/lib/leakless/time.conf', '644'],
         ['/usr/lib/systemd/system/leakless-htpdate.service', '644'],
         ['/usr/lib/systemd/system/leakless-pretor-time.service', '644'],
-        ['/usr/local/lib/leakless/htpdate', '755'],
-        ['/usr/local/lib/leakless/pretor-time', '755'],
-        ['/usr/local/lib/leakless/set-clock', '755'],
+        ['/usr/lib/leakless/htpdate', '755'],
+        ['/usr/lib/leakless/pretor-time', '755'],
+        ['/usr/lib/leakless/set-clock', '755'],
       ].sort(),
     );
     expect(e.units).toEqual(['leakless-htpdate.service', 'leakless-pretor-time.service']);

@@ -6,8 +6,8 @@ import { parsePlainHttpUrl } from './runtime/http.js';
 
 export const LIB_DIR = PATHS.lib;
 /** The tools read this by default (runtime/config.ts DEFAULT_CONFIG, which a test holds equal). */
-export const CONFIG_FILE = `${PATHS.etc}/time.conf`;
-export const UNIT_DIR = PATHS.packageUnits;
+export const CONFIG_FILE = `${PATHS.lib}/time.conf`;
+export const UNIT_DIR = PATHS.units;
 export const HTPDATE_UNIT = UNITS.htpdate;
 /** Debian's ca-certificates bundle: the trust anchors for htpdate's HTTPS hosts. */
 export const CA_FILE = '/etc/ssl/certs/ca-certificates.crt';

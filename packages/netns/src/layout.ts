@@ -8,11 +8,11 @@ import { renderNft, type BaseChainSpec, type Chain, type Rule, type Table } from
 
 /** Paths in the image. */
 export const SETUP_SCRIPT = `${PATHS.lib}/netns-setup`;
-export const LAUNCHER = '/usr/local/sbin/leakless-netns-exec';
+export const LAUNCHER = PATHS.netnsExec;
 export const UNIT = UNITS.netns;
-export const UNIT_PATH = `${PATHS.adminUnits}/${UNIT}`;
-export const NFT_DIR = `${PATHS.etc}/netns`;
-export const UDEV_RULES = '/etc/udev/rules.d/85-leakless-nm-unmanage-veth.rules';
+export const UNIT_PATH = `${PATHS.units}/${UNIT}`;
+export const NFT_DIR = `${PATHS.lib}/netns`;
+export const UDEV_RULES = `${PATHS.udevRules}/85-leakless-nm-unmanage-veth.rules`;
 /** `ip netns exec NAME` bind-mounts every file of /etc/netns/NAME over /etc (iproute2). */
 export const ETC_NETNS = '/etc/netns';
 /** The nftables table the setup script loads inside each namespace. */

@@ -35,14 +35,15 @@ function edit(path: string, fn: (s: string) => string): GeneratedFile[] {
 describe('netns emit', () => {
   it('emits the unit, the script, the launcher, udev, and per namespace its rules (+ resolv.conf when tor-only)', () => {
     expect(out.files.map((f) => [f.path, f.mode.toString(8)])).toEqual([
-      [SETUP_SCRIPT, '755'],
-      [UNIT_PATH, '644'],
-      [LAUNCHER, '755'],
-      ['/etc/udev/rules.d/85-leakless-nm-unmanage-veth.rules', '644'],
-      ['/etc/leakless/netns/tbb.nft', '644'],
+      ['/usr/lib/leakless/netns-setup', '755'],
+      ['/usr/lib/systemd/system/leakless-netns.service', '644'],
+      ['/usr/sbin/leakless-netns-exec', '755'],
+      ['/usr/lib/udev/rules.d/85-leakless-nm-unmanage-veth.rules', '644'],
+      ['/usr/lib/leakless/netns/tbb.nft', '644'],
       ['/etc/netns/tbb/resolv.conf', '644'],
-      ['/etc/leakless/netns/clearnet.nft', '644'],
+      ['/usr/lib/leakless/netns/clearnet.nft', '644'],
     ]);
+    expect([SETUP_SCRIPT, UNIT_PATH, LAUNCHER]).toEqual(out.files.slice(0, 3).map((f) => f.path));
     for (const f of out.files) expect(f.content, f.path).toMatch(/\n# leakless: generated from the policy \(.+\); do not edit/);
     expect(out.units).toEqual([UNIT]);
     const again = emit(policy);
@@ -90,7 +91,7 @@ describe('netns emit', () => {
         p.tor.socksPorts.push({ name: 'circs', netns: 'circs', port: 9050, isolation: [], clients: [] });
       }),
     );
-    expect(e.files.map((f) => f.path)).toContain('/etc/leakless/netns/circs.nft');
+    expect(e.files.map((f) => f.path)).toContain('/usr/lib/leakless/netns/circs.nft');
     expect(e.files.find((f) => f.path === LAUNCHER)!.content).toMatch(/^circs\) ;; # netns.namespaces\[2\] \(tor-only\)$/m);
     expect(e.files.find((f) => f.path === SETUP_SCRIPT)!.content).toContain('sysctl -q -w net.ipv4.conf.veth-circs.forwarding=0');
   });
@@ -160,7 +161,7 @@ describe('netns static assertions', () => {
   });
 
   // Each case plants one defect; the named assertion must catch it.
-  const tbbNft = '/etc/leakless/netns/tbb.nft';
+  const tbbNft = '/usr/lib/leakless/netns/tbb.nft';
   const cases: { name: string; files: () => GeneratedFile[]; fails: string; nft?: boolean }[] = [
     {
       name: 'a route out of the tor-only namespace',

@@ -4,7 +4,7 @@
 import type { Policy } from './policy.js';
 
 export interface GeneratedFile {
-  /** Absolute path in the image, e.g. /etc/sysctl.d/zz-leakless-pmtud.conf */
+  /** Absolute path in the image, e.g. /usr/lib/sysctl.d/zz-leakless-pmtud.conf (a Debian package location: names.ts layoutProblem) */
   readonly path: string;
   readonly content: string;
   /** Explicit permission bits, e.g. 0o644. */
@@ -99,6 +99,16 @@ export interface Emission {
   readonly users: readonly SystemUser[];
   /** systemd units to enable in the image. */
   readonly units: readonly string[];
+  /**
+   * systemd units that must never start, whoever enables, wants or starts
+   * them (Debian's nftables.service flushes every ruleset). Data, never a
+   * file: the image masks them when it is built (`systemctl mask`, a link to
+   * /dev/null in /etc/systemd/system) and the packages in their maintainer
+   * scripts. Disabling is not enough (any `systemctl enable` or Wants= undoes
+   * it), and neither is a preset: presets are read only by `systemctl preset`
+   * and preset-all, not by an enable, a start or a dependency.
+   */
+  readonly maskedUnits: readonly string[];
   readonly staticAssertions: readonly StaticAssertion[];
   readonly runtimeAssertions: readonly RuntimeAssertion[];
 }
@@ -116,6 +126,7 @@ export function emission(module: string, parts: Partial<Omit<Emission, 'module'>
     packages: parts.packages ?? [],
     users: parts.users ?? [],
     units: parts.units ?? [],
+    maskedUnits: parts.maskedUnits ?? [],
     staticAssertions: parts.staticAssertions ?? [],
     runtimeAssertions: parts.runtimeAssertions ?? [],
   };

@@ -32,7 +32,19 @@ export { writeOutputs } from './output.js';
 export { assemble, checkStatic } from './assemble.js';
 export type { Assembly, StaticResult } from './assemble.js';
 export { addressIn, cidrWithin, parseCidr4, formatCidr4, nthAddress } from './net.js';
-export { UNITS, PATHS, CLEARNET_RESOLVER_DROPIN, UNIT_SEARCH_PATH, unitDropInPath, unitOfPath } from './names.js';
+export {
+  UNITS,
+  PATHS,
+  ETC_KEPT,
+  VENDOR_LOCATIONS,
+  CLEARNET_RESOLVER_DROPIN,
+  UNIT_SEARCH_PATH,
+  layoutProblem,
+  layoutProblems,
+  unitDropInDirs,
+  unitDropInPath,
+  unitOfPath,
+} from './names.js';
 export { parseUnit, parseUnitWithDropIns, unitValues, unitWords } from './unit-file.js';
 export type { UnitFile } from './unit-file.js';
 export { defaultProfilePath, readDefaultPolicy } from './profile.js';

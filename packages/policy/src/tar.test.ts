@@ -25,7 +25,7 @@ describe('deterministic tarball', () => {
   const e1 = emission('a', {
     files: [
       { path: '/etc/z.conf', content: 'z\n', mode: 0o600, clause: 'x' },
-      { path: '/usr/local/bin/t', content: '#!/bin/sh\n', mode: 0o755, clause: 'x' },
+      { path: '/usr/lib/leakless/t', content: '#!/bin/sh\n', mode: 0o755, clause: 'x' },
     ],
   });
   const e2 = emission('b', { files: [{ path: '/etc/a/b.conf', content: 'b\n', mode: 0o644, uid: 106, gid: 112, clause: 'y' }] });
@@ -44,15 +44,15 @@ describe('deterministic tarball', () => {
       './etc/a/b.conf',
       './etc/z.conf',
       './usr/',
-      './usr/local/',
-      './usr/local/bin/',
-      './usr/local/bin/t',
+      './usr/lib/',
+      './usr/lib/leakless/',
+      './usr/lib/leakless/t',
     ]);
     expect(new Set(list.map((e) => e.mtime))).toEqual(new Set([1700000000]));
     const byName = Object.fromEntries(list.map((e) => [e.name, e]));
     expect(byName['./etc/z.conf']).toMatchObject({ mode: 0o600, uid: 0, gid: 0 });
     expect(byName['./etc/a/b.conf']).toMatchObject({ mode: 0o644, uid: 106, gid: 112 });
-    expect(byName['./usr/local/bin/t']).toMatchObject({ mode: 0o755 });
+    expect(byName['./usr/lib/leakless/t']).toMatchObject({ mode: 0o755 });
     expect(byName['./etc/']).toMatchObject({ mode: 0o755, type: 'directory' });
   });
 
@@ -60,7 +60,7 @@ describe('deterministic tarball', () => {
     const other = emission('a', {
       files: [
         { path: '/etc/z.conf', content: 'z\n', mode: 0o644, clause: 'x' },
-        { path: '/usr/local/bin/t', content: '#!/bin/sh\n', mode: 0o755, clause: 'x' },
+        { path: '/usr/lib/leakless/t', content: '#!/bin/sh\n', mode: 0o755, clause: 'x' },
       ],
     });
     const a = await tarballOf(buildTree([e1]), 1700000000);

@@ -3,19 +3,43 @@
 // are present and must not undo ours).
 import { checkResult, type Policy, type StaticAssertion, type TreeReader } from '@leakless/policy';
 import { mergeIni, parseIni } from './ini.js';
-import { NM_CONF_D, NM_CONNECTIONS, NM_DISPATCHER, RESOLV_CONF, nmFiles } from './settings.js';
+import { NM_CONF_D, NM_CONNECTIONS, NM_DISPATCHER, NM_ETC, RESOLV_CONF, nmFiles } from './settings.js';
 
-const NM_LIB_CONF_D = '/usr/lib/NetworkManager/conf.d';
-const NM_CONF = '/etc/NetworkManager/NetworkManager.conf';
+const NM_ETC_CONF_D = `${NM_ETC}/conf.d`;
+const NM_RUN_CONF_D = '/run/NetworkManager/conf.d';
+/** The base file: the deprecated nm-system-settings.conf when it exists, else NetworkManager.conf. */
+const NM_BASE = [`${NM_ETC}/nm-system-settings.conf`, `${NM_ETC}/NetworkManager.conf`];
 
-/** NetworkManager.conf, then conf.d files of /usr/lib and /etc sorted by name (an /etc file shadows the same name in /usr/lib). */
+/** The *.conf names directly in a conf.d directory of the tree, sorted. */
+function confNames(tree: TreeReader, dir: string): string[] {
+  return tree
+    .paths()
+    .filter((x) => x.startsWith(`${dir}/`) && x.endsWith('.conf') && !x.slice(dir.length + 1).includes('/'))
+    .map((x) => x.slice(dir.length + 1))
+    .sort();
+}
+
+/**
+ * The files NetworkManager 1.42 reads, in its order (nm-config.c
+ * read_entire_config): the vendor conf.d of /usr/lib (ours), then /run's, each
+ * skipping a name a later directory has, then the base file, then
+ * /etc/NetworkManager/conf.d. Each file overrides the keys of the ones before.
+ */
+export function nmConfigFiles(tree: TreeReader): string[] {
+  const etc = confNames(tree, NM_ETC_CONF_D);
+  const run = confNames(tree, NM_RUN_CONF_D).filter((n) => !etc.includes(n));
+  const lib = confNames(tree, NM_CONF_D).filter((n) => !etc.includes(n) && !run.includes(n));
+  const base = NM_BASE.find((p) => tree.read(p) !== undefined);
+  return [
+    ...lib.map((n) => `${NM_CONF_D}/${n}`),
+    ...run.map((n) => `${NM_RUN_CONF_D}/${n}`),
+    ...(base ? [base] : []),
+    ...etc.map((n) => `${NM_ETC_CONF_D}/${n}`),
+  ];
+}
+
 export function effectiveNmConfig(tree: TreeReader) {
-  const byName = new Map<string, string>();
-  for (const dir of [NM_LIB_CONF_D, NM_CONF_D])
-    for (const p of tree.paths().filter((x) => x.startsWith(`${dir}/`) && x.endsWith('.conf') && !x.slice(dir.length + 1).includes('/')))
-      byName.set(p.slice(dir.length + 1), tree.read(p) ?? '');
-  const names = [...byName.keys()].sort();
-  return mergeIni([tree.read(NM_CONF) ?? '', ...names.map((n) => byName.get(n)!)]);
+  return mergeIni(nmConfigFiles(tree).map((p) => tree.read(p) ?? ''));
 }
 
 function resolvConfProblems(tree: TreeReader, policy: Policy): string[] {
@@ -41,10 +65,14 @@ function nmProblems(tree: TreeReader, policy: Policy): string[] {
   return problems;
 }
 
+/** The keyfile plugin reads profiles from all three; one in /etc or /run replaces ours of the same UUID. */
+const PROFILE_DIRS = [NM_CONNECTIONS, `${NM_ETC}/system-connections`, '/run/NetworkManager/system-connections'];
+
 function keyfileProblems(tree: TreeReader): string[] {
   const problems: string[] = [];
-  const files = tree.paths().filter((p) => p.startsWith(`${NM_CONNECTIONS}/`));
-  if (files.length === 0) problems.push(`no profile in ${NM_CONNECTIONS} (no-auto-default=* would leave wired NICs unconfigured)`);
+  if (!tree.paths().some((p) => p.startsWith(`${NM_CONNECTIONS}/`)))
+    problems.push(`no profile in ${NM_CONNECTIONS} (no-auto-default=* would leave wired NICs unconfigured)`);
+  const files = tree.paths().filter((p) => PROFILE_DIRS.some((d) => p.startsWith(`${d}/`)));
   for (const p of files) {
     const mode = tree.mode(p) ?? 0;
     if (mode & 0o077) problems.push(`${p}: mode ${mode.toString(8)}, NetworkManager ignores keyfiles others can read`);
@@ -75,18 +103,22 @@ export function staticAssertions(policy: Policy): StaticAssertion[] {
     },
     {
       id: 'resolver.dhcp-no-hostname',
-      statement: 'every NetworkManager profile the image ships uses DHCP without sending the host name, and none is readable by others',
+      statement:
+        'every NetworkManager profile (ours in /usr/lib, any in /etc or /run) uses DHCP without sending the host name, and ours is not readable by others',
       check: ({ tree }) => checkResult(keyfileProblems(tree), 'no profile sends the host name'),
     },
     {
       id: 'resolver.dispatcher',
-      statement: `the dispatcher that saves DHCP DNS to ${cr.file} is executable and valid POSIX sh, and truncates the file rather than replacing it`,
+      statement: `the dispatcher that saves DHCP DNS to ${cr.file} is executable and valid POSIX sh, truncates the file rather than replacing it, and no /etc script of its name replaces it`,
       tools: ['sh'],
       async check({ tree, run }) {
         const text = tree.read(NM_DISPATCHER);
         const mode = tree.mode(NM_DISPATCHER);
         if (text === undefined || mode === undefined) return { ok: false, detail: `${NM_DISPATCHER} missing` };
         const problems: string[] = [];
+        // nm-dispatcher runs /etc/NetworkManager/dispatcher.d/NAME instead of ours (a link to /dev/null disables it)
+        const shadow = `${NM_ETC}/dispatcher.d/${NM_DISPATCHER.slice(NM_DISPATCHER.lastIndexOf('/') + 1)}`;
+        if (tree.mode(shadow) !== undefined) problems.push(`${shadow} replaces it`);
         if ((mode & 0o755) !== 0o755 || mode & 0o022) problems.push(`mode ${mode.toString(8)} (NetworkManager runs only root-owned 0755 scripts)`);
         const r = await run('sh', ['-n', '-c', text]);
         if (r.exitCode !== 0) problems.push(`sh -n: ${r.stderr.trim() || `exit ${r.exitCode}`}`);

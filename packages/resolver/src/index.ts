@@ -5,7 +5,8 @@ import { emission, loadTemplate, sha256, type Emission, type GeneratedFile, type
 import { NM_DISPATCHER, PROBE_ONION, RESOLV_CONF, bindDropIns, nmFiles, type IniFile } from './settings.js';
 import { staticAssertions } from './assertions.js';
 
-export { RESOLV_CONF, NM_CONF_D, NM_CONNECTIONS, NM_DISPATCHER, PROBE_ONION, stableUuid, nmFiles, bindDropIns } from './settings.js';
+export { RESOLV_CONF, NM_CONF_D, NM_CONNECTIONS, NM_DISPATCHER, NM_ETC, PROBE_ONION, stableUuid, nmFiles, bindDropIns } from './settings.js';
+export { effectiveNmConfig, nmConfigFiles } from './assertions.js';
 export type { IniKey, IniSection, IniFile } from './settings.js';
 export { parseIni, mergeIni } from './ini.js';
 export type { Ini } from './ini.js';

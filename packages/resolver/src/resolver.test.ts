@@ -16,7 +16,7 @@ import {
 } from '@leakless/policy';
 import { defaultPolicy, policyWith } from '@leakless/policy/testing';
 import { needRoot, skipUnless } from '@leakless/testing';
-import { emit, NM_CONF_D, NM_CONNECTIONS, NM_DISPATCHER, RESOLV_CONF, parseIni } from './index.js';
+import { emit, NM_CONF_D, NM_CONNECTIONS, NM_DISPATCHER, RESOLV_CONF, nmConfigFiles, parseIni } from './index.js';
 
 const policy = defaultPolicy();
 const out = emit(policy);
@@ -77,7 +77,8 @@ describe('resolver emit', () => {
     );
     const off = policyWith((d) => (d.time.preTorCheck.enabled = false));
     expect(off.clearnetResolver.units).toEqual(['tor@default.service']);
-    expect(emit(off).files.some((f) => f.path.startsWith('/etc/systemd/'))).toBe(false);
+    expect(out.files.some((f) => f.path.includes('/systemd/'))).toBe(true);
+    expect(emit(off).files.some((f) => f.path.includes('/systemd/'))).toBe(false);
   });
 
   it('runtime: resolv.conf and NetworkManager files unchanged; an ordinary user’s .onion lookup comes back from the automap range', () => {
@@ -98,6 +99,15 @@ describe('resolver emit', () => {
       ['resolver.resolv-conf', 'a second nameserver', edit(out.files, RESOLV_CONF, (f) => ({ ...f, content: f.content + 'nameserver 192.168.1.1\n' }))],
       ['resolver.resolv-conf', 'a search domain', edit(out.files, RESOLV_CONF, (f) => ({ ...f, content: f.content + 'search lan\n' }))],
       ['resolver.networkmanager', 'a later conf.d file turns dns back on', [...out.files, extra(`${NM_CONF_D}/90-local.conf`, '[main]\ndns=default\n')]],
+      // NetworkManager reads /usr/lib's conf.d first, then /run's, NetworkManager.conf, /etc's: whatever their names
+      [
+        'resolver.networkmanager',
+        'an /etc conf.d file that sorts before ours',
+        [...out.files, extra('/etc/NetworkManager/conf.d/10-local.conf', '[main]\ndns=default\n')],
+      ],
+      ['resolver.networkmanager', 'a /run conf.d file', [...out.files, extra('/run/NetworkManager/conf.d/10-run.conf', '[main]\nrc-manager=symlink\n')]],
+      ['resolver.networkmanager', 'NetworkManager.conf', [...out.files, extra('/etc/NetworkManager/NetworkManager.conf', '[main]\ndns=default\n')]],
+      ['resolver.networkmanager', 'an empty /etc file with our name', [...out.files, extra('/etc/NetworkManager/conf.d/50-leakless-privacy.conf', '')]],
       [
         'resolver.networkmanager',
         'a later /usr/lib conf.d file re-enables the check',
@@ -119,7 +129,17 @@ describe('resolver emit', () => {
         'a second profile with defaults',
         [...out.files, extra(`${NM_CONNECTIONS}/wifi.nmconnection`, '[connection]\ntype=wifi\n[ipv4]\nmethod=auto\n', 0o600)],
       ],
+      [
+        'resolver.dhcp-no-hostname',
+        'an /etc profile with defaults',
+        [...out.files, extra('/etc/NetworkManager/system-connections/wired.nmconnection', '[connection]\ntype=ethernet\n[ipv4]\nmethod=auto\n', 0o600)],
+      ],
       ['resolver.dispatcher', 'not executable', edit(out.files, NM_DISPATCHER, (f) => ({ ...f, mode: 0o644 }))],
+      [
+        'resolver.dispatcher',
+        'an /etc script of the same name replaces it',
+        [...out.files, extra('/etc/NetworkManager/dispatcher.d/00-leakless-resolv-over-clearnet', '#!/bin/sh\n', 0o755)],
+      ],
       [
         'resolver.dispatcher',
         'recreates the file',
@@ -128,6 +148,19 @@ describe('resolver emit', () => {
       ['resolver.dispatcher', 'shell syntax error', edit(out.files, NM_DISPATCHER, (f) => ({ ...f, content: f.content.replace('done', 'done; fi') }))],
     ];
     for (const [id, name, files] of cases) expect((await check(id, files)).ok, `${id}: ${name}`).toBe(false);
+  });
+
+  it('reads NetworkManager’s files in its own order, and Debian’s NetworkManager.conf undoes nothing', async () => {
+    const debian = extra('/etc/NetworkManager/NetworkManager.conf', '[main]\nplugins=ifupdown,keyfile\n\n[ifupdown]\nmanaged=false\n');
+    const early = extra('/etc/NetworkManager/conf.d/10-local.conf', '[logging]\nlevel=INFO\n');
+    const tree = ctxFor([...out.files, debian, early]).tree;
+    expect(nmConfigFiles(tree)).toEqual([
+      `${NM_CONF_D}/50-leakless-dns.conf`,
+      PRIVACY,
+      '/etc/NetworkManager/NetworkManager.conf',
+      '/etc/NetworkManager/conf.d/10-local.conf',
+    ]);
+    expect((await check('resolver.networkmanager', [...out.files, debian, early])).ok).toBe(true);
   });
 });
 

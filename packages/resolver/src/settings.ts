@@ -5,9 +5,17 @@ import { createHash } from 'node:crypto';
 import { PATHS, type Policy } from '@leakless/policy';
 
 export const RESOLV_CONF = PATHS.resolvConf;
-export const NM_CONF_D = '/etc/NetworkManager/conf.d';
-export const NM_CONNECTIONS = '/etc/NetworkManager/system-connections';
-export const NM_DISPATCHER = '/etc/NetworkManager/dispatcher.d/00-leakless-resolv-over-clearnet';
+/**
+ * NetworkManager 1.42's vendor directories (Debian's network-manager ships
+ * them): conf.d is read first, before NetworkManager.conf and
+ * /etc/NetworkManager/conf.d, so the static checks prove that nothing read
+ * later (and no /etc file of the same name, which replaces ours) undoes a key.
+ */
+export const NM_CONF_D = PATHS.nmConfD;
+export const NM_CONNECTIONS = PATHS.nmConnections;
+export const NM_DISPATCHER = `${PATHS.nmDispatcherD}/00-leakless-resolv-over-clearnet`;
+/** Where an administrator's files live: read after ours (conf.d) or instead of ours (same name). */
+export const NM_ETC = '/etc/NetworkManager';
 /**
  * A v3-onion-shaped name no one serves: tor's DNSPort answers it from the
  * automap range without any network (AutomapHostsOnResolve), and no other

@@ -1,4 +1,4 @@
-// Entry point of the leakless-selftest bundle (the image's /usr/local/bin/leakless-selftest).
+// Entry point of the leakless-selftest bundle (the image's /usr/sbin/leakless-selftest).
 // Node built-ins only: the bundle runs on Debian's nodejs without node_modules.
 //   leakless-selftest [--assertions FILE] [--module NAME]... [--json] [--settle SECONDS] [--result-port PATH]
 // Exit: 0 every assertion holds, 1 one failed (or could not be observed), 2 bad input.

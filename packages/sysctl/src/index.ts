@@ -1,6 +1,6 @@
-// @leakless/sysctl: /etc/sysctl.d (PLPMTUD, IPv6 off, network and kernel
-// hardening) and the /etc/modprobe.d blocklist of uncommon network protocols.
-import { emission, loadTemplate, type Emission, type GeneratedFile, type Policy, type RuntimeAssertion, type StaticAssertion } from '@leakless/policy';
+// @leakless/sysctl: /usr/lib/sysctl.d (PLPMTUD, IPv6 off, network and kernel
+// hardening) and the /usr/lib/modprobe.d blocklist of uncommon network protocols.
+import { PATHS, emission, loadTemplate, type Emission, type GeneratedFile, type Policy, type RuntimeAssertion, type StaticAssertion } from '@leakless/policy';
 import { FILE_PREFIX, blockedNetworkModules, isPerNetns, sysctlFiles, type SysctlFile, type SysctlSetting } from './settings.js';
 import { effectiveSysctl } from './effective.js';
 import { parseSysctlConf } from './parse.js';
@@ -11,8 +11,14 @@ export type { SysctlFile, SysctlSetting } from './settings.js';
 export { parseSysctlConf } from './parse.js';
 
 export const name = 'sysctl';
-export const SYSCTL_DIR = '/etc/sysctl.d';
-export const MODPROBE_FILE = '/etc/modprobe.d/leakless-uncommon-network-protocols.conf';
+/**
+ * Vendor sysctl.d: systemd-sysctl orders the files of /etc, /run and /usr/lib
+ * by name together, so the zz- names keep the last word from /usr/lib too
+ * (sysctl.effective-values proves it on the tree and the rootfs); an
+ * administrator's /etc file of the same name replaces ours, and the check sees it.
+ */
+export const SYSCTL_DIR = PATHS.sysctlD;
+export const MODPROBE_FILE = `${PATHS.modprobeD}/leakless-uncommon-network-protocols.conf`;
 const MODPROBE_CLAUSE = 'docs/threat-model.md#uncommon-protocols (Tails uncommon-network-protocols.conf)';
 
 const renderSysctl = loadTemplate<{ title: string; clause: string; settings: readonly SysctlSetting[] }>(import.meta.url, 'sysctl.conf.ejs', [

@@ -9,7 +9,7 @@ export interface SysctlSetting {
 }
 
 export interface SysctlFile {
-  /** File name under /etc/sysctl.d/. */
+  /** File name under /usr/lib/sysctl.d/. */
   readonly name: string;
   readonly title: string;
   /** Policy clause (or a docs/ anchor) the file implements. */

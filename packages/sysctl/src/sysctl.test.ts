@@ -8,7 +8,7 @@ import { buildTree, memoryTree, type StaticContext } from '@leakless/policy';
 import { evaluateRuntime, type Exec } from '@leakless/selftest';
 import { defaultPolicy } from '@leakless/policy/testing';
 import { needRoot, skipUnless } from '@leakless/testing';
-import { emit, parseSysctlConf, isPerNetns, MODPROBE_FILE } from './index.js';
+import { emit, parseSysctlConf, isPerNetns, MODPROBE_FILE, SYSCTL_DIR } from './index.js';
 
 const policy = defaultPolicy();
 const out = emit(policy);
@@ -20,12 +20,13 @@ function ctxFor(files: typeof out.files): StaticContext {
 describe('sysctl emit', () => {
   it('writes the sysctl.d files and the modprobe blocklist, 0644, each with a clause', () => {
     expect(out.files.map((f) => f.path)).toEqual([
-      '/etc/sysctl.d/zz-leakless-pmtud.conf',
-      '/etc/sysctl.d/zz-leakless-ipv6.conf',
-      '/etc/sysctl.d/zz-leakless-net-hardening.conf',
-      '/etc/sysctl.d/zz-leakless-kernel-hardening.conf',
-      MODPROBE_FILE,
+      '/usr/lib/sysctl.d/zz-leakless-pmtud.conf',
+      '/usr/lib/sysctl.d/zz-leakless-ipv6.conf',
+      '/usr/lib/sysctl.d/zz-leakless-net-hardening.conf',
+      '/usr/lib/sysctl.d/zz-leakless-kernel-hardening.conf',
+      '/usr/lib/modprobe.d/leakless-uncommon-network-protocols.conf',
     ]);
+    expect(out.files.at(-1)!.path).toBe(MODPROBE_FILE);
     for (const f of out.files) {
       expect(f.mode).toBe(0o644);
       expect(f.clause).not.toBe('');
@@ -34,7 +35,7 @@ describe('sysctl emit', () => {
   });
 
   it('sets PLPMTUD and turns IPv6 off (all/default, lo kept)', () => {
-    const all = new Map(out.files.filter((f) => f.path.startsWith('/etc/sysctl.d/')).flatMap((f) => [...parseSysctlConf(f.content).entries]));
+    const all = new Map(out.files.filter((f) => f.path.startsWith(`${SYSCTL_DIR}/`)).flatMap((f) => [...parseSysctlConf(f.content).entries]));
     expect(all.get('net.ipv4.tcp_mtu_probing')).toBe('1');
     expect(all.get('net.ipv6.conf.all.disable_ipv6')).toBe('1');
     expect(all.get('net.ipv6.conf.default.disable_ipv6')).toBe('1');
@@ -44,7 +45,7 @@ describe('sysctl emit', () => {
   });
 
   it('puts a comment on the threat above every key', () => {
-    for (const f of out.files.filter((x) => x.path.startsWith('/etc/sysctl.d/'))) {
+    for (const f of out.files.filter((x) => x.path.startsWith(`${SYSCTL_DIR}/`))) {
       const lines = f.content.split('\n');
       lines.forEach((l, i) => {
         if (/^[a-z].* = /.test(l)) expect(lines[i - 1], `${f.path}: ${l}`).toMatch(/^# \S/);
@@ -77,8 +78,17 @@ describe('sysctl emit', () => {
     const bad = await effective.check(ctxFor([...out.files, late]));
     expect(bad).toMatchObject({ ok: false });
     expect(bad.detail).toMatch(/fs.protected_fifos ends up 1 \(from \/usr\/lib\/sysctl.d\/zzz-late.conf\)/);
+    // systemd-sysctl orders /etc, /run and /usr/lib together by file name: an /etc or /run file sorting
+    // after ours wins, and one with our name replaces ours
+    for (const dir of ['/etc/sysctl.d', '/run/sysctl.d']) {
+      const local = { ...packaged, path: `${dir}/zzz-local.conf`, content: 'net.ipv4.tcp_mtu_probing = 0\n' };
+      expect(await effective.check(ctxFor([...out.files, local])), local.path).toMatchObject({ ok: false, detail: expect.stringContaining(local.path) });
+      const early = { ...local, path: `${dir}/50-local.conf` };
+      expect((await effective.check(ctxFor([...out.files, early]))).ok, early.path).toBe(true);
+    }
     const masked = { path: '/etc/sysctl.d/zz-leakless-kernel-hardening.conf', content: '', mode: 0o644, clause: 'test' };
-    expect((await effective.check(ctxFor([...out.files.filter((f) => f.path !== masked.path), masked]))).ok).toBe(false);
+    expect(out.files.some((f) => f.path === `${SYSCTL_DIR}/zz-leakless-kernel-hardening.conf`)).toBe(true);
+    expect(await effective.check(ctxFor([...out.files, masked]))).toMatchObject({ ok: false, detail: expect.stringContaining('ends up unset') });
   });
 
   it('has one runtime assertion per key, net.* ones scoped to a network namespace', () => {
@@ -116,7 +126,7 @@ describe.skipIf(noRoot)('sysctl runtime assertions in a fresh network namespace'
   /** The emitted files with only the per-namespace keys (kernel.* would change this host). */
   function netnsOnly(files: typeof out.files, dir: string): string[] {
     return files
-      .filter((f) => f.path.startsWith('/etc/sysctl.d/'))
+      .filter((f) => f.path.startsWith(`${SYSCTL_DIR}/`))
       .map((f, i) => {
         const text = f.content
           .split('\n')

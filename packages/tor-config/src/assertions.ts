@@ -4,6 +4,7 @@ import {
   CLEARNET_RESOLVER_DROPIN,
   PATHS,
   checkResult,
+  unitDropInDirs,
   sha256,
   type GeneratedFile,
   type Policy,
@@ -26,9 +27,9 @@ export function dumpOf(tree: TreeReader, run: ToolRunner): Promise<TorRun> {
   return d;
 }
 
-/** tor's drop-in directory: the drop-in binding the clearnet resolver file over /etc/resolv.conf is this module's; its name is the policy layer's. */
+/** tor's vendor drop-in directory: the drop-in binding the clearnet resolver file over /etc/resolv.conf is this module's; its name is the policy layer's. */
 export function unitDropInDir(policy: Policy): string {
-  return `${PATHS.adminUnits}/${policy.torUnit}.d`;
+  return `${PATHS.units}/${policy.torUnit}.d`;
 }
 export const UNIT_DROPIN_NAME = CLEARNET_RESOLVER_DROPIN;
 
@@ -173,10 +174,12 @@ export function staticAssertions(policy: Policy): StaticAssertion[] {
       id: 'tor.unit-dropin',
       statement: `the only change to ${policy.torUnit} is a read-only bind of the clearnet resolver file over /etc/resolv.conf`,
       check({ tree }) {
-        const dir = `${unitDropInDir(policy)}/`;
-        const files = tree.paths().filter((p) => p.startsWith(dir));
+        // every directory systemd reads tor's drop-ins from (an administrator's /etc one, the template's), not only ours
+        const dirs = unitDropInDirs(policy.torUnit).map((d) => `${d}/`);
+        const files = tree.paths().filter((p) => dirs.some((d) => p.startsWith(d) && p.endsWith('.conf')));
+        const ours = `${unitDropInDir(policy)}/${UNIT_DROPIN_NAME}`;
         const problems: string[] = [];
-        if (files.length !== 1) problems.push(`${files.length} drop-ins in ${dir} (expected 1: ${dir}${UNIT_DROPIN_NAME})`);
+        if (files.join() !== ours) problems.push(`drop-ins for ${policy.torUnit}: [${files.join(', ')}] (expected only ${ours})`);
         for (const f of files) {
           const lines = (tree.read(f) ?? '')
             .split('\n')

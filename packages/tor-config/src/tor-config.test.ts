@@ -166,6 +166,17 @@ describe('tor-config emit', () => {
         [...out.files, { path: `${unitDropInDir(policy)}/60-x.conf`, content: '[Service]\nUser=root\n', mode: 0o644, clause: 'x' }],
         'tor.unit-dropin',
       ],
+      // drop-ins in the other directories systemd reads count too: an administrator's, the template's
+      [
+        'administrator drop-in for the tor unit',
+        [...out.files, { path: `/etc/systemd/system/${policy.torUnit}.d/zz.conf`, content: '[Service]\nBindReadOnlyPaths=\n', mode: 0o644, clause: 'x' }],
+        'tor.unit-dropin',
+      ],
+      [
+        'template drop-in for the tor unit',
+        [...out.files, { path: '/usr/lib/systemd/system/tor@.service.d/zz.conf', content: '[Service]\nUser=root\n', mode: 0o644, clause: 'x' }],
+        'tor.unit-dropin',
+      ],
       [
         'environment points elsewhere',
         edit(out.files, ENVIRONMENT, (f) => ({ ...f, content: f.content.replace('SOCKS5_SERVER=127.0.0.1:9050', 'SOCKS5_SERVER=127.0.0.1:9063') })),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assemble, emission, readPolicyFile, type LeaklessModule, type Policy } from '@leakless/policy';
+import { assemble, emission, layoutProblems, readPolicyFile, type LeaklessModule, type Policy } from '@leakless/policy';
 import { fileURLToPath } from 'node:url';
 import {
   DEBIAN_ACCOUNTS,
@@ -78,13 +78,27 @@ describe('planImage: generic over every module in the assembly', () => {
     expect(() => planImage(assemble(policy, [fake('a', { units: ['rm -rf /'] })]))).toThrow(/not a unit name/);
   });
 
+  it('masks every unit a module needs masked, and refuses a unit both enabled and masked', () => {
+    const m = planImage(
+      assemble(policy, [fake('a', { units: ['a.service'], maskedUnits: ['nftables.service'] }), fake('b', { maskedUnits: ['nftables.service'] })]),
+    );
+    expect(m.maskedUnits).toEqual(['nftables.service']);
+    expect(plan.maskedUnits).toEqual([]);
+    expect(() => planImage(assemble(policy, [fake('a', { units: ['x.service'] }), fake('b', { maskedUnits: ['x.service'] })]))).toThrow(
+      /both enabled and masked/,
+    );
+    expect(() => planImage(assemble(policy, [fake('a', { maskedUnits: ['nft; rm -rf /'] })]))).toThrow(/not a unit name/);
+  });
+
   it('the real modules plan too', () => {
     const real = planImage(assemble(policy, allModules));
     for (const m of allModules) {
       const e = m.emit(policy);
       for (const p of e.packages) expect(real.packages).toContain(p);
       for (const u of e.units) expect(real.units).toContain(u);
+      for (const u of e.maskedUnits) expect(real.maskedUnits).toContain(u);
     }
+    expect(real.maskedUnits).toContain('nftables.service');
   });
 });
 
@@ -107,6 +121,15 @@ describe('imageFiles', () => {
     expect(files.find((f) => f.path === SELFTEST_PATH)!.mode).toBe(0o755);
     expect(JSON.parse(files.find((f) => f.path === RUNTIME_ASSERTIONS_PATH)!.content).assertions).toHaveLength(plan.selftest.assertions.length);
     expect(files.find((f) => f.path === '/etc/hostname')!.content).toBe(`${policy.document.image.hostname}\n`);
+    // the image's own files follow the packages' layout too
+    expect(layoutProblems(paths)).toEqual([]);
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        '/usr/sbin/leakless-selftest',
+        '/usr/lib/systemd/system/leakless-selftest.service',
+        '/usr/lib/udev/rules.d/99-leakless-selftest.rules',
+      ]),
+    );
   });
   it('leaves /etc/hostname and /etc/hosts to a module that emits them; refuses a module writing the self-test', () => {
     expect(imageFiles(plan, '', new Set(['/etc/hostname', '/etc/hosts'])).map((f) => f.path)).not.toContain('/etc/hostname');

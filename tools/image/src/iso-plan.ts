@@ -30,14 +30,16 @@ export interface ImagePlan {
   readonly packages: readonly string[];
   readonly users: readonly PlanUser[];
   readonly units: readonly string[];
+  /** Units masked when the image is built (Emission.maskedUnits): nothing can start them. */
+  readonly maskedUnits: readonly string[];
   readonly selftest: SelftestDocument;
 }
 
 export const SELFTEST_PATH = PATHS.selftest;
 export const RUNTIME_ASSERTIONS_PATH = PATHS.runtimeAssertions;
 export const SELFTEST_UNIT = 'leakless-selftest.service';
-export const SELFTEST_UNIT_PATH = `/etc/systemd/system/${SELFTEST_UNIT}`;
-export const SELFTEST_UDEV_RULE_PATH = '/etc/udev/rules.d/99-leakless-selftest.rules';
+export const SELFTEST_UNIT_PATH = `${PATHS.units}/${SELFTEST_UNIT}`;
+export const SELFTEST_UDEV_RULE_PATH = `${PATHS.udevRules}/99-leakless-selftest.rules`;
 /** The virtio-serial port name `leakless boot` provides; the guest sees /dev/virtio-ports/<name>. */
 export const SELFTEST_PORT = 'leakless.selftest';
 export const SELFTEST_KERNEL_ARG = 'leakless.selftest';
@@ -141,9 +143,11 @@ export function planImage(assembly: Assembly): ImagePlan {
   }
   const packages = sortedUnique([...LIVE_PACKAGES, ...selftestPackages(assertions), ...assembly.emissions.flatMap((e) => e.packages), ...doc.image.packages]);
   const units = sortedUnique([...assembly.emissions.flatMap((e) => e.units), SELFTEST_UNIT]);
-  for (const u of units) {
+  const maskedUnits = sortedUnique(assembly.emissions.flatMap((e) => e.maskedUnits));
+  for (const u of [...units, ...maskedUnits]) {
     if (!/^[A-Za-z0-9:_.@\\-]+\.(service|socket|timer|path|target|mount)$/.test(u)) throw new PlanError(`not a unit name: ${JSON.stringify(u)}`);
   }
+  for (const u of maskedUnits) if (units.includes(u)) throw new PlanError(`${u} is both enabled and masked`);
   return {
     suite: doc.image.suite,
     hostname: doc.image.hostname,
@@ -151,6 +155,7 @@ export function planImage(assembly: Assembly): ImagePlan {
     packages,
     users,
     units,
+    maskedUnits,
     selftest: { version: 1, policy: policy.name, release: doc.release.version, assertions },
   };
 }

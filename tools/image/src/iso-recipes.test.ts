@@ -14,7 +14,12 @@ if (!loaded.ok) throw new Error('default policy does not validate');
 const policy = loaded.policy;
 const fake = (name: string, parts: Parameters<typeof emission>[1]): LeaklessModule => ({ name, emit: () => emission(name, parts) });
 const modules = [
-  fake('fw', { packages: ['nftables'], units: ['leakless-firewall.service'], files: [{ path: '/etc/x.conf', content: 'a\n', mode: 0o644, clause: 't' }] }),
+  fake('fw', {
+    packages: ['nftables'],
+    units: ['leakless-firewall.service'],
+    maskedUnits: ['nftables.service'],
+    files: [{ path: '/etc/x.conf', content: 'a\n', mode: 0o644, clause: 't' }],
+  }),
 ];
 const plan = planImage(assemble(policy, modules));
 const inputs: BaseInputs = {
@@ -87,7 +92,7 @@ describe('the module layer recipe', () => {
       ['run', 'stage'],
       ['run', 'iso'],
     ]);
-    expect(top.yaml).toContain(`scripts/layer.sh ${plan.units.join(' ')}`);
+    expect(top.yaml).toContain(`scripts/layer.sh --mask nftables.service ${plan.units.join(' ')}`);
     expect(top.yaml).not.toContain('action: overlay');
   });
   it('grub.cfg boots live-boot with the serial console last; the self-test entry adds only leakless.selftest', () => {

@@ -167,7 +167,7 @@ export function topRecipe(inp: TopInputs): RenderedRecipe {
     [
       unpack({ description: 'includes', origin: 'recipe', file: 'chroot-includes.tar' }),
       unpack({ description: 'image-files', origin: 'recipe', file: 'leakless-image.tar' }),
-      run({ description: 'units', script: `scripts/layer.sh ${inp.plan.units.join(' ')}` }),
+      run({ description: 'units', script: `scripts/layer.sh ${inp.plan.maskedUnits.map((u) => `--mask ${u} `).join('')}${inp.plan.units.join(' ')}` }),
       run({
         description: 'squashfs-modules',
         // no xattrs: the layer has none of its own, and overlayfs' trusted.* must never leak in

@@ -110,12 +110,15 @@ cp etc/passwd etc/group "$ARTIFACTDIR/"
  *  2. directories that exist in the base keep the base's owner and mode (the
  *     tarball's directory entries are containers, not intent);
  *  3. units are enabled with systemctl --root on an overlay of layer + base,
+ *     the --mask units masked (links to /dev/null: nothing can start them),
  *     and exactly the links that creates are copied into the layer.
- * Usage: layer.sh UNIT...
+ * Usage: layer.sh [--mask UNIT]... UNIT...
  */
 export const LAYER_SH = `#!/bin/sh
 set -eu
 umask 022
+masks=""
+while [ "\${1:-}" = --mask ]; do masks="$masks $2"; shift 2; done
 m="$RECIPEDIR/mnt"
 base="$m/base"
 mkdir -p "$base" "$m/upper" "$m/work" "$m/merged"
@@ -137,6 +140,7 @@ done
 
 mount -t overlay overlay -o "lowerdir=$ROOTDIR:$base,upperdir=$m/upper,workdir=$m/work" "$m/merged"
 systemctl --root="$m/merged" enable "$@"
+[ -z "$masks" ] || systemctl --root="$m/merged" mask $masks
 umount "$m/merged"
 
 cd "$m/upper"

@@ -2,8 +2,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { buildTree, emission } from '@leakless/policy';
-import { effectiveDepsInRoot, emittedUnitFiles, resolveInRoot } from './iso-verify.js';
+import { buildTree, emission, hostToolRunner, memoryTree, type GeneratedFile } from '@leakless/policy';
+import { defaultPolicy } from '@leakless/policy/testing';
+import { effectiveDepsInRoot, emittedUnitFiles, imageAssertions, resolveInRoot } from './iso-verify.js';
+import type { ImagePlan } from './iso-plan.js';
 import { qemuArgs } from './boot.js';
 
 const root = mkdtempSync(join(tmpdir(), 'lk-verify-'));
@@ -51,19 +53,104 @@ describe('unit files', () => {
     const tree = buildTree([
       emission('m', {
         files: [
-          { path: '/etc/systemd/system/fw.service', content: '', mode: 0o644, clause: 't' },
-          { path: '/etc/systemd/system/tor@default.service.d/a.conf', content: '', mode: 0o644, clause: 't' },
-          { path: '/etc/systemd/system/tor@.service.d/b.conf', content: '', mode: 0o644, clause: 't' },
+          { path: '/usr/lib/systemd/system/fw.service', content: '', mode: 0o644, clause: 't' },
+          { path: '/usr/lib/systemd/system/tor@default.service.d/a.conf', content: '', mode: 0o644, clause: 't' },
+          { path: '/usr/lib/systemd/system/tor@.service.d/b.conf', content: '', mode: 0o644, clause: 't' },
           { path: '/etc/other.conf', content: '', mode: 0o644, clause: 't' },
         ],
       }),
     ]);
-    expect(emittedUnitFiles(tree, 'fw.service').map((f) => f.path)).toEqual(['/etc/systemd/system/fw.service']);
+    expect(emittedUnitFiles(tree, 'fw.service').map((f) => f.path)).toEqual(['/usr/lib/systemd/system/fw.service']);
     expect(
       emittedUnitFiles(tree, 'tor@default.service')
         .map((f) => f.path)
         .sort(),
-    ).toEqual(['/etc/systemd/system/tor@.service.d/b.conf', '/etc/systemd/system/tor@default.service.d/a.conf']);
+    ).toEqual(['/usr/lib/systemd/system/tor@.service.d/b.conf', '/usr/lib/systemd/system/tor@default.service.d/a.conf']);
+  });
+});
+
+// A root filesystem shaped like the built image's: base-files' /usr/local
+// directories (and its man link), the links systemctl makes in
+// /etc/systemd/system, the modules' vendor files.
+describe('the Debian layout and the masks on a root filesystem', () => {
+  const policy = defaultPolicy();
+  const r = mkdtempSync(join(tmpdir(), 'lk-layout-'));
+  afterAll(() => rmSync(r, { recursive: true, force: true }));
+  const at = (p: string) => join(r, p);
+  const file = (p: string, content = '') => {
+    mkdirSync(dirname(at(p)), { recursive: true });
+    writeFileSync(at(p), content);
+  };
+  const link = (target: string, p: string) => {
+    mkdirSync(dirname(at(p)), { recursive: true });
+    symlinkSync(target, at(p));
+  };
+  const shipped: GeneratedFile[] = [
+    { path: '/usr/lib/systemd/system/leakless-firewall.service', content: '[Unit]\n', mode: 0o644, clause: 't' },
+    { path: '/usr/lib/leakless/firewall.nft', content: 'table inet leakless {}\n', mode: 0o644, clause: 't' },
+    { path: '/usr/sbin/leakless-selftest', content: '#!/bin/sh\n', mode: 0o755, clause: 't' },
+    { path: '/etc/resolv.conf', content: 'nameserver 127.0.0.1\n', mode: 0o644, clause: 't' },
+  ];
+  for (const f of shipped) file(f.path, f.content);
+  for (const d of ['bin', 'sbin', 'lib', 'share/man']) mkdirSync(at(`/usr/local/${d}`), { recursive: true });
+  link('share/man', '/usr/local/man');
+  link('/usr/lib/systemd/system/leakless-firewall.service', '/etc/systemd/system/sysinit.target.wants/leakless-firewall.service');
+  file('/usr/lib/systemd/system/nftables.service', '[Service]\nExecStart=/usr/sbin/nft -f /etc/nftables.conf\n');
+  link('/dev/null', '/etc/systemd/system/nftables.service');
+  const plan = { maskedUnits: ['nftables.service'], units: [], users: [], hostname: 'h', selftest: { assertions: [] } } as unknown as ImagePlan;
+  const check = async (id: string, tree = buildTree([emission('m', { files: shipped })])) => {
+    const a = imageAssertions(plan, tree, r).find((x) => x.id === id)!;
+    return a.check({ tree: memoryTree(tree), policy, run: hostToolRunner });
+  };
+  const without = async (p: string, body: () => Promise<void>) => {
+    try {
+      await body();
+    } finally {
+      rmSync(at(p), { force: true });
+    }
+  };
+
+  it('holds for vendor files, base-files’ /usr/local directories and systemctl’s links', async () => {
+    expect(await check('image.layout')).toMatchObject({ ok: true });
+    expect(await check('image.units-masked')).toMatchObject({ ok: true, detail: '1 units masked' });
+  });
+
+  it('a shipped file outside the package locations fails image.layout', async () => {
+    for (const path of ['/usr/local/sbin/leakless-netns-exec', '/etc/systemd/system/leakless-netns.service', '/etc/leakless/time.conf', '/opt/leakless/x']) {
+      const tree = buildTree([emission('m', { files: [...shipped, { path, content: '', mode: 0o644, clause: 't' }] })]);
+      expect(await check('image.layout', tree), path).toMatchObject({ ok: false, detail: expect.stringContaining(path) });
+    }
+  });
+
+  it('a regular file under /usr/local in the image fails image.layout', async () => {
+    await without('/usr/local/bin/tool', async () => {
+      file('/usr/local/bin/tool', '#!/bin/sh\n');
+      expect(await check('image.layout')).toMatchObject({ ok: false, detail: expect.stringContaining('/usr/local/bin/tool') });
+    });
+  });
+
+  it('a unit or drop-in file in /etc/systemd/system fails image.layout (the links systemctl makes do not)', async () => {
+    for (const p of ['/etc/systemd/system/extra.service', '/etc/systemd/system/NetworkManager.service.d/50-leakless-firewall.conf'])
+      await without(p, async () => {
+        file(p, '[Unit]\n');
+        expect(await check('image.layout'), p).toMatchObject({ ok: false, detail: expect.stringContaining(p) });
+      });
+  });
+
+  it('a masked unit that is not masked fails image.units-masked: no link, or a link elsewhere', async () => {
+    rmSync(at('/etc/systemd/system/nftables.service'));
+    try {
+      expect(await check('image.units-masked')).toMatchObject({ ok: false, detail: expect.stringContaining('nftables.service: no link') });
+      link('/usr/lib/systemd/system/nftables.service', '/etc/systemd/system/nftables.service');
+      expect(await check('image.units-masked')).toMatchObject({
+        ok: false,
+        detail: expect.stringContaining('links to /usr/lib/systemd/system/nftables.service'),
+      });
+    } finally {
+      rmSync(at('/etc/systemd/system/nftables.service'), { force: true });
+      link('/dev/null', '/etc/systemd/system/nftables.service');
+    }
+    expect(await check('image.units-masked')).toMatchObject({ ok: true });
   });
 });
 

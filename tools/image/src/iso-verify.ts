@@ -5,7 +5,18 @@ import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { execa } from 'execa';
 import type { Assembly, StaticAssertion, StaticResult, Tree } from '@leakless/policy';
-import { checkStatic, hostToolRunner, parseUnit, parseUnitWithDropIns, UNIT_SEARCH_PATH, unitWords, type UnitFile } from '@leakless/policy';
+import {
+  checkStatic,
+  hostToolRunner,
+  layoutProblems,
+  PATHS,
+  parseUnit,
+  parseUnitWithDropIns,
+  UNIT_SEARCH_PATH,
+  unitOfPath,
+  unitWords,
+  type UnitFile,
+} from '@leakless/policy';
 import { diskTree } from './disk-tree.js';
 import type { ImagePlan } from './iso-plan.js';
 import { RUNTIME_ASSERTIONS_PATH, SELFTEST_PATH } from './iso-plan.js';
@@ -120,6 +131,44 @@ export function emittedUnitFiles(tree: Tree, unit: string): { path: string; cont
   );
 }
 
+/** Every entry below dir in root (not following symlinks), as absolute image paths with what each is. */
+export function entriesInRoot(root: string, dir: string): { path: string; kind: 'file' | 'link' | 'other' }[] {
+  const start = resolveInRoot(root, dir);
+  if (!start) return [];
+  const out: { path: string; kind: 'file' | 'link' | 'other' }[] = [];
+  const walk = (abs: string, rel: string) => {
+    let names: string[];
+    try {
+      names = readdirSync(abs).sort();
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const st = lstatSync(join(abs, n));
+      const path = `${rel}/${n}`;
+      if (st.isDirectory()) walk(join(abs, n), path);
+      else out.push({ path, kind: st.isFile() ? 'file' : st.isSymbolicLink() ? 'link' : 'other' });
+    }
+  };
+  walk(start, dir);
+  return out;
+}
+
+/**
+ * Where the image breaks the Debian layout (docs/design.md#layout): a file
+ * leakless ships outside a package location, a regular file under /usr/local,
+ * a unit or drop-in file in /etc/systemd/system (only the links systemctl
+ * makes belong there: enable, mask).
+ */
+export function rootfsLayoutProblems(tree: Tree, root: string): string[] {
+  const problems = layoutProblems(tree.files.map((f) => f.path));
+  for (const e of entriesInRoot(root, '/usr/local')) if (e.kind !== 'link') problems.push(`${e.path}: a file under /usr/local in the image`);
+  for (const e of entriesInRoot(root, PATHS.adminUnits))
+    if (e.kind !== 'link' && unitOfPath(e.path))
+      problems.push(`${e.path}: a unit or drop-in file in ${PATHS.adminUnits} (only systemctl's links belong there)`);
+  return problems;
+}
+
 function parsePasswd(text: string): { name: string; uid: number; gid: number }[] {
   return text
     .split('\n')
@@ -192,6 +241,41 @@ export function imageAssertions(plan: ImagePlan, tree: Tree, root: string): Stat
           if (r.stdout.trim() !== 'enabled') bad.push(`${u}: ${r.stdout.trim() || r.stderr.trim() || `exit ${r.exitCode}`}`);
         }
         return { ok: bad.length === 0, detail: bad.length ? `not enabled: ${bad.join('; ')}` : `${plan.units.length} units enabled` };
+      },
+    },
+    {
+      id: 'image.units-masked',
+      statement: 'every unit a module needs masked (Debian’s nftables.service) is a link to /dev/null in /etc/systemd/system: nothing can start it',
+      tools: ['systemctl'],
+      check: async ({ run }) => {
+        const bad: string[] = [];
+        for (const u of plan.maskedUnits) {
+          const link = join(root, PATHS.adminUnits, u);
+          let target: string | undefined;
+          try {
+            target = readlinkSync(link);
+          } catch {
+            /* not a link */
+          }
+          const r = await run('systemctl', ['--root', root, 'is-enabled', u]);
+          if (target !== '/dev/null' || r.stdout.trim() !== 'masked')
+            bad.push(
+              `${u}: ${target === undefined ? 'no link' : `links to ${target}`}, systemctl says ${r.stdout.trim() || r.stderr.trim() || `exit ${r.exitCode}`}`,
+            );
+        }
+        return { ok: bad.length === 0, detail: bad.length ? `not masked: ${bad.join('; ')}` : `${plan.maskedUnits.length} units masked` };
+      },
+    },
+    {
+      id: 'image.layout',
+      statement:
+        'every file leakless ships is in a Debian package location, nothing is under /usr/local, and /etc/systemd/system holds only systemctl’s links, no unit or drop-in file',
+      check: () => {
+        const problems = rootfsLayoutProblems(tree, root);
+        return {
+          ok: problems.length === 0,
+          detail: problems.length ? `${problems.length} problems, first: ${problems[0]}` : `${tree.files.length} files in Debian package locations`,
+        };
       },
     },
     {

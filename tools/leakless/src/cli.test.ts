@@ -62,7 +62,8 @@ describe('leakless emit', () => {
       0,
     );
     expect(JSON.parse(c.out.join('\n')).modules.map((m: { name: string }) => m.name)).toEqual(['sysctl']);
-    expect(readdirSync(join(dir, 't', 'etc')).sort()).toEqual(['modprobe.d', 'sysctl.d']);
+    expect(readdirSync(join(dir, 't')).sort()).toEqual(['usr']);
+    expect(readdirSync(join(dir, 't', 'usr', 'lib')).sort()).toEqual(['modprobe.d', 'sysctl.d']);
   });
 
   it('reads a downstream JSON config', async () => {
@@ -149,7 +150,7 @@ describe('leakless check', () => {
 
   it('fails (exit 1) on a tampered tree and names the assertion', async () => {
     await main(['emit', '--config', DEFAULT_CONFIG, '--out', join(dir, 't'), '--tar', join(dir, 't.tar')], capture().io);
-    const f = join(dir, 't/etc/sysctl.d/zz-leakless-pmtud.conf');
+    const f = join(dir, 't/usr/lib/sysctl.d/zz-leakless-pmtud.conf');
     writeFileSync(f, readFileSync(f, 'utf8').replace('= 1', '= 0'));
     writeFileSync(join(dir, 't/etc/extra.conf'), 'x\n');
     const c = capture();
@@ -175,7 +176,7 @@ describe('the installed binary', () => {
     cpSync(join(ROOT, 'image-config'), join(dir, 'image-config'), { recursive: true });
     const r = await execa('node', [join(ROOT, 'tools/leakless/bin/leakless.js'), 'emit'], { cwd: dir, reject: false });
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(existsSync(join(dir, 'chroot-includes/etc/sysctl.d/zz-leakless-pmtud.conf'))).toBe(true);
+    expect(existsSync(join(dir, 'chroot-includes/usr/lib/sysctl.d/zz-leakless-pmtud.conf'))).toBe(true);
     expect(existsSync(join(dir, 'dist/chroot-includes.tar'))).toBe(true);
   });
 });

@@ -2,6 +2,7 @@
 //   set-clock [--config FILE] [--keep-tor] YYYY-MM-DDTHH:MM:SS+00:00
 // Anything else is refused (exit 8) before any command runs.
 import { spawn } from 'node:child_process';
+import { DEFAULT_CONFIG } from '../runtime/config.js';
 import { ToolFailure } from '../runtime/exit-codes.js';
 import { loadConfig, log, runMain, uid } from '../runtime/proc.js';
 import { applyClock, parseSetClockArgs } from '../runtime/set-clock.js';
@@ -28,7 +29,7 @@ runMain(TOOL, async () => {
     argv.splice(0, 2);
   }
   if (uid() !== 0) throw new ToolFailure('invalid-config', 'must run as root');
-  const cfg = loadConfig(config ?? '/etc/leakless/time.conf');
+  const cfg = loadConfig(config ?? DEFAULT_CONFIG);
   const req = parseSetClockArgs(argv, cfg.releaseFloor);
   if ('error' in req) throw new ToolFailure('invalid-config', req.error);
   return applyClock(req, cfg.torUnit, { uid: uid(), run, log: (l) => process.stderr.write(`${l}\n`) });

@@ -6,7 +6,7 @@ const cfg: TimeConfig = {
   releaseFloor: 1763769600,
   torUnit: 'tor@default.service',
   torControl: { address: '127.0.0.1', port: 9052 },
-  setClock: '/usr/local/lib/leakless/set-clock',
+  setClock: '/usr/lib/leakless/set-clock',
   pretor: {
     url: { host: 'fedoraproject.org', port: 80, path: '/static/hotspot.txt' },
     urlText: 'http://fedoraproject.org/static/hotspot.txt',

@@ -1,4 +1,4 @@
-// /etc/leakless/time.conf: the one file the time tools read, generated from
+// /usr/lib/leakless/time.conf: the one file the time tools read, generated from
 // the policy by the htpdate module (templates/time.conf.ejs). The parser is
 // strict: an unknown key, a repeated key, a value out of range is a bad
 // configuration (exit 8), never a default silently taken.
@@ -6,7 +6,7 @@ import { isIPv4 } from 'node:net';
 import { ToolFailure } from './exit-codes.js';
 import { parsePlainHttpUrl, type PlainHttpUrl } from './http.js';
 
-export const DEFAULT_CONFIG = '/etc/leakless/time.conf';
+export const DEFAULT_CONFIG = '/usr/lib/leakless/time.conf';
 
 export interface Endpoint {
   readonly address: string;
