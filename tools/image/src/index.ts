@@ -23,6 +23,7 @@ export type { BaseInputs, RenderedRecipe } from './iso-recipes.js';
 export { buildIso, IsoBuildError, probeKernelSource, BASE_KIND, BASES_KEPT, CACHE_KEEP } from './iso-build.js';
 export type { IsoBuildOptions, IsoBuildResult, Manifest } from './iso-build.js';
 export { verifyRootfs, elToritoPlatforms } from './iso-verify.js';
+export { packagesLayer, repoRecipeFiles, LAYER_DEBS_SH, DEBS_REPO_DIR } from './iso-debs.js';
 export { bootIso, qemuArgs, OVMF_CODE, OVMF_VARS, STALL_LIMIT_MS } from './boot.js';
 export type { BootOptions, BootResult, Firmware, QemuPlan } from './boot.js';
 export { runBench, liveBuild, liveBuildConfig, specStages } from './bench.js';

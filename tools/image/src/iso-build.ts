@@ -41,6 +41,8 @@ export interface IsoBuildOptions {
   /** Progress display factory (one per stage group); default prints to stderr. */
   readonly progress?: (label: string, total?: number) => Progress;
   readonly note?: (text: string) => void;
+  /** Rewrites the top recipe before it runs: `leakless iso --from-debs` makes the module layer from the Debian packages (iso-debs.ts). */
+  readonly topLayer?: (top: RenderedRecipe, plan: ImagePlan) => RenderedRecipe;
 }
 
 export interface Manifest {
@@ -270,7 +272,7 @@ export async function buildIso(assembly: Assembly, o: IsoBuildOptions): Promise<
     });
     const base = await ensureBase({ plan, sources, compression, toolVersions: versions.base }, o, workDir, progress, note, debos);
 
-    const rendered = topRecipe({
+    const top = topRecipe({
       plan,
       compression,
       includesTar,
@@ -278,6 +280,7 @@ export async function buildIso(assembly: Assembly, o: IsoBuildOptions): Promise<
       kernelArgs: KERNEL_ARGS,
       menuTitle: `leakless ${plan.selftest.release} (${plan.selftest.policy})`,
     });
+    const rendered = o.topLayer ? o.topLayer(top, plan) : top;
     const topDir = join(workDir, 'image');
     const topPath = await writeRecipeDir(topDir, rendered);
     await linkBase(base.dir, join(topDir, 'base'));

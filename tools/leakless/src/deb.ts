@@ -2,8 +2,10 @@
 // (an unknown module, a version dpkg would refuse, a path two modules claim)
 // is one line naming the field, exit 2, and nothing is written.
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { assemble, formatIssue, readPolicyFile, type LeaklessModule } from '@leakless/policy';
+import { join, resolve } from 'node:path';
+import { assemble, formatIssue, readPolicyFile, type Assembly, type LeaklessModule } from '@leakless/policy';
+import { makeAptRepo } from '@leakless/apt-repo';
+import { packagesLayer, repoRecipeFiles, type ImagePlan, type RenderedRecipe } from '@leakless/image';
 import { allModules } from '@leakless/crosscheck';
 import { buildDebs, DebInputError, inputProblems, planDebs, usersOf } from '@leakless/deb';
 import { parseArgs, UsageError } from './args.js';
@@ -92,4 +94,29 @@ export async function debCommand(argv: readonly string[], io: Io): Promise<numbe
     io.out(`\nwrote ${rows.length} packages to ${out} in ${(result.ms / 1000).toFixed(1)} s`);
   }
   return 0;
+}
+
+/**
+ * `leakless iso --from-debs`: the packages of an assembly, built into
+ * `dir/debs` and served from `dir/repo`, and the top-recipe rewrite that
+ * installs them as the image's module layer (@leakless/image packagesLayer).
+ */
+export async function debsTopLayer(
+  assembly: Assembly,
+  dir: string,
+  note: (s: string) => void,
+): Promise<(top: RenderedRecipe, plan: ImagePlan) => RenderedRecipe> {
+  const { policy } = assembly;
+  const plan = planDebs({
+    emissions: assembly.emissions,
+    users: usersOf(assembly),
+    version: policy.document.release.version,
+    sourceDateEpoch: policy.sourceDateEpoch,
+    policyName: policy.name,
+  });
+  const built = await buildDebs(plan, join(dir, 'debs'));
+  const repo = await makeAptRepo({ dir: join(dir, 'repo'), debs: built.debs.map((d) => d.file), sourceDateEpoch: policy.sourceDateEpoch });
+  note(`module layer from ${built.debs.length} Debian packages (${built.debs.reduce((n, d) => n + d.bytes, 0)} bytes, repository ${repo.dir})`);
+  const files = await repoRecipeFiles(repo.dir);
+  return (top, image) => packagesLayer(top, image.units, files);
 }

@@ -8,6 +8,7 @@ import { execa } from 'execa';
 import { assemble, formatIssue, readPolicyFile, type Assembly } from '@leakless/policy';
 import { formatDuration, type StageTiming } from '@leakless/debos-ts';
 import { parseArgs, UsageError } from './args.js';
+import { debsTopLayer } from './deb.js';
 import { allModules } from '@leakless/crosscheck';
 import { table } from './table.js';
 import { ACCEL_FLAGS, buildIso, FAKEMACHINE_FLAGS, IsoBuildError, PlanError, type AccelFlag, type FakemachineFlag, type IsoBuildResult } from '@leakless/image';
@@ -19,7 +20,7 @@ export interface CommandIo {
 
 export const ISO_HELP = `usage: leakless iso [--config FILE] [--out DIR] [--cache DIR] [--mirror URL|FILE] [--fresh-base]
                     [--compression zstd|xz] [--accel auto|kvm|tcg] [--fakemachine auto|on|off]
-                    [--keep-work] [--keep-going] [--no-install] [--json]
+                    [--keep-work] [--keep-going] [--no-install] [--from-debs] [--json]
 
 Builds dist/leakless-amd64.iso (BIOS+UEFI hybrid live ISO, bit-reproducible)
 and dist/leakless-amd64.manifest.json from the policy, with debos. debos runs
@@ -42,6 +43,8 @@ Runs as root. Installs missing Debian build tools first (without Recommends).
   --accel A            auto (default: KVM only if a KVM guest boots a Debian kernel), kvm or tcg
   --fakemachine F      auto (default), on (fail if it cannot start) or off (--disable-fakemachine)
   --keep-work          keep the work directory (recipes, logs) after success
+  --from-debs          make the module layer by installing the leakless Debian packages
+                       (leakless deb) from a local repository, instead of the tarball
   --keep-going         write the ISO even if verification fails (the exit code is still 1)
   --no-install         do not install missing Debian tools
   --json               print the build report as JSON
@@ -143,6 +146,7 @@ export async function isoCommand(argv: readonly string[], io: CommandIo): Promis
     'keep-work': 'boolean',
     'keep-going': 'boolean',
     'no-install': 'boolean',
+    'from-debs': 'boolean',
     json: 'boolean',
     accel: 'string',
     fakemachine: 'string',
@@ -173,6 +177,7 @@ export async function isoCommand(argv: readonly string[], io: CommandIo): Promis
       verify: flags['keep-going'] ? 'report' : 'enforce',
       ...(accel ? { accel } : {}),
       ...(fakemachine ? { fakemachine } : {}),
+      ...(flags['from-debs'] ? { topLayer: await debsTopLayer(assembly, join(out, 'work', 'from-debs'), (t) => io.err(`[iso] ${t}`)) } : {}),
     });
     if (flags.json) {
       io.out(
