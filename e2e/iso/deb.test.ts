@@ -11,17 +11,15 @@
 // dist/e2e-deb/report.json.
 import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeAptRepo } from '@leakless/apt-repo';
 import { DIVERTED, ESSENTIAL } from '@leakless/deb';
 import { resolveSources } from '@leakless/image';
 import { needRoot, needTool, skipUnless } from '@leakless/testing';
+import { cache, cli, repo, sharedIso } from './shared.js';
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const cli = join(repo, 'tools', 'leakless', 'bin', 'leakless.js');
 const work = join(repo, 'dist', 'e2e-deb');
 const hint = 'npm run e2e installs it (tools/leakless/install-deps.sh e2e)';
 
@@ -137,7 +135,7 @@ describe.skipIf(skip).sequential('the Debian packages', () => {
   const pristine = join(work, 'pristine');
   const ref = join(work, 'reference');
   const sut = join(work, 'installed');
-  let summary: { packages: { package: string; file: string; bytes: number; sha256: string; depends: string[]; diverted: string[] }[] };
+  let summary: { packages: { package: string; file: string; bytes: number; sha256: string; depends: string[]; diverted: string[]; masked: string[] }[] };
 
   beforeAll(async () => {
     rmSync(work, { recursive: true, force: true });
@@ -249,6 +247,13 @@ describe.skipIf(skip).sequential('the Debian packages', () => {
     expect(existsSync(join(sut, 'etc/tor/torrc.dpkg-new'))).toBe(false);
   });
 
+  it('a masked unit stays masked when its own package is reinstalled (its postinst runs deb-systemd-helper unmask)', async () => {
+    const masked = summary.packages.flatMap((p) => p.masked);
+    expect(masked).toContain('nftables.service');
+    await mustChroot(sut, 'apt-get install -y -qq --no-install-recommends --reinstall nftables');
+    for (const u of masked) expect((await sh('systemctl', ['--root', sut, 'is-enabled', u])).stdout.trim(), u).toBe('masked');
+  });
+
   it('purging every leakless package restores Debian’s files and leaves nothing behind', async () => {
     const names = summary.packages.map((p) => p.package).filter((n) => n !== 'leakless-users');
     const t = Date.now();
@@ -284,5 +289,38 @@ describe.skipIf(skip).sequential('the Debian packages', () => {
     } finally {
       rmSync(other, { recursive: true, force: true });
     }
+  });
+  it('the ISO from these packages (leakless iso --from-debs, on the cached base) passes the same verification and self-test', async () => {
+    await sharedIso(); // the cold build of this run: its base is what the module layer goes on
+    const out = join(work, 'iso');
+    let t = Date.now();
+    const built = await sh('node', [cli, 'iso', '--from-debs', '--cache', cache, '--out', out, '--no-install', '--keep-going', '--json']);
+    figures.isoFromDebsMs = Date.now() - t;
+    const report = JSON.parse(built.stdout) as { ok: boolean; base: { cached: boolean }; verify: { results: { id: string; ok: boolean; detail: string }[] } };
+    expect(report.base.cached).toBe(true);
+    t = Date.now();
+    const booted = await sh('node', [
+      cli,
+      'boot',
+      '--iso',
+      join(out, 'leakless-amd64.iso'),
+      '--firmware',
+      'bios',
+      '--json',
+      '--timeout',
+      '600',
+      '--cache',
+      cache,
+    ]);
+    figures.isoFromDebsBootMs = Date.now() - t;
+    const boot = JSON.parse(booted.stdout) as {
+      boots: { ok: boolean; reason?: string; report?: { results: { id: string; ok: boolean; detail: string }[] } }[];
+    };
+    const run = boot.boots[0]!;
+    expect(report.verify.results.filter((x) => !x.ok).map((x) => `${x.id}: ${x.detail}`)).toEqual([]);
+    expect(run.report?.results.filter((x) => !x.ok).map((x) => `${x.id}: ${x.detail}`) ?? [run.reason]).toEqual([]);
+    expect(run.report!.results.length).toBeGreaterThan(0);
+    expect(built.exitCode).toBe(0);
+    expect(booted.exitCode).toBe(0);
   });
 });
