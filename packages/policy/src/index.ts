@@ -6,6 +6,14 @@ export { parsePolicy, formatIssue, formatPath } from './validate.js';
 export type { PolicyResult } from './validate.js';
 export type { PolicyIssue } from './rules.js';
 export { derivePolicy } from './policy.js';
+export {
+  EPHEMERAL_PORTS,
+  FRONTED_TRANSPORTS,
+  TRANSPORT_PLUGINS,
+  parseBridgeLine,
+  transportPlugin,
+} from './bridges.js';
+export type { BridgeArg, BridgeLine, BridgeParse, BridgeTransport, TorBridges, TransportPlugin } from './bridges.js';
 export type { Policy, TorListener, TorListenerKind, ResolvedNamespace } from './policy.js';
 export { readPolicyFile } from './load.js';
 export { policyJsonSchema } from './json-schema.js';

@@ -5,6 +5,7 @@
 import type { Listener, Namespace, PolicyDocument, User } from './schema.js';
 import { nthAddress, parseCidr4 } from './net.js';
 import { CLEARNET_RESOLVER_DROPIN, PATHS, UNITS, unitDropInPath } from './names.js';
+import { type TorBridges, deriveBridges } from './bridges.js';
 
 export type TorListenerKind = 'socks' | 'control' | 'dns' | 'trans';
 
@@ -62,6 +63,12 @@ export interface Policy {
    * the tor-daemon user are both generated from this one view.
    */
   readonly torReachablePorts: readonly number[] | undefined;
+  /**
+   * tor.bridges, parsed (undefined = no bridges): torrc's Bridge and
+   * ClientTransportPlugin lines and the tor user's egress in the firewall
+   * are both generated from this one view.
+   */
+  readonly torBridges: TorBridges | undefined;
   /** The systemd unit that runs the system tor (Debian's tor@default). */
   readonly torUnit: string;
   /** The systemd unit of the pre-Tor time check (the htpdate module ships it); undefined when the check is disabled. */
@@ -172,6 +179,7 @@ export function derivePolicy(doc: PolicyDocument): Policy {
     namespaces,
     desktopDeniedTcpPorts,
     torReachablePorts: doc.tor.reachablePorts === undefined ? undefined : [...new Set(doc.tor.reachablePorts)].sort((a, b) => a - b),
+    torBridges: deriveBridges(doc),
     torUnit,
     preTorCheckUnit,
     clearnetResolver: {

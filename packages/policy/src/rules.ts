@@ -3,6 +3,7 @@
 // validation reports all of them at once.
 import type { PolicyDocument } from './schema.js';
 import { LOOPBACK_V4, cidrWithin, cidrsOverlap, hasHostBits, parseCidr4 } from './net.js';
+import { bridgesRule } from './bridges.js';
 
 export interface PolicyIssue {
   readonly rule: string;
@@ -232,6 +233,7 @@ export const rules: readonly Rule[] = [
   timeTools,
   loopbackAllowlist,
   reachablePorts,
+  bridgesRule,
 ];
 
 export function runRules(doc: PolicyDocument): PolicyIssue[] {

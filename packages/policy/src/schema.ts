@@ -71,6 +71,32 @@ export const socksPort = z
 
 export const listener = z.strictObject({ address: ipv4, port, clients });
 
+export const bridgeSettings = z
+  .strictObject({
+    transport: z
+      .enum(['obfs4', 'snowflake', 'vanilla'])
+      .describe(
+        'obfs4: obfs4proxy, traffic that looks random; snowflake: snowflake-client, WebRTC through volunteer proxies, the broker reached through a domain front; vanilla: plain Tor bridges, no plugin (a TLS handshake on the wire)',
+      ),
+    lines: z
+      .array(safeString)
+      .min(1, 'must list at least one bridge line')
+      .describe('bridge lines as BridgeDB prints them, without "Bridge": [TRANSPORT] ADDRESS:PORT FINGERPRINT [KEY=VALUE …]; no built-in list'),
+    pinEgress: z
+      .boolean()
+      .optional()
+      .describe(
+        'obfs4/vanilla: the tor user may open TCP only to the lines’ ADDRESS:PORT and sends no DNS (absent = true); false = TCP as without bridges. Not for snowflake: its traffic does not go to the line’s address',
+      ),
+    udpPorts: z
+      .union([z.literal('any'), z.array(port).min(1, 'must list at least one port')])
+      .optional()
+      .describe(
+        'snowflake only, and required there: the UDP destination ports the tor user may send to (STUN and the WebRTC peers), "any" or a list; nobody else gets UDP',
+      ),
+  })
+  .describe('Tor bridges and pluggable transports; absent = tor connects to the public relays directly');
+
 export const torSettings = z.strictObject({
   socksPorts: z.array(socksPort).min(1, 'must list at least one SocksPort'),
   controlPort: listener,
@@ -84,6 +110,7 @@ export const torSettings = z.strictObject({
     .describe(
       'TCP ports tor may connect out to (relay ORPorts/DirPorts, bridges); absent = any. Emits ReachableAddresses in torrc and narrows the firewall exception of the tor-daemon user to exactly these ports (Whonix host-firewall note)',
     ),
+  bridges: bridgeSettings.optional(),
 });
 
 export const blockedService = z.strictObject({ protocol: z.enum(['tcp', 'udp']), port });

@@ -163,6 +163,32 @@ export const FIELD_NOTES: Readonly<Record<string, FieldNote>> = {
       crosscheck: 'tor’s effective ReachableAddresses and the firewall must agree port by port',
     },
   },
+  'tor.bridges': {
+    uses: {
+      'tor-config':
+        '`UseBridges 1`, one `Bridge` line per entry, `ClientTransportPlugin NAME exec PLUGIN` and the plugin’s Debian package; `Sandbox 0` with a plugin (tor refuses managed proxies in its sandbox)',
+      firewall: 'the tor daemon’s egress follows the transport (docs/threat-model.md#bridges)',
+      crosscheck: 'tor’s effective Bridge/UseBridges/ClientTransportPlugin and the firewall’s egress for the tor user must agree with the policy, both ways',
+      lab: 'an obfs4 bridge in the private Tor network: bootstrap through it, capture, TLS handshake visible only for vanilla',
+    },
+  },
+  'tor.bridges.transport': {
+    uses: {
+      policy: 'the plugin and its package come from the image suite (bookworm: obfs4proxy 0.0.14, snowflake-client 2.5.1); a suite without it is refused',
+    },
+  },
+  'tor.bridges.lines': {
+    uses: {
+      policy: 'each line is checked: IPv4 ADDRESS:PORT, a 40-digit fingerprint, only the arguments the suite’s plugin parses (obfs4: cert, iat-mode)',
+      'tor-config': 'one `Bridge` line each, normalised',
+    },
+  },
+  'tor.bridges.pinEgress': {
+    uses: { firewall: 'pinned: one accept per bridge for the tor user (TCP SYN to ADDRESS:PORT), no other TCP and no DNS for it' },
+  },
+  'tor.bridges.udpPorts': {
+    uses: { firewall: 'one UDP accept for the tor user (these destination ports, or any); no other user gets UDP beyond the LAN' },
+  },
   lan: {
     meaning:
       'The local network: which addresses count as LAN, and which services on it are refused to everyone. See [the LAN learns little](threat-model.md#lan).',
