@@ -14,7 +14,8 @@ import {
   type TreeReader,
 } from '@leakless/policy';
 import { APT_PROXY_CONF, APT_SOURCES, ENVIRONMENT, TORSOCKS_CONF, aptSocksPort, aptUser, systemSocksPort } from './apps.js';
-import { TORRC, TORRC_D_GLOB, listenerValue, reachableValue } from './torrc.js';
+import { TORRC, TORRC_D_GLOB, listenerValue, reachableValue, sandboxValue, transportPluginValue } from './torrc.js';
+import { pluginCheck } from './plugin.js';
 import { parseDump, runTor, type TorRun } from './verify.js';
 
 // Several assertions (and the cross-module checks) read tor's effective configuration of the same tree: run tor once per tree.
@@ -56,7 +57,11 @@ function expectedSettings(policy: Policy): Record<string, readonly string[]> {
     VirtualAddrNetworkIPv4: [policy.automapRange],
     AutomapHostsOnResolve: ['1'],
     CookieAuthentication: ['1'],
-    Sandbox: ['1'],
+    Sandbox: [sandboxValue(policy)],
+    // Without bridges, a stray "UseBridges 1" alone fails closed (no first hop); crosscheck compares it both ways.
+    ...(policy.torBridges ? { UseBridges: ['1'] } : {}),
+    Bridge: policy.torBridges?.lines.map((l) => l.torrc) ?? [],
+    ClientTransportPlugin: [transportPluginValue(policy) ?? []].flat(),
     AvoidDiskWrites: ['1'],
     ReachableAddresses: reach,
     ReachableORAddresses: reach,
@@ -191,6 +196,17 @@ export function staticAssertions(policy: Policy): StaticAssertion[] {
         return checkResult(problems, `${policy.torUnit} sees ${policy.clearnetResolver.file} as /etc/resolv.conf, nothing else changed`);
       },
     },
+    ...(policy.torBridges?.plugin
+      ? [
+          {
+            id: 'tor.transport-plugin',
+            statement: `Debian's tor@default can start ${policy.torBridges.plugin.exec}: its AppArmor abstraction lets tor execute it inheriting tor's profile, and no profile of its own exists (NoNewPrivileges=yes refuses a transition)`,
+            tools: ['sh', 'cat'],
+            check: async ({ tree, run }: { tree: TreeReader; run: ToolRunner }) =>
+              checkResult(await pluginCheck(policy, tree, run), `${policy.torBridges!.plugin!.exec} runs inside tor's profile`),
+          } satisfies StaticAssertion,
+        ]
+      : []),
     {
       id: 'tor.apps-socks',
       statement: 'SOCKS_SERVER/SOCKS5_SERVER and torsocks point at the desktop user’s system SocksPort',

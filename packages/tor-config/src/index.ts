@@ -17,7 +17,19 @@ import {
 import { runtimeAssertions, staticAssertions } from './assertions.js';
 import { DEBIAN_DEFAULTS_TORRC, TORRC, TORRC_D, TORRC_D_GLOB, torrcSections, type TorrcSection } from './torrc.js';
 
-export { TORRC, DEBIAN_DEFAULTS_TORRC, TORRC_D, TORRC_D_GLOB, NO_ISOLATION, isolationFlags, listenerValue, reachableValue, torrcSections } from './torrc.js';
+export {
+  TORRC,
+  DEBIAN_DEFAULTS_TORRC,
+  TORRC_D,
+  TORRC_D_GLOB,
+  NO_ISOLATION,
+  isolationFlags,
+  listenerValue,
+  reachableValue,
+  sandboxValue,
+  torrcSections,
+  transportPluginValue,
+} from './torrc.js';
 export type { TorrcLine, TorrcSection } from './torrc.js';
 export {
   APT_USER,
@@ -123,7 +135,12 @@ export function emit(policy: Policy): Emission {
   const users: SystemUser[] = [policy.torUser, ...(apt && aptSocksPort(policy) ? [apt] : [])].map((u) => ({ name: u.name, uid: u.uid, gid: u.gid }));
   return emission(name, {
     files,
-    packages: ['tor', 'torsocks', ...(aptSocksPort(policy) ? ['apt-transport-tor'] : [])],
+    packages: [
+      'tor',
+      'torsocks',
+      ...(aptSocksPort(policy) ? ['apt-transport-tor'] : []),
+      ...(policy.torBridges?.plugin ? [policy.torBridges.plugin.package] : []),
+    ],
     users,
     units: [UNITS.torWrapper],
     staticAssertions: staticAssertions(policy),

@@ -99,6 +99,7 @@ export function torrcSections(policy: Policy): TorrcSection[] {
         clause: 'tor.reachablePorts',
       }))
     : [];
+  const bridges = bridgeLines(policy);
   const ipv6: TorrcLine[] = policy.document.ipv6.enabled
     ? []
     : [
@@ -111,12 +112,7 @@ export function torrcSections(policy: Policy): TorrcSection[] {
       ];
   const hardening: TorrcLine[] = [
     ...ipv6,
-    {
-      option: 'Sandbox',
-      value: '1',
-      why: 'seccomp sandbox: a compromised tor process cannot open new files or run programs',
-      clause: 'docs/threat-model.md#torrc-hardening',
-    },
+    sandboxLine(policy),
     {
       option: 'AvoidDiskWrites',
       value: '1',
@@ -130,6 +126,60 @@ export function torrcSections(policy: Policy): TorrcSection[] {
     { title: 'ControlPort', lines: control },
     { title: 'DNS and transparent proxy', lines: resolve },
     ...(reach.length ? [{ title: "Tor's own outgoing ports", lines: reach }] : []),
+    ...(bridges.length ? [{ title: 'Bridges: tor connects to these only, never to a relay directly', lines: bridges }] : []),
     { title: 'Hardening', lines: hardening },
+  ];
+}
+
+/** tor's seccomp sandbox, unless a pluggable transport runs: tor refuses "Managed proxies are not compatible with Sandbox mode". */
+export function sandboxValue(policy: Policy): '0' | '1' {
+  return policy.torBridges?.plugin ? '0' : '1';
+}
+
+function sandboxLine(policy: Policy): TorrcLine {
+  const plugin = policy.torBridges?.plugin;
+  return plugin
+    ? {
+        option: 'Sandbox',
+        value: sandboxValue(policy),
+        why: `off: tor refuses to start a managed transport (${plugin.exec}) inside its seccomp sandbox (docs/threat-model.md#bridges)`,
+        clause: 'tor.bridges.transport',
+      }
+    : {
+        option: 'Sandbox',
+        value: sandboxValue(policy),
+        why: 'seccomp sandbox: a compromised tor process cannot open new files or run programs',
+        clause: 'docs/threat-model.md#torrc-hardening',
+      };
+}
+
+/** `ClientTransportPlugin NAME exec PATH`: the plugin of the policy's transport, nothing else. */
+export function transportPluginValue(policy: Policy): string | undefined {
+  const p = policy.torBridges?.plugin;
+  return p ? `${p.transport} exec ${p.exec}` : undefined;
+}
+
+function bridgeLines(policy: Policy): TorrcLine[] {
+  const b = policy.torBridges;
+  if (!b) return [];
+  const plugin = transportPluginValue(policy);
+  return [
+    { option: 'UseBridges', value: '1', why: 'the first hop is always one of the bridges below', clause: 'tor.bridges' },
+    ...(plugin
+      ? [
+          {
+            option: 'ClientTransportPlugin',
+            value: plugin,
+            why: `Debian's ${b.plugin!.package}, started by tor as the tor user; its traffic leaves as tor's`,
+            clause: 'tor.bridges.transport',
+          },
+        ]
+      : []),
+    ...b.lines.map((l) => ({
+      option: 'Bridge',
+      value: l.torrc,
+      why: b.pinned ? 'the firewall lets the tor user reach this address and port, and no other' : `${b.transport} bridge`,
+      clause: l.clause,
+    })),
   ];
 }
