@@ -35,7 +35,7 @@ import {
   renderUnit,
 } from './unit.js';
 
-export { ruleset, lockdownRuleset, flowOwners, TABLE_NAME, LOOPBACK_ADDRESS } from './ruleset.js';
+export { ruleset, lockdownRuleset, flowOwners, torEgress, TABLE_NAME, LOOPBACK_ADDRESS } from './ruleset.js';
 export type { FlowOwners } from './ruleset.js';
 export { listenerGrants, loopbackGrants, unnamedUid } from './grants.js';
 export type { ListenerGrant, LoopbackGrant } from './grants.js';

@@ -25,6 +25,9 @@ export const LOOPBACK_ADDRESS = '127.0.0.1';
 /** Pluggable transports listen on loopback; host and namespace addresses are not loopback. */
 export const LOOPBACK_NET = '127.0.0.0/8';
 
+/** Destinations no transport's peer can have: multicast and the limited broadcast. */
+const NOT_UNICAST = ['224.0.0.0/4', '255.255.255.255'] as const;
+
 const LO = { name: 'lo' } as const;
 const NOT_LO = { name: 'lo', negate: true } as const;
 
@@ -218,26 +221,7 @@ function outputChain(policy: Policy, owners: FlowOwners): Chain {
   // The only principals whose packets may leave towards the Internet. They
   // come before the LAN rules so tor can use a LAN resolver in bridge mode
   // (Tails 1c588824279).
-  rules.push(
-    {
-      // tor.reachablePorts (torrc ReachableAddresses) narrows it to those ports; absent, any port (Tails).
-      match: {
-        oif: NOT_LO,
-        protocol: 'tcp',
-        ...(policy.torReachablePorts ? { dport: { ports: policy.torReachablePorts } } : {}),
-        tcpSyn: true,
-        skuid: tor.uid,
-        ctState: ['new'],
-      },
-      verdict: accept,
-      clause: policy.torReachablePorts ? 'tor.reachablePorts: tor daemon, new TCP out' : `${userClause(policy, tor)}: new TCP out`,
-    },
-    {
-      match: { oif: NOT_LO, protocol: 'udp', dport: { ports: [53] }, skuid: tor.uid, ctState: ['new'] },
-      verdict: accept,
-      clause: `${userClause(policy, tor)}: DNS out`,
-    },
-  );
+  rules.push(...torEgress(policy));
   for (const c of policy.clearnetUsers) {
     rules.push(
       { match: { oif: NOT_LO, protocol: 'tcp', skuid: c.uid, ctState: ['new'] }, verdict: accept, clause: `${userClause(policy, c)}: TCP out` },
@@ -263,6 +247,59 @@ function outputChain(policy: Policy, owners: FlowOwners): Chain {
 
   rules.push({ match: {}, verdict: reject, log: true, clause: 'default: everything else is refused' });
   return { name: 'output', base: { type: 'filter', hook: 'output', priority: 'filter', policy: 'drop' }, rules };
+}
+
+/**
+ * What the tor daemon (and the pluggable transport it starts, which runs as
+ * the tor user) may send off loopback; it follows tor.bridges
+ * (docs/threat-model.md#bridges):
+ *   - pinned bridges (obfs4, vanilla): TCP to each bridge's address and port,
+ *     nothing else, not even DNS: if the bridges are blocked tor cannot fall
+ *     back to a relay, a directory authority or a resolver;
+ *   - otherwise TCP as without bridges (any port, or tor.reachablePorts) and
+ *     DNS (bridge and proxy names, snowflake's broker and STUN servers, through
+ *     the clearnet resolver tor's unit sees), plus for snowflake the UDP of
+ *     tor.bridges.udpPorts (STUN and the WebRTC peers): for the tor user only.
+ */
+export function torEgress(policy: Policy): Rule[] {
+  const tor = policy.torUser;
+  const b = policy.torBridges;
+  const newTcp = { oif: NOT_LO, protocol: 'tcp', tcpSyn: true, skuid: tor.uid, ctState: ['new'] } as const;
+  if (b?.pinned)
+    return b.lines.map((l) => ({
+      match: { ...newTcp, daddr: { addrs: [l.address] }, dport: { ports: [l.port] } },
+      verdict: accept,
+      clause: `${l.clause}: tor daemon, new TCP to its ${b.transport} bridge only`,
+    }));
+  const rules: Rule[] = [
+    {
+      // tor.reachablePorts (torrc ReachableAddresses) narrows it to those ports; absent, any port (Tails).
+      match: { ...newTcp, ...(policy.torReachablePorts ? { dport: { ports: policy.torReachablePorts } } : {}) },
+      verdict: accept,
+      clause: policy.torReachablePorts ? 'tor.reachablePorts: tor daemon, new TCP out' : `${userClause(policy, tor)}: new TCP out`,
+    },
+    {
+      match: { oif: NOT_LO, protocol: 'udp', dport: { ports: [53] }, skuid: tor.uid, ctState: ['new'] },
+      verdict: accept,
+      clause: `${userClause(policy, tor)}: DNS out`,
+    },
+  ];
+  const udp = b?.udpPorts;
+  if (udp)
+    rules.push({
+      // WebRTC peers and STUN servers are unicast: no multicast (mDNS candidates) or broadcast.
+      match: {
+        oif: NOT_LO,
+        daddr: { addrs: [...NOT_UNICAST], negate: true },
+        protocol: 'udp',
+        ...(udp === 'any' ? {} : { dport: { ports: udp } }),
+        skuid: tor.uid,
+        ctState: ['new'],
+      },
+      verdict: accept,
+      clause: `tor.bridges.udpPorts: tor daemon, new UDP out for ${b.transport} (${udp === 'any' ? 'any port' : udp.join(', ')})`,
+    });
+  return rules;
 }
 
 function inputChain(policy: Policy, owners: FlowOwners): Chain {
