@@ -140,7 +140,9 @@ export function consistencyProblems(dump: Map<string, string[]>, table: Table, p
     }
   }
 
-  // 5. tor's own connections: the firewall lets the tor user out to exactly the ports tor may pick relays on.
+  // 5. tor's own connections: the firewall lets the tor user out to exactly the ports tor may pick relays on
+  // (with pinned bridges tor picks no relay: bridges.ts checks its egress instead).
+  if (policy.torBridges?.pinned) return problems;
   const reach = reachablePorts(dump);
   const policyReach = policy.torReachablePorts;
   if (JSON.stringify(reach === undefined ? undefined : [...reach].sort((a, b) => a - b)) !== JSON.stringify(policyReach))

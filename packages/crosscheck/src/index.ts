@@ -20,11 +20,14 @@ import * as netns from '@leakless/netns';
 import * as htpdate from '@leakless/htpdate';
 import * as torConfig from '@leakless/tor-config';
 import * as resolver from '@leakless/resolver';
+import { bridgeProblems } from './bridges.js';
 import { consistencyProblems, namespaceSocksProblems } from './consistency.js';
 import { clearnetBinds, missingRequirements } from './units.js';
 
 export { consistencyProblems, namespaceSocksProblems, torListening, reachablePorts, nameservers } from './consistency.js';
 export type { TorListening } from './consistency.js';
+export { bridgeProblems, torBridges } from './bridges.js';
+export type { TorBridge } from './bridges.js';
 export { clearnetBinds, missingRequirements } from './units.js';
 
 export const name = 'crosscheck';
@@ -70,6 +73,23 @@ export function crossModuleAssertions(policy: Policy): StaticAssertion[] {
         const r = await torConfig.dumpOf(tree, run);
         if (!r.ok) return { ok: false, detail: r.problem! };
         return checkResult(consistencyProblems(torConfig.parseDump(r.stdout), firewall.ruleset(policy), policy, tree), 'torrc, firewall and resolv.conf agree');
+      },
+    },
+    {
+      id: 'crosscheck.tor-bridges',
+      statement:
+        "tor's effective Bridge, UseBridges and ClientTransportPlugin are tor.bridges; every bridge tor may use is open to the tor user; with pinned bridges nothing else is; UDP beyond DNS only for the tor user and only the policy's ports",
+      tools: ['tor', 'sh'],
+      async check({ tree, run }) {
+        const r = await torConfig.dumpOf(tree, run);
+        if (!r.ok) return { ok: false, detail: r.problem! };
+        const b = policy.torBridges;
+        return checkResult(
+          bridgeProblems(torConfig.parseDump(r.stdout), firewall.ruleset(policy), policy),
+          b
+            ? `${b.lines.length} ${b.transport} bridge(s)${b.pinned ? ', pinned' : ''}: torrc and firewall agree`
+            : 'no bridges in the torrc, no UDP for anyone',
+        );
       },
     },
     // The DHCP servers' file (the resolver module) is bound over /etc/resolv.conf
