@@ -285,7 +285,7 @@ describe.skipIf(skip).sequential('the Debian packages', () => {
       await mustChroot(other, 'apt-get update -qq && useradd --system --uid 106 squatter');
       const r = await inChroot(other, 'apt-get install -y -qq --no-install-recommends leakless-users');
       expect(r.exitCode).not.toBe(0);
-      expect(r.all).toContain('leakless-users: uid 106 is taken by squatter; the policy gives it to debian-tor');
+      expect(r.all).toContain('leakless users: uid 106 is taken by squatter; the policy gives it to debian-tor');
     } finally {
       rmSync(other, { recursive: true, force: true });
     }

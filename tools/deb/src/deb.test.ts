@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { assemble, emission, memoryTree, readDefaultPolicy, type Policy } from '@leakless/policy';
 import { allModules } from '@leakless/crosscheck';
 import { needTool, skipUnless } from '@leakless/testing';
+import { USERS_SH } from '@leakless/image';
 import {
   buildDebs,
   controlFile,
@@ -16,6 +17,7 @@ import {
   installedAssertions,
   maskedUnitsOf,
   planDebs,
+  accountsTsv,
   usersOf,
   type DebInput,
 } from './index.js';
@@ -28,6 +30,7 @@ async function defaultInput(): Promise<DebInput & { policy: Policy }> {
     policy: r.policy,
     emissions,
     users: usersOf(assemble(r.policy, allModules)),
+    usersTsv: accountsTsv(assemble(r.policy, allModules)),
     version: r.policy.document.release.version,
     sourceDateEpoch: r.policy.sourceDateEpoch,
     policyName: r.policy.name,
@@ -88,8 +91,9 @@ describe('the plan of the default policy', async () => {
 
   it('creates every policy and module account in leakless-users, with its fixed ids', () => {
     const pre = byName.get('leakless-users')!.scripts.preinst!;
-    for (const u of inp.users) expect(pre).toContain(`ensure_user '${u.name}' '${u.uid}' '${u.gid}'`);
-    expect(pre).toContain("ensure_user 'debian-tor' '106' '112' '/var/lib/tor' '/bin/false' 'system'");
+    for (const u of inp.users) expect(pre).toContain(`\n${u.name}\t${u.uid}\t${u.gid}\t${u.home}\t${u.shell}\t`);
+    expect(pre).toContain('debian-tor\t106\t112\t/var/lib/tor\t/bin/false\tno-home\t');
+    expect(pre).toContain(USERS_SH);
   });
 
   it('enables the units it ships with debhelper’s snippet and purges them, masks what the emission masks', () => {

@@ -22,6 +22,6 @@ export type { DebFile, DebInput, DebPackage, DebPlan, Diversion, PackageUser } f
 export { buildDebs, stagePackage, debFileName } from './build.js';
 export type { BuildResult, BuiltDeb } from './build.js';
 export { debianVersionProblem, fileVersion } from './version.js';
-export { usersOf } from './users.js';
+export { accountsTsv, usersOf } from './users.js';
 export { MASK_STATE_DIR } from './scripts.js';
 export { installedAssertions } from './installed.js';

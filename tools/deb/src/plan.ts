@@ -129,6 +129,8 @@ export interface DebPackage {
 export interface DebInput {
   readonly emissions: readonly Emission[];
   readonly users: readonly PackageUser[];
+  /** The same accounts as the image's users.tsv (usersTsv of @leakless/image), for leakless-users' preinst. */
+  readonly usersTsv: string;
   /** release.version of the policy. */
   readonly version: string;
   readonly sourceDateEpoch: number;
@@ -351,7 +353,7 @@ function usersPackage(inp: DebInput, maintainer: string): DebPackage {
     conffiles: [],
     diversions: [],
     units: { enabled: [], masked: [] },
-    scripts: { preinst: usersPreinst(USERS_PACKAGE, users) },
+    scripts: { preinst: usersPreinst(USERS_PACKAGE, inp.usersTsv) },
   };
 }
 

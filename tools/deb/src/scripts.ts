@@ -4,7 +4,8 @@
 // read each add/remove pair of a diversion on its own line. The systemd parts
 // are debhelper 13's autoscripts (dh_installsystemd), unchanged, so the
 // packages behave like any Debian package that ships units.
-import type { Diversion, PackageUser } from './plan.js';
+import { USERS_SH } from '@leakless/image';
+import type { Diversion } from './plan.js';
 
 export const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
@@ -17,47 +18,24 @@ set -e
  * leakless-users: the policy's fixed ids exist before any package that would
  * allocate one (tor's postinst creates debian-tor with the next free uid):
  * the firewall matches numeric uids from early boot (docs/design.md#fixed-uids).
- * An account that exists with other ids, or an id another account holds, is
- * a clear failure, never a silent renumbering.
+ * The accounts are made by the image's own step (USERS_SH of @leakless/image,
+ * with its users.tsv), so the packages and the image create them one way: an
+ * account that exists with other ids, or an id another account holds, is a
+ * clear failure, never a silent renumbering.
  */
-export function usersPreinst(pkg: string, users: readonly PackageUser[]): string {
+export function usersPreinst(pkg: string, usersTsv: string): string {
+  for (const d of ['LEAKLESS_USERS_TSV', 'LEAKLESS_USERS_SH'])
+    if (usersTsv.includes(d) || USERS_SH.includes(d)) throw new Error(`${d} occurs in the text it delimits`);
   return `${header(pkg, 'preinst')}
-fail() { echo "${pkg}: $*" >&2; exit 1; }
-created_groups=" "
-
-ensure_group() { # name gid
-  if ent=$(getent group "$2"); then
-    have=$(echo "$ent" | cut -d: -f1)
-    case "$created_groups" in *" $have "*) return 0 ;; esac
-    # 65534 is nogroup: the usual primary group of accounts without one (_apt)
-    [ "$have" = "$1" ] || [ "$2" = 65534 ] || fail "gid $2 belongs to group $have; the policy gives it to $1"
-    return 0
-  fi
-  if ent=$(getent group "$1"); then fail "group $1 exists with gid $(echo "$ent" | cut -d: -f3); the policy needs $2"; fi
-  groupadd --gid "$2" "$1"
-  created_groups="$created_groups$1 "
-}
-
-ensure_user() { # name uid gid home shell system|login
-  if ent=$(getent passwd "$1"); then
-    have=$(echo "$ent" | cut -d: -f3,4)
-    [ "$have" = "$2:$3" ] || fail "user $1 exists as $have; the policy needs $2:$3 (if a package created it first, install ${pkg} in an apt transaction of its own before the others)"
-    return 0
-  fi
-  if ent=$(getent passwd "$2"); then fail "uid $2 is taken by $(echo "$ent" | cut -d: -f1); the policy gives it to $1"; fi
-  ensure_group "$1" "$3"
-  # no home is created: a service account's home belongs to its package (tor
-  # makes /var/lib/tor), a login account's to whoever sets up the desktop
-  if [ "$6" = system ]; then
-    useradd --system --uid "$2" --gid "$3" --no-create-home --home-dir "$4" --shell "$5" "$1"
-  else
-    useradd --uid "$2" --gid "$3" --no-create-home --home-dir "$4" --shell "$5" "$1"
-  fi
-}
-
 case "$1" in
   install|upgrade)
-${users.map((u) => `    ensure_user ${[u.name, String(u.uid), String(u.gid), u.home, u.shell, u.login ? 'login' : 'system'].map(q).join(' ')}`).join('\n')}
+    d=$(mktemp -d)
+    trap 'rm -rf "$d"' EXIT
+    cat > "$d/users.tsv" <<'LEAKLESS_USERS_TSV'
+${usersTsv}LEAKLESS_USERS_TSV
+    cat > "$d/users.sh" <<'LEAKLESS_USERS_SH'
+${USERS_SH}LEAKLESS_USERS_SH
+    sh "$d/users.sh"
     ;;
 esac
 

@@ -24,6 +24,7 @@ export { buildIso, IsoBuildError, probeKernelSource, BASE_KIND, BASES_KEPT, CACH
 export type { IsoBuildOptions, IsoBuildResult, Manifest } from './iso-build.js';
 export { verifyRootfs, elToritoPlatforms } from './iso-verify.js';
 export { packagesLayer, repoRecipeFiles, LAYER_DEBS_SH, DEBS_REPO_DIR } from './iso-debs.js';
+export { USERS_SH } from './iso-scripts.js';
 export { bootIso, qemuArgs, OVMF_CODE, OVMF_VARS, STALL_LIMIT_MS } from './boot.js';
 export type { BootOptions, BootResult, Firmware, QemuPlan } from './boot.js';
 export { runBench, liveBuild, liveBuildConfig, specStages } from './bench.js';

@@ -7,7 +7,7 @@ import { assemble, formatIssue, readPolicyFile, type Assembly, type LeaklessModu
 import { makeAptRepo } from '@leakless/apt-repo';
 import { packagesLayer, repoRecipeFiles, type ImagePlan, type RenderedRecipe } from '@leakless/image';
 import { allModules } from '@leakless/crosscheck';
-import { buildDebs, DebInputError, inputProblems, planDebs, usersOf } from '@leakless/deb';
+import { accountsTsv, buildDebs, DebInputError, inputProblems, planDebs, usersOf } from '@leakless/deb';
 import { parseArgs, UsageError } from './args.js';
 import { table } from './table.js';
 
@@ -54,7 +54,14 @@ export async function debCommand(argv: readonly string[], io: Io): Promise<numbe
   }
   const policy = read.policy;
   const emissions = modules.map((m) => m.emit(policy));
-  const input = { emissions, users: [], version: policy.document.release.version, sourceDateEpoch: policy.sourceDateEpoch, policyName: policy.name };
+  const input = {
+    emissions,
+    users: [],
+    usersTsv: '',
+    version: policy.document.release.version,
+    sourceDateEpoch: policy.sourceDateEpoch,
+    policyName: policy.name,
+  };
   // every field problem before assembling (which stops at the first clash)
   const problems = inputProblems(input);
   if (problems.length) {
@@ -63,7 +70,8 @@ export async function debCommand(argv: readonly string[], io: Io): Promise<numbe
   }
   let plan: ReturnType<typeof planDebs>;
   try {
-    plan = planDebs({ ...input, users: usersOf(assemble(policy, modules)) });
+    const assembly = assemble(policy, modules);
+    plan = planDebs({ ...input, users: usersOf(assembly), usersTsv: accountsTsv(assembly) });
   } catch (e) {
     if (e instanceof DebInputError) {
       io.err(`leakless: ${config}: ${e.message}`);
@@ -110,6 +118,7 @@ export async function debsTopLayer(
   const plan = planDebs({
     emissions: assembly.emissions,
     users: usersOf(assembly),
+    usersTsv: accountsTsv(assembly),
     version: policy.document.release.version,
     sourceDateEpoch: policy.sourceDateEpoch,
     policyName: policy.name,
