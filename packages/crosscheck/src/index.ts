@@ -11,6 +11,7 @@ import {
   unitOfPath,
   type LeaklessModule,
   type Policy,
+  type CheckResult,
   type StaticAssertion,
   type TreeReader,
 } from '@leakless/policy';
@@ -61,6 +62,14 @@ export function debianLayoutAssertion(policy: Policy, modules: readonly Leakless
   };
 }
 
+/** A check on tor's own parse of the tree's torrc (one tor run per tree); a tor that refuses the tree fails it. */
+function onTorDump(fn: (dump: Map<string, string[]>, tree: TreeReader) => CheckResult): StaticAssertion['check'] {
+  return async ({ tree, run }) => {
+    const r = await torConfig.dumpOf(tree, run);
+    return r.ok ? fn(torConfig.parseDump(r.stdout), tree) : { ok: false, detail: r.problem! };
+  };
+}
+
 export function crossModuleAssertions(policy: Policy): StaticAssertion[] {
   const cr = policy.clearnetResolver;
   return [
@@ -69,28 +78,7 @@ export function crossModuleAssertions(policy: Policy): StaticAssertion[] {
       statement:
         "each port tor really listens on is reachable by exactly its clients in the firewall, udp/53 to resolv.conf's nameserver lands on tor's DNSPort (clients only), tor's automap range is what the firewall sends to its TransPort, and the tor user may leave on exactly the ports tor may pick relays on",
       tools: ['tor', 'sh'],
-      async check({ tree, run }) {
-        const r = await torConfig.dumpOf(tree, run);
-        if (!r.ok) return { ok: false, detail: r.problem! };
-        return checkResult(consistencyProblems(torConfig.parseDump(r.stdout), firewall.ruleset(policy), policy, tree), 'torrc, firewall and resolv.conf agree');
-      },
-    },
-    {
-      id: 'crosscheck.tor-bridges',
-      statement:
-        "tor's effective Bridge, UseBridges and ClientTransportPlugin are tor.bridges; every bridge tor may use is open to the tor user; with pinned bridges nothing else is; UDP beyond DNS only for the tor user and only the policy's ports",
-      tools: ['tor', 'sh'],
-      async check({ tree, run }) {
-        const r = await torConfig.dumpOf(tree, run);
-        if (!r.ok) return { ok: false, detail: r.problem! };
-        const b = policy.torBridges;
-        return checkResult(
-          bridgeProblems(torConfig.parseDump(r.stdout), firewall.ruleset(policy), policy),
-          b
-            ? `${b.lines.length} ${b.transport} bridge(s)${b.pinned ? ', pinned' : ''}: torrc and firewall agree`
-            : 'no bridges in the torrc, no UDP for anyone',
-        );
-      },
+      check: onTorDump((dump, tree) => checkResult(consistencyProblems(dump, firewall.ruleset(policy), policy, tree), 'torrc, firewall and resolv.conf agree')),
     },
     // The DHCP servers' file (the resolver module) is bound over /etc/resolv.conf
     // by tor-config's and htpdate's unit drop-ins: only the policy's units may.
@@ -115,12 +103,10 @@ export function crossModuleAssertions(policy: Policy): StaticAssertion[] {
       id: 'crosscheck.netns-socksports',
       statement: 'every DNAT inside a namespace points at a SocksPort tor really listens on (tor’s own parse of the emitted torrc)',
       tools: ['tor', 'sh'],
-      async check({ tree, run }) {
-        const r = await torConfig.dumpOf(tree, run);
-        if (!r.ok) return { ok: false, detail: r.problem! };
+      check: onTorDump((dump) => {
         const plans = netns.planNamespaces(policy);
-        return checkResult(namespaceSocksProblems(torConfig.parseDump(r.stdout), plans), `${plans.length} namespaces, every DNAT to a listening SocksPort`);
-      },
+        return checkResult(namespaceSocksProblems(dump, plans), `${plans.length} namespaces, every DNAT to a listening SocksPort`);
+      }),
     },
     // A unit Requires= another module's unit (netns → firewall): the image must ship it,
     // or the requiring unit never starts (and its enforcement with it).
@@ -137,6 +123,21 @@ export function crossModuleAssertions(policy: Policy): StaticAssertion[] {
     },
     // One layout for the image and the packages: what a module ships is where a Debian package would put it.
     debianLayoutAssertion(policy, allModules),
+    {
+      id: 'crosscheck.tor-bridges',
+      statement:
+        "tor's effective Bridge, UseBridges and ClientTransportPlugin are tor.bridges; every bridge tor may use is open to the tor user; with pinned bridges nothing else is; UDP beyond DNS only for the tor user and only the policy's ports",
+      tools: ['tor', 'sh'],
+      check: onTorDump((dump) => {
+        const b = policy.torBridges;
+        return checkResult(
+          bridgeProblems(dump, firewall.ruleset(policy), policy),
+          b
+            ? `${b.lines.length} ${b.transport} bridge(s)${b.pinned ? ', pinned' : ''}: torrc and firewall agree`
+            : 'no bridges in the torrc, no UDP for anyone',
+        );
+      }),
+    },
   ];
 }
 
