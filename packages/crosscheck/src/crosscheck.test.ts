@@ -13,6 +13,8 @@ import { allModules, consistencyProblems, crossModuleAssertions, debianLayoutAss
 
 const policy = defaultPolicy();
 const out = emit(policy);
+/** A cross-module assertion by id (their order is not part of the contract). */
+const assertion = (id: string) => crossModuleAssertions(policy).find((a) => a.id === id)!;
 
 /** tor-config's files plus the resolver's resolv.conf (unless the test brings its own). */
 function ctxFor(files: readonly GeneratedFile[], p: Policy = policy) {
@@ -111,7 +113,7 @@ describe.skipIf(noTor)('cross-module consistency: tor’s effective config × fi
 
 describe.skipIf(noTor)('the cross-module static assertion', () => {
   it('holds on the emitted tree and fails on a planted disagreement', async () => {
-    const [a] = crossModuleAssertions(policy);
+    const a = assertion('crosscheck.tor-firewall-resolver');
     expect(await a!.check(ctxFor(out.files))).toMatchObject({ ok: true });
     const lan = [...out.files, { path: '/etc/resolv.conf', content: 'nameserver 192.168.1.1\n', mode: 0o644, clause: 'test' }];
     expect(await a!.check(ctxFor(lan))).toMatchObject({ ok: false, detail: expect.stringMatching(/not to tor's DNSPort/) });
@@ -121,7 +123,7 @@ describe.skipIf(noTor)('the cross-module static assertion', () => {
 describe('clearnet resolver visibility across modules', () => {
   const all = allModules.map((m) => m.emit(policy));
   const files = all.flatMap((e) => e.files);
-  const [, visibility] = crossModuleAssertions(policy);
+  const visibility = assertion('crosscheck.clearnet-resolver-visibility');
   const check = (fs: readonly GeneratedFile[]) => visibility!.check({ tree: memoryTree(buildTree([{ ...all[0]!, files: fs }])), policy, run: hostToolRunner });
   const extra = (path: string, content: string): GeneratedFile => ({ path, content, mode: 0o644, clause: 'test' });
   const pretorDropIn = files.find((f) => f.path.startsWith(`${PATHS.units}/leakless-pretor-time.service.d/`) && f.content.includes('BindReadOnlyPaths='))!;
@@ -146,7 +148,7 @@ describe('clearnet resolver visibility across modules', () => {
 
 describe('units one module requires of another', () => {
   const files = allModules.flatMap((m) => m.emit(policy).files);
-  const [, , , required] = crossModuleAssertions(policy);
+  const required = assertion('crosscheck.units-required');
   const check = (fs: readonly GeneratedFile[]) => required!.check({ tree: memoryTree(buildTree([{ ...out, files: fs }])), policy, run: hostToolRunner });
 
   it('holds on every module’s output together (the netns unit requires the firewall unit, which the firewall module ships)', async () => {
@@ -161,7 +163,7 @@ describe('units one module requires of another', () => {
 
 describe('one Debian layout for what every module ships', () => {
   const files = allModules.flatMap((m) => m.emit(policy).files);
-  const layout = crossModuleAssertions(policy).find((a) => a.id === 'crosscheck.debian-layout')!;
+  const layout = assertion('crosscheck.debian-layout');
   const extra = (path: string): GeneratedFile => ({ path, content: '', mode: 0o644, clause: 'test' });
   const treeOf = (fs: readonly GeneratedFile[]) => memoryTree(buildTree([{ ...out, files: fs }]));
 
@@ -196,7 +198,7 @@ describe('one Debian layout for what every module ships', () => {
 });
 
 describe.skipIf(noTor)('the namespaces’ SocksPorts across modules', () => {
-  const [, , socks] = crossModuleAssertions(policy);
+  const socks = assertion('crosscheck.netns-socksports');
   it('every DNAT of the default namespaces lands on a SocksPort tor listens on', async () => {
     expect(socks!.id).toBe('crosscheck.netns-socksports');
     expect(await socks!.check(ctxFor(out.files))).toMatchObject({ ok: true });

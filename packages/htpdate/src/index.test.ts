@@ -139,6 +139,11 @@ describe('static assertions', () => {
   it('catch a pre-Tor tool shipped without consent', async () => {
     expect(await failing(disabled, TOOL_PATHS['pretor-time'], () => '#!/usr/bin/node\n')).toEqual(['htpdate.pretor-only-with-consent']);
   });
+  it('count the pre-Tor unit where systemd reads units, not deb-systemd-helper’s state file of the same name (an installed system)', async () => {
+    const state = '/var/lib/systemd/deb-systemd-helper-enabled/multi-user.target.wants/leakless-pretor-time.service';
+    expect(await failing(policy, state, () => '')).toEqual([]);
+    expect(await failing(disabled, '/etc/systemd/system/leakless-pretor-time.service', () => '[Service]\n')).toEqual(['htpdate.pretor-only-with-consent']);
+  });
   it('catch a pre-Tor request that would run as a non-clearnet user', async () => {
     expect(await failing(policy, CONFIG_FILE, (s) => s!.replace('pretor-uid=114', 'pretor-uid=1000'))).toEqual([
       'htpdate.config-matches-policy',

@@ -7,6 +7,7 @@ import {
   loadTemplate,
   parseUnit,
   sha256,
+  unitOfPath,
   unitValues,
   unitWords,
   type Emission,
@@ -198,10 +199,10 @@ function staticAssertions(p: Parts): StaticAssertion[] {
       statement: 'the pre-Tor check (tool, unit, config) exists if and only if time.preTorCheck.enabled',
       check: ({ tree, policy }) => {
         const enabled = policy.document.time.preTorCheck.enabled;
-        // by file name, so a disabled policy is checked against the name an enabled one would use
-        const present = [TOOL_PATHS['pretor-time'], ...tree.paths().filter((x) => x.endsWith(`/${UNITS.preTorTime}`))].filter(
-          (x) => tree.read(x) !== undefined,
-        );
+        // by unit name in the unit directories, so a disabled policy is checked against the name an enabled one
+        // would use; not an enable link or deb-systemd-helper's state file of the same name (an installed system)
+        const isUnit = (x: string) => unitOfPath(x)?.unit === UNITS.preTorTime && !unitOfPath(x)?.dropIn;
+        const present = [TOOL_PATHS['pretor-time'], ...tree.paths().filter(isUnit)].filter((x) => tree.read(x) !== undefined);
         const inConf = /^pretor-/m.test(tree.read(CONFIG_FILE) ?? '');
         const ok = enabled ? present.length === 2 && inConf : present.length === 0 && !inConf;
         return { ok, detail: `enabled=${enabled}; ${present.length} pre-Tor files, config ${inConf ? 'has' : 'has no'} pretor-* keys` };

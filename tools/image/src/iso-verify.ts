@@ -15,6 +15,7 @@ import {
   UNIT_SEARCH_PATH,
   unitOfPath,
   unitWords,
+  type ToolRunner,
   type UnitFile,
 } from '@leakless/policy';
 import { diskTree } from './disk-tree.js';
@@ -169,6 +170,12 @@ export function rootfsLayoutProblems(tree: Tree, root: string): string[] {
   return problems;
 }
 
+/** What `systemctl --root ROOT is-enabled UNIT` answers (enabled, masked, disabled …), or why it answers nothing. */
+async function enablement(run: ToolRunner, root: string, unit: string): Promise<string> {
+  const r = await run('systemctl', ['--root', root, 'is-enabled', unit]);
+  return r.stdout.trim() || r.stderr.trim() || `exit ${r.exitCode}`;
+}
+
 function parsePasswd(text: string): { name: string; uid: number; gid: number }[] {
   return text
     .split('\n')
@@ -237,8 +244,8 @@ export function imageAssertions(plan: ImagePlan, tree: Tree, root: string): Stat
       check: async ({ run }) => {
         const bad: string[] = [];
         for (const u of plan.units) {
-          const r = await run('systemctl', ['--root', root, 'is-enabled', u]);
-          if (r.stdout.trim() !== 'enabled') bad.push(`${u}: ${r.stdout.trim() || r.stderr.trim() || `exit ${r.exitCode}`}`);
+          const state = await enablement(run, root, u);
+          if (state !== 'enabled') bad.push(`${u}: ${state}`);
         }
         return { ok: bad.length === 0, detail: bad.length ? `not enabled: ${bad.join('; ')}` : `${plan.units.length} units enabled` };
       },
@@ -257,11 +264,9 @@ export function imageAssertions(plan: ImagePlan, tree: Tree, root: string): Stat
           } catch {
             /* not a link */
           }
-          const r = await run('systemctl', ['--root', root, 'is-enabled', u]);
-          if (target !== '/dev/null' || r.stdout.trim() !== 'masked')
-            bad.push(
-              `${u}: ${target === undefined ? 'no link' : `links to ${target}`}, systemctl says ${r.stdout.trim() || r.stderr.trim() || `exit ${r.exitCode}`}`,
-            );
+          const state = await enablement(run, root, u);
+          if (target !== '/dev/null' || state !== 'masked')
+            bad.push(`${u}: ${target === undefined ? 'no link' : `links to ${target}`}, systemctl says ${state}`);
         }
         return { ok: bad.length === 0, detail: bad.length ? `not masked: ${bad.join('; ')}` : `${plan.maskedUnits.length} units masked` };
       },
