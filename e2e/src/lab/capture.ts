@@ -118,31 +118,40 @@ function parseIpv6(b: Buffer, o: number): Omit<CapturedPacket, 'ethertype'> | un
   return { family: 6, proto: next, src: ipv6(b, o + 8), dst: ipv6(b, o + 24), ...l4(b, p, next, 6) };
 }
 
-/** Parse a classic pcap (tcpdump -w) of Ethernet frames. */
-export function parsePcap(buf: Buffer): CapturedPacket[] {
+/** One Ethernet frame: what parsePcap keeps of each record. */
+export function parseFrame(frame: Buffer): CapturedPacket {
+  if (frame.length < 14) return { family: 0, proto: -2, src: '', dst: '', ethertype: 0 };
+  const ethertype = frame.readUInt16BE(12);
+  const ip = ethertype === 0x0800 ? parseIpv4(frame, 14) : ethertype === 0x86dd ? parseIpv6(frame, 14) : undefined;
+  if (ip) return { ...ip, ethertype };
+  return { family: 0, proto: ethertype === 0x0800 || ethertype === 0x86dd ? -2 : -1, src: '', dst: '', ethertype };
+}
+
+/** The records of a classic pcap (tcpdump -w) of Ethernet frames, with their capture time (epoch ms, µs precision). */
+export function pcapRecords(buf: Buffer): { readonly ms: number; readonly frame: Buffer }[] {
   if (buf.length < 24) return [];
   const magic = buf.readUInt32LE(0);
   const le = magic === 0xa1b2c3d4 || magic === 0xa1b23c4d;
   if (!le && buf.readUInt32BE(0) !== 0xa1b2c3d4 && buf.readUInt32BE(0) !== 0xa1b23c4d) throw new Error('capture: not a pcap file');
+  const nano = (le ? magic : buf.readUInt32BE(0)) === 0xa1b23c4d;
   const u32 = (o: number) => (le ? buf.readUInt32LE(o) : buf.readUInt32BE(o));
   const linktype = u32(20);
   if (linktype !== 1) throw new Error(`capture: link type ${linktype}, expected Ethernet (1)`);
-  const out: CapturedPacket[] = [];
+  const out: { ms: number; frame: Buffer }[] = [];
   let o = 24;
   while (o + 16 <= buf.length) {
     const incl = u32(o + 8);
-    const frame = buf.subarray(o + 16, o + 16 + incl);
+    // a record still being written (a capture read while tcpdump runs) ends the list
+    if (o + 16 + incl > buf.length) break;
+    out.push({ ms: u32(o) * 1000 + u32(o + 4) / (nano ? 1e6 : 1e3), frame: buf.subarray(o + 16, o + 16 + incl) });
     o += 16 + incl;
-    if (frame.length < 14) {
-      out.push({ family: 0, proto: -2, src: '', dst: '', ethertype: 0 });
-      continue;
-    }
-    const ethertype = frame.readUInt16BE(12);
-    const ip = ethertype === 0x0800 ? parseIpv4(frame, 14) : ethertype === 0x86dd ? parseIpv6(frame, 14) : undefined;
-    if (ip) out.push({ ...ip, ethertype });
-    else out.push({ family: 0, proto: ethertype === 0x0800 || ethertype === 0x86dd ? -2 : -1, src: '', dst: '', ethertype });
   }
   return out;
+}
+
+/** Parse a classic pcap (tcpdump -w) of Ethernet frames. */
+export function parsePcap(buf: Buffer): CapturedPacket[] {
+  return pcapRecords(buf).map((r) => parseFrame(r.frame));
 }
 
 export interface Capture {

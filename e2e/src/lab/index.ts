@@ -34,7 +34,7 @@ import { labListeners } from './matrix.js';
 import { buildLab, type Lab, teardownLab } from './topology.js';
 
 export { type AntiTest, antiTests, controlRuleset } from './anti.js';
-export { type Capture, type CapturedPacket, PROTO, parsePcap, startCapture } from './capture.js';
+export { type Capture, type CapturedPacket, PROTO, parseFrame, parsePcap, pcapRecords, startCapture } from './capture.js';
 export {
   type Bind,
   type ExecOptions,

@@ -59,6 +59,8 @@ export interface TorNetOptions {
   readonly dirPort?: number;
   /** Progress lines (stage, elapsed). */
   readonly log?: (line: string) => void;
+  /** More names the exits' DNS server answers (the caller serves them: the boot lab's htpdate pools). */
+  readonly names?: readonly { readonly hostname: string; readonly address: string }[];
 }
 
 export interface TorNet {
@@ -281,7 +283,7 @@ export async function startTorNet(opts: TorNetOptions): Promise<TorNet> {
           '--pid-file=',
           '--log-queries',
           '--log-facility=-',
-          ...LAB_SITES.map((s) => `--address=/${s.hostname}/${s.address}`),
+          ...[...LAB_SITES, ...(opts.names ?? [])].map((s) => `--address=/${s.hostname}/${s.address}`),
         ],
         {
           label: 'tornet: dnsmasq',

@@ -5,6 +5,10 @@
 // leakless-selftest.service only runs when /dev/virtio-ports/leakless.selftest
 // exists (or the leakless.selftest kernel argument is given), so a normal
 // boot on real hardware never runs it.
+//
+// The networked lab boot (boot-lab.ts) starts the same QEMU with one more
+// device set: a NIC on a tap inside the lab, the test-settings file
+// (test-channel.ts), the lab agent's port and a QMP socket (qemuArgs).
 import { copyFile, mkdir, mkdtemp, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +16,8 @@ import { execa } from 'execa';
 import { formatDuration, type Progress } from '@leakless/debos-ts';
 import { SELFTEST_PORT } from './iso-plan.js';
 import { judgeReport, parseResultLine, type SelftestReport } from '@leakless/selftest';
+import { fwCfgArgs } from './test-channel.js';
+import { LAB_PORT } from './lab-agent.js';
 
 export type Firmware = 'bios' | 'uefi';
 
@@ -28,15 +34,56 @@ export interface QemuPlan {
   readonly resultFile: string;
   /** UEFI: a per-run copy of the OVMF variable store. */
   readonly ovmfVars?: string;
+  /** The networked lab boot only (boot-lab.ts): devices no plain boot has. */
+  readonly lab?: QemuLabDevices;
+}
+
+/**
+ * What a lab boot adds: a virtio NIC on a tap that exists only inside the
+ * lab's LAN namespace (QEMU runs in that namespace; never user-mode
+ * networking, docs/design.md#lab-rules), the test-only settings as a fw_cfg
+ * file (docs/threat-model.md#test-settings-fw-cfg), the lab agent's
+ * virtio-serial port and a QMP socket (the link's carrier, as a cable).
+ */
+export interface QemuLabDevices {
+  /** The tap's name inside the namespace QEMU runs in. */
+  readonly tap: string;
+  /** The NIC's own (permanent) MAC address. */
+  readonly mac: string;
+  readonly fwCfgFile?: string;
+  /** Unix socket of the lab agent's port (QEMU listens, the host connects). */
+  readonly agentSocket: string;
+  readonly qmpSocket: string;
+}
+
+function labArgs(l: QemuLabDevices): string[] {
+  if (!/^[A-Za-z0-9_-]{1,15}$/.test(l.tap)) throw new Error(`not a tap interface name: ${JSON.stringify(l.tap)}`);
+  if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(l.mac) || (Number.parseInt(l.mac.slice(0, 2), 16) & 1) === 1) throw new Error(`not a unicast MAC: ${l.mac}`);
+  for (const p of [l.agentSocket, l.qmpSocket]) if (/[,\s]/.test(p)) throw new Error(`socket path must not contain commas or spaces: ${p}`);
+  return [
+    '-netdev',
+    `tap,id=lknet,ifname=${l.tap},script=no,downscript=no`,
+    // romfile= (none): no iPXE option ROM, so the firmware has no network driver of its own under BIOS
+    '-device',
+    `virtio-net-pci,netdev=lknet,mac=${l.mac},romfile=`,
+    ...(l.fwCfgFile ? fwCfgArgs(l.fwCfgFile) : []),
+    '-chardev',
+    `socket,id=lklab,path=${l.agentSocket},server=on,wait=off`,
+    '-device',
+    `virtserialport,chardev=lklab,name=${LAB_PORT}`,
+    '-qmp',
+    `unix:${l.qmpSocket},server=on,wait=off`,
+  ];
 }
 
 /**
  * The QEMU command line. -nodefaults means no NIC, no monitor, no default
  * devices: the guest has exactly the devices listed here, and none of them is
- * a network device (never user-mode networking; docs/design.md#lab-rules).
+ * a network device (never user-mode networking; docs/design.md#lab-rules),
+ * except in a lab boot: one NIC on the lab's tap.
  */
 export function qemuArgs(p: QemuPlan): string[] {
-  const args = ['-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot', '-nic', 'none'];
+  const args = ['-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot', ...(p.lab ? [] : ['-nic', 'none'])];
   args.push('-accel', p.accel, '-cpu', p.accel === 'kvm' ? 'host' : 'max');
   args.push('-m', String(p.memoryMb), '-smp', String(p.cpus));
   if (p.firmware === 'uefi') {
@@ -57,6 +104,7 @@ export function qemuArgs(p: QemuPlan): string[] {
     '-device',
     `virtserialport,chardev=lkresult,name=${SELFTEST_PORT}`,
   );
+  if (p.lab) args.push(...labArgs(p.lab));
   return args;
 }
 
@@ -74,7 +122,7 @@ export interface BootResult {
   readonly longestSilenceMs: number;
 }
 
-const tailOf = (text: string, n: number) =>
+export const tailOf = (text: string, n: number) =>
   text
     .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
     .split(/\r?\n/)

@@ -27,6 +27,36 @@ export { packagesLayer, repoRecipeFiles, LAYER_DEBS_SH, DEBS_REPO_DIR } from './
 export { USERS_SH } from './iso-scripts.js';
 export { bootIso, qemuArgs, OVMF_CODE, OVMF_VARS, STALL_LIMIT_MS } from './boot.js';
 export type { BootOptions, BootResult, Firmware, QemuPlan } from './boot.js';
+export { startLabBoot } from './boot-lab.js';
+export type { LabBoot, LabBootOptions, TimedEvent } from './boot-lab.js';
+export type { QemuLabDevices } from './boot.js';
+export {
+  encodeTestSettings,
+  fwCfgArgs,
+  parseTestSettings,
+  torrcDropIn,
+  TEST_SETTINGS_FW_CFG,
+  TEST_SETTINGS_PATHS,
+  TEST_SETTINGS_SYSFS,
+} from './test-channel.js';
+export type { ParsedSettings, TestSettings } from './test-channel.js';
+export { LAB_PORT, LATE_MARKER, lateScript, parseCommand, parseLateLines, parseSenderLine, RULESET_HASH_SH, SENDER_SH, WATCHED_UNITS } from './lab-agent.js';
+export type {
+  AgentCommand,
+  AgentEvent,
+  AgentReply,
+  AgentRequest,
+  AgentStatus,
+  HttpOutcome,
+  HttpVia,
+  Ids,
+  LateReport,
+  LinkState,
+  SenderResult,
+  SenderSpec,
+  UnitState,
+} from './lab-agent.js';
+export { bundleGuest, LAB_AGENT_PROGRAM, LAB_AGENT_UNIT, labGuestFiles, TEST_SETTINGS_PROGRAM, TEST_SETTINGS_UNIT } from './guest-files.js';
 export { runBench, liveBuild, liveBuildConfig, specStages } from './bench.js';
 export type { BenchOptions, BenchReport } from './bench.js';
 export {

@@ -46,8 +46,14 @@ describe('planImage: generic over every module in the assembly', () => {
     expect(plan.packages).toEqual([...new Set(plan.packages)].sort());
   });
 
-  it('enables every unit any module asks for, plus the self-test unit', () => {
-    expect(plan.units).toEqual(['leakless-selftest.service', 'one.service', 'tor@default.service']);
+  it('enables every unit any module asks for, plus the self-test unit and the lab boot’s reader and agent', () => {
+    expect(plan.units).toEqual([
+      'leakless-lab-agent.service',
+      'leakless-selftest.service',
+      'leakless-test-settings.service',
+      'one.service',
+      'tor@default.service',
+    ]);
     expect(plan.units).toContain(SELFTEST_UNIT);
   });
 

@@ -6,6 +6,8 @@
 import type { Assembly, GeneratedFile, RuntimeAssertion, RuntimeCheck, UserRole } from '@leakless/policy';
 import type { SelftestAssertion, SelftestDocument } from '@leakless/selftest';
 import { byteOrder, PATHS, sha256 } from '@leakless/policy';
+import { dirname } from 'node:path';
+import { LAB_AGENT_UNIT, labGuestFiles, TEST_SETTINGS_UNIT } from './guest-files.js';
 
 export class PlanError extends Error {
   override readonly name = 'PlanError';
@@ -142,7 +144,8 @@ export function planImage(assembly: Assembly): ImagePlan {
     seen.add(a.id);
   }
   const packages = sortedUnique([...LIVE_PACKAGES, ...selftestPackages(assertions), ...assembly.emissions.flatMap((e) => e.packages), ...doc.image.packages]);
-  const units = sortedUnique([...assembly.emissions.flatMap((e) => e.units), SELFTEST_UNIT]);
+  // the lab boot's reader and agent: inert unless a hypervisor provides what they need (guest-files.ts)
+  const units = sortedUnique([...assembly.emissions.flatMap((e) => e.units), SELFTEST_UNIT, TEST_SETTINGS_UNIT, LAB_AGENT_UNIT]);
   const maskedUnits = sortedUnique(assembly.emissions.flatMap((e) => e.maskedUnits));
   for (const u of [...units, ...maskedUnits]) {
     if (!/^[A-Za-z0-9:_.@\\-]+\.(service|socket|timer|path|target|mount)$/.test(u)) throw new PlanError(`not a unit name: ${JSON.stringify(u)}`);
@@ -212,6 +215,7 @@ export function imageFiles(plan: ImagePlan, selftestBundle: string, moduleFiles:
       clause: 'docs/design.md#runtime-assertions: runtime assertions in the booted image',
     },
     { path: SELFTEST_UNIT_PATH, content: selftestUnit(), mode: 0o644, clause: 'docs/design.md#self-test: leakless boot runs the self-test' },
+    ...labGuestFiles(dirname(SELFTEST_UNIT_PATH), dirname(SELFTEST_UDEV_RULE_PATH)),
   ];
   if (!moduleFiles.has('/etc/hostname')) files.push({ path: '/etc/hostname', content: `${plan.hostname}\n`, mode: 0o644, clause: 'image.hostname' });
   if (!moduleFiles.has('/etc/hosts')) {

@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { createProgress, formatDuration } from '@leakless/debos-ts';
 import {
@@ -23,6 +24,8 @@ import { choiceFlag, installDeps, type CommandIo } from './iso.js';
 
 export const BOOT_HELP = `usage: leakless boot [--iso FILE] [--firmware bios|uefi|both] [--timeout SECONDS] [--stall SECONDS]
                      [--accel auto|kvm|tcg] [--cache DIR] [--memory MB] [--expect N] [--json]
+       leakless boot --lab [--fail-closed] [--iso FILE] [--firmware bios|uefi] [--accel auto|kvm|tcg]
+                     [--config FILE] [--cache DIR] [--expect N] [--json]
 
 Boots the ISO in QEMU with no network device (-nodefaults -nic none), through
 the real firmware and GRUB, once per firmware. The image runs leakless-selftest
@@ -41,7 +44,21 @@ virtio-serial port; this command reads it back and prints it.
                       the manifest next to the ISO (a short report fails)
   --json              print the results as JSON
 
-exit codes: 0 every boot passed its self-test, 1 a boot or a check failed, 2 bad input`;
+--lab boots it on the network lab instead (root, from a checkout of the
+repository: it needs e2e/src/bootlab and the dev dependencies): a NIC on a
+tap inside the lab's LAN namespace (never user-mode networking), DHCP and DNS
+from dnsmasq, a private Tor network, the connectivity-check host and the
+htpdate pools on lab addresses. Test-only settings (the private authorities,
+a test CA) reach the guest through QEMU's fw_cfg only
+(docs/threat-model.md#test-settings-fw-cfg). One capture on the tap from
+power-on to power-off, every frame classified; the guest makes a request as
+the desktop user, one from the tbb namespace and a lookup through the
+DNSPort, runs its self-test and powers off. Report: dist/lab/boot-capture.{md,json}.
+  --fail-closed       also restart the firewall unit, pull the cable and kill tor, each
+                      with senders as the desktop user and an unnamed uid
+  --config FILE       policy file the image was built from; default image-config/default.yaml
+
+exit codes: 0 every boot passed its self-test (--lab: and nothing leaked), 1 a boot or a check failed, 2 bad input`;
 
 export async function bootCommand(argv: readonly string[], io: CommandIo): Promise<number> {
   const { flags, positionals } = parseArgs(argv, {
@@ -55,12 +72,19 @@ export async function bootCommand(argv: readonly string[], io: CommandIo): Promi
     expect: 'string',
     json: 'boolean',
     'keep-logs': 'boolean',
+    lab: 'boolean',
+    'fail-closed': 'boolean',
+    config: 'string',
   });
   if (positionals.length) throw new UsageError(`boot takes no arguments (got "${positionals[0]}")`);
+  if (!flags.lab && (flags['fail-closed'] || flags.config)) throw new UsageError(`--${flags.config ? 'config' : 'fail-closed'} needs --lab`);
+  if (flags.lab && (flags.stall || flags.memory || flags.timeout))
+    throw new UsageError('--lab sets its own time limits and memory (--stall, --timeout, --memory are for the plain boot)');
   const iso = resolve((flags.iso as string | undefined) ?? 'dist/leakless-amd64.iso');
   if (!existsSync(iso)) throw new UsageError(`--iso: ${iso} does not exist (build it with leakless iso)`);
-  const fw = (flags.firmware as string | undefined) ?? 'both';
+  const fw = (flags.firmware as string | undefined) ?? (flags.lab ? 'bios' : 'both');
   if (!['bios', 'uefi', 'both'].includes(fw)) throw new UsageError(`--firmware must be bios, uefi or both (got "${fw}")`);
+  if (flags.lab && fw === 'both') throw new UsageError('--firmware with --lab: bios or uefi (one networked boot)');
   const firmwares: Firmware[] = fw === 'both' ? ['bios', 'uefi'] : [fw as Firmware];
   const timeout = Number((flags.timeout as string | undefined) ?? '600');
   if (!Number.isInteger(timeout) || timeout < 10) throw new UsageError('--timeout must be a whole number of seconds >= 10');
@@ -107,6 +131,13 @@ export async function bootCommand(argv: readonly string[], io: CommandIo): Promi
   }
   const { accel, accelReason } = decision;
   if (accelFlag !== 'auto') io.err(`[boot] accelerator: ${accel} (${accelReason})`);
+  if (flags.lab) {
+    const config = resolve((flags.config as string | undefined) ?? 'image-config/default.yaml');
+    return labBoot(
+      { iso, firmware: firmwares[0]!, accel, accelReason, config, failClosed: flags['fail-closed'] === true, json: flags.json === true, expected },
+      io,
+    );
+  }
 
   const results: BootResult[] = [];
   for (const f of firmwares) {
@@ -150,4 +181,95 @@ export async function bootCommand(argv: readonly string[], io: CommandIo): Promi
   }
   if (!flags['keep-logs']) for (const r of results.filter((x) => x.ok)) await safeRemove(r.logDir);
   return ok ? 0 : 1;
+}
+
+/** The lab side lives in the checkout (e2e/src/bootlab): the CLI finds it next to itself and loads it with Vite's module runner. */
+const LAB_ENTRY = fileURLToPath(new URL('../../../e2e/src/bootlab/cli.ts', import.meta.url));
+
+interface LabBootFlags {
+  readonly iso: string;
+  readonly firmware: Firmware;
+  readonly accel: 'kvm' | 'tcg';
+  readonly accelReason: string;
+  readonly config: string;
+  readonly failClosed: boolean;
+  readonly json: boolean;
+  readonly expected: number | undefined;
+}
+
+interface LabModule {
+  runLabBoot(o: {
+    iso: string;
+    policyFile: string;
+    firmware: Firmware;
+    accel: 'kvm' | 'tcg';
+    expectedAssertions?: number;
+    failClosed: boolean;
+    outDir: string;
+    log: (line: string) => void;
+  }): Promise<{
+    ok: boolean;
+    scenarios: readonly { name: string; ok: boolean; detail: readonly string[]; packets: number; flows: number; seconds: number }[];
+    figures: Record<string, string>;
+    markdown: string;
+    json: string;
+  }>;
+}
+
+async function labBoot(f: LabBootFlags, io: CommandIo): Promise<number> {
+  if (process.getuid?.() !== 0) {
+    io.err('leakless boot --lab: run as root (it makes network namespaces, a tap and captures)');
+    return 1;
+  }
+  if (!existsSync(f.config)) throw new UsageError(`--config: ${f.config} does not exist`);
+  if (!existsSync(LAB_ENTRY)) {
+    io.err(`leakless boot --lab: the lab is not here (${LAB_ENTRY}); it runs from a checkout of the repository`);
+    return 1;
+  }
+  let vite: typeof import('vite');
+  try {
+    vite = await import('vite');
+  } catch {
+    io.err('leakless boot --lab: needs the repository’s dev dependencies (npm ci): vite loads the lab');
+    return 1;
+  }
+  const { module } = await vite.runnerImport<LabModule>(LAB_ENTRY, {
+    configFile: false,
+    logLevel: 'error',
+    resolve: { conditions: ['source', ...vite.defaultServerConditions] },
+    ssr: { resolve: { conditions: ['source', ...vite.defaultServerConditions], externalConditions: ['source'] } },
+  });
+  io.err(`[boot --lab] ${f.firmware} under ${f.accel} (${f.accelReason})`);
+  const r = await module.runLabBoot({
+    iso: f.iso,
+    policyFile: f.config,
+    firmware: f.firmware,
+    accel: f.accel,
+    ...(f.expected !== undefined ? { expectedAssertions: f.expected } : {}),
+    failClosed: f.failClosed,
+    outDir: resolve('dist', 'lab', 'boot'),
+    log: (l) => io.err(`[boot --lab] ${l}`),
+  });
+  if (f.json) io.out(JSON.stringify({ iso: f.iso, accel: f.accel, accelReason: f.accelReason, ...r }, null, 2));
+  else {
+    io.out(
+      table(
+        ['scenario', 'result', 'packets', 'flows', 'time'],
+        r.scenarios.map((s) => [s.name, s.ok ? 'passed' : 'FAILED', String(s.packets), String(s.flows), `${s.seconds.toFixed(0)}s`]),
+      ),
+    );
+    for (const s of r.scenarios.filter((x) => !x.ok))
+      io.out(
+        `\n${s.name}:\n${s.detail
+          .filter((d) => d.startsWith('PROBLEM'))
+          .map((d) => `  ${d}`)
+          .join('\n')}`,
+      );
+    io.out(
+      `\n${Object.entries(r.figures)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join('\n')}\nreport: ${r.markdown}`,
+    );
+  }
+  return r.ok ? 0 : 1;
 }

@@ -1,0 +1,394 @@
+// The booted image on a network (npm run e2e): the ISO this run built boots
+// with a NIC on a tap inside the lab (never user-mode networking), DHCP and
+// DNS from dnsmasq on the lab's LAN, the private Tor network, the
+// connectivity-check host and the htpdate pools in the lab's Internet. One
+// capture on the tap from before the firmware starts until QEMU exits, every
+// frame classified against the allow-list (e2e/src/bootlab/classify.ts). The
+// test-only settings reach the guest only through QEMU's fw_cfg
+// (docs/threat-model.md#test-settings-fw-cfg); the guest's actions are driven
+// over the lab agent's virtio-serial port.
+//
+//   clean run (BIOS): boot, DHCP, pre-Tor check, Tor bootstrap, htpdate; a
+//     request as the desktop user through its SocksPort, one from tbb, a
+//     lookup through the DNSPort; the self-test; fail-closed windows
+//     (firewall restart, link reconnect, tor killed), each with its own
+//     capture and senders as the desktop user and an unnamed uid; shutdown
+//     with a last probe from systemd-shutdown
+//   no settings (UEFI) and malformed settings: none of it is used; tor dials
+//     the real authorities and those packets die in the lab
+//   corrupted ruleset (planted image): no interface comes up, nothing is sent
+//   anti-tests (planted images): an ordinary user's direct connection is
+//     reported as a leak; a firewall ordered after NetworkManager fails the
+//     corrupted-ruleset scenario
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as firewall from '@leakless/firewall';
+import { allModules } from '@leakless/crosscheck';
+import { renderNft } from '@leakless/nft';
+import { assemble, type Assembly, type Policy, readPolicyFile, type Tree, UNITS } from '@leakless/policy';
+import { buildIso, chooseAccel, probeKernelSource } from '@leakless/image';
+import { type Missing, needTool, skipUnless } from '@leakless/testing';
+import { antiTests, labNeeds, sh } from '../src/lab/index.js';
+import { type Classification, describePacket } from '../src/bootlab/classify.js';
+import { BOOTLAB_HOSTS, type BootLab, startBootLab } from '../src/bootlab/lab.js';
+import { type BootReport, type ScenarioReport, writeBootReport } from '../src/bootlab/report.js';
+import { type Finished, type Run, startRun, type Window } from '../src/bootlab/run.js';
+import {
+  bootToTor,
+  corruptedRuleset,
+  firewallRestart,
+  guestRequests,
+  lanIdentifiers,
+  linkReconnect,
+  type Milestones,
+  type Outcome,
+  secs,
+  selftestOnBoot,
+  shutdownProbe,
+  torKilled,
+  until,
+  usesNoSettings,
+  wholeRun,
+} from '../src/bootlab/scenarios.js';
+import { imageTorDefaults } from '../src/bootlab/tor-defaults.js';
+import { cache, repo, sharedIso, work } from './shared.js';
+
+const hint = 'npm run e2e installs it (tools/leakless/install-deps.sh e2e)';
+const needFile = (path: string, what: string): Missing => (existsSync(path) ? undefined : `${what} (${path}) is missing`);
+const skip = skipUnless(
+  'the networked boot (e2e/iso/bootlab.test.ts)',
+  ...labNeeds('nft', 'tcpdump', 'tor', 'tor-gencert', 'dnsmasq', 'openssl', 'ping'),
+  needTool('qemu-system-x86_64', ['--version'], hint),
+  needTool('unsquashfs', ['-version'], hint),
+  needTool('debos', ['--help'], hint),
+  needFile('/usr/share/OVMF/OVMF_CODE_4M.fd', 'OVMF'),
+);
+
+const OUT = join(repo, 'dist', 'lab', 'boot');
+
+describe.skipIf(skip).sequential('the booted image on a network: every packet from power-on to power-off', () => {
+  let policy: Policy;
+  let assembly: Assembly;
+  let iso: string;
+  let expectedAssertions: number;
+  let accel: 'kvm' | 'tcg';
+  let bl: BootLab;
+  const t0 = Date.now();
+  const scenarios: ScenarioReport[] = [];
+  const boots: BootReport['boots'][number][] = [];
+  const figures: Record<string, string> = {};
+  const m: Milestones = {};
+  const say = (x: string) => console.log(`[bootlab ${((Date.now() - t0) / 1000).toFixed(0)} s] ${x}`);
+
+  /** Run a scenario, record it for the report whatever happens; the test fails on any problem. */
+  async function scenario(name: string, claim: string, body: () => Promise<Outcome>): Promise<void> {
+    const t = Date.now();
+    let o: Outcome | undefined;
+    let err: Error | undefined;
+    try {
+      o = await body();
+    } catch (e) {
+      err = e as Error;
+    }
+    const problems = [...(o?.problems ?? []), ...(err ? [`could not finish: ${err.message.split('\n').slice(0, 20).join(' / ')}`] : [])];
+    const c = o?.classification;
+    const seconds = (Date.now() - t) / 1000;
+    scenarios.push({
+      name,
+      claim,
+      ok: problems.length === 0,
+      detail: [...(o?.notes ?? []), ...problems.map((p) => `PROBLEM: ${p}`)],
+      seconds,
+      packets: c?.packets.length ?? 0,
+      flows: c?.flows.length ?? 0,
+    });
+    figures[`time: ${name}`] = `${seconds.toFixed(0)} s`;
+    if (c)
+      figures[`packets/flows: ${name}`] =
+        `${c.packets.length} packets (${c.packets.filter((p) => p.from === 'guest').length} from the guest), ${c.flows.length} flows`;
+    for (const n of o?.notes ?? []) say(`${name}: ${n}`);
+    expect(problems).toEqual([]);
+  }
+  const recordBoot = (name: string, firmware: string, settings: string, done: Finished, notes: readonly string[], timings: Milestones = {}) =>
+    boots.push({ name, firmware, settings, seconds: done.exit.at / 1000, timings: { ...timings }, classification: done.whole, notes });
+
+  beforeAll(async () => {
+    const loaded = await readPolicyFile(join(repo, 'image-config', 'default.yaml'));
+    if (!loaded.ok) throw new Error('default policy invalid');
+    policy = loaded.policy;
+    assembly = assemble(policy, allModules);
+    const shared = await sharedIso();
+    iso = shared.iso;
+    expectedAssertions = shared.manifest.selftest.assertions as number;
+    const d = await chooseAccel({ accel: 'auto', forDebos: false, kernel: probeKernelSource(cache), note: say });
+    accel = d.accel;
+    figures.accelerator = `${d.accel} (${d.accelReason})`;
+    const tl = Date.now();
+    bl = await startBootLab({ policy, log: say });
+    figures['lab up (namespaces, private Tor network, servers)'] = secs(Date.now() - tl);
+  }, 1_800_000);
+
+  afterAll(async () => {
+    await bl?.teardown();
+    figures['networked suite total'] = secs(Date.now() - t0);
+    if (boots.length || scenarios.length) {
+      const r = writeBootReport({ generatedAt: new Date().toISOString(), iso: iso ?? '', accel: accel ?? 'tcg', boots, scenarios, figures });
+      console.log(
+        `\nnetworked boot report: ${r.markdown}\n${Object.entries(figures)
+          .map(([k, v]) => `  ${k}: ${v}`)
+          .join('\n')}`,
+      );
+    }
+  }, 120_000);
+
+  // ---- the clean run: one boot, one capture, with the fail-closed windows inside it --------------------
+
+  let clean: Run;
+  let cleanDone: Finished | undefined;
+
+  it('clean run: DHCP, the pre-Tor check, Tor bootstrap to 100 % and htpdate through Tor, on the lab network', async () => {
+    await scenario(
+      'clean boot',
+      'the image boots on the lab LAN with the test settings, checks the time, bootstraps Tor and sets the clock through it',
+      async () => {
+        clean = await startRun({ bl, name: 'clean', iso, firmware: 'bios', accel, settings: { kind: 'lab' }, outDir: OUT, timeoutMs: 1_500_000 });
+        return bootToTor(bl, clean, m);
+      },
+    );
+  });
+
+  it('requests in the guest: as the desktop user through its SocksPort, from the tbb namespace through its SocksPort, a lookup through the DNSPort', async () => {
+    await scenario('requests', 'the desktop user, the tor-only namespace and the DNSPort reach the lab Internet through the private Tor network', () =>
+      guestRequests(bl, clean),
+    );
+  });
+
+  it('the self-test passes on the networked boot, its active probes included, and kernel.unprivileged_userns_clone is 0', async () => {
+    await scenario('self-test', 'every runtime assertion holds on the networked boot', async () => {
+      const o = await selftestOnBoot(clean, assembly, expectedAssertions, m);
+      figures['boot to self-test result (clean run, networked)'] = `${secs(m.selftest)} under ${accel}`;
+      return o;
+    });
+  });
+
+  it('fail-closed: `systemctl restart` of the firewall unit opens no window', async () => {
+    await scenario('firewall restart', 'restarting the firewall unit lets nothing out and leaves the ruleset as it was', () => firewallRestart(bl, clean));
+  });
+
+  it('fail-closed: NetworkManager reconnects the link: resolv.conf and the ruleset unchanged, nothing leaks during the reconnect', async () => {
+    await scenario('link reconnect', 'a lost and regained link changes neither resolv.conf nor the ruleset, and lets nothing out', () =>
+      linkReconnect(bl, clean),
+    );
+  });
+
+  it('fail-closed: tor killed in the guest: nothing but ARP and DHCP leaves', async () => {
+    await scenario('tor killed', 'with tor dead, no user and no service gets anything out', () => torKilled(bl, clean));
+  });
+
+  it('fail-closed: shutdown: nothing leaves after the network goes down, and the ruleset is never flushed', async () => {
+    await scenario(
+      'shutdown',
+      'from NetworkManager stopping to power-off only the positive control leaves; the ruleset is loaded at the last moment',
+      async () => {
+        const o = await shutdownProbe(bl, clean, m);
+        cleanDone = o.done;
+        figures['boot to DHCP (clean run)'] = secs(m.dhcp);
+        figures['boot to Tor bootstrap 100 % (clean run)'] = secs(m.torBootstrap);
+        figures['boot to power-off (clean run)'] = secs(m.powerOff);
+        recordBoot('clean', 'bios', 'lab (accepted)', o.done, o.notes, m);
+        return o;
+      },
+    );
+  });
+
+  it('the whole clean run’s capture: zero leaks, nothing unparsable, no IPv6 (dist/lab/boot-capture.{md,json})', async () => {
+    await scenario('whole clean run', 'from power-on to power-off only the allowed classes leave the guest', async () => {
+      if (!cleanDone) throw new Error('the clean run did not finish');
+      figures['clean run: packets by class'] = Object.entries(cleanDone.whole.counts)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ');
+      return wholeRun(cleanDone.whole);
+    });
+  });
+
+  it('the LAN learns no identifier: no DHCP host name, FQDN or client id naming the NIC, and never the NIC’s own MAC', async () => {
+    await scenario('LAN identifiers', 'nothing the guest sends names the machine to the LAN', async () => {
+      if (!cleanDone) throw new Error('the clean run did not finish');
+      return lanIdentifiers(cleanDone.whole);
+    });
+  });
+
+  // ---- boots that must use none of the test settings -------------------------------------------------
+
+  async function noSettingsBoot(
+    name: string,
+    firmware: 'bios' | 'uefi',
+    settings: { kind: 'absent' } | { kind: 'raw'; content: string },
+    logged: RegExp,
+  ): Promise<Outcome> {
+    const tor = await imageTorDefaults(iso);
+    const run = await startRun({ bl, name, iso, firmware, accel, settings, outDir: OUT, timeoutMs: 900_000 });
+    const o = await usesNoSettings(bl, run, logged, tor);
+    recordBoot(name, firmware, settings.kind === 'absent' ? 'absent' : 'malformed (refused)', o.done, o.notes);
+    return o;
+  }
+
+  it('a boot without the test settings uses none of them: tor dials the real authorities and those packets die in the lab', async () => {
+    await scenario('no test settings', 'without fw_cfg settings the image uses none of them, and its tor traffic dies in the lab', () =>
+      noSettingsBoot('no-settings', 'uefi', { kind: 'absent' }, /leakless-test-settings: absent/),
+    );
+  });
+
+  it('malformed test settings (a SocksPort smuggled in) are refused with the reason logged, and none of them is used', async () => {
+    await scenario('malformed test settings', 'a malformed settings file is refused as a whole, with the reason on the console', () => {
+      const raw = `${JSON.stringify({ format: 'leakless-test-settings', version: 1, torrc: [...bl.settings.torrc, 'SocksPort 0.0.0.0:9050'], ca: bl.settings.ca, agent: true })}\n`;
+      return noSettingsBoot('malformed-settings', 'bios', { kind: 'raw', content: raw }, /leakless-test-settings: REFUSED: torrc\[\d+\]/);
+    });
+  });
+
+  // ---- planted images (module-only rebuilds from the cached base) ------------------------------------
+
+  async function planted(name: string, transformTree: (t: Tree) => Tree): Promise<string> {
+    const t = Date.now();
+    const r = await buildIso(assembly, {
+      outDir: join(work, `bootlab-${name}`),
+      cacheDir: cache,
+      workRoot: join(work, 'work'),
+      verify: 'report',
+      transformTree,
+    });
+    figures[`module-only rebuild: ${name}`] = `${secs(Date.now() - t)} (base cached: ${r.base.cached})`;
+    if (!r.base.cached) throw new Error(`the planted image ${name} rebuilt the base instead of reusing it`);
+    return r.iso;
+  }
+  const editFile = (tree: Tree, pred: (path: string) => boolean, edit: (content: string) => string | undefined): Tree => {
+    if (!tree.files.some((f) => pred(f.path))) throw new Error('planting: no such file in the tree');
+    return { ...tree, files: tree.files.flatMap((f) => (!pred(f.path) ? [f] : edit(f.content) === undefined ? [] : [{ ...f, content: edit(f.content)! }])) };
+  };
+  /** Tails' 2009 bug: a ruleset naming a user that does not exist is refused as a whole. */
+  const corruptRuleset = (tree: Tree) =>
+    editFile(
+      tree,
+      (p) => p === firewall.RULESET_PATH,
+      (c) => c.replace(/meta skuid (\d+)/, 'meta skuid no-such-user-$1'),
+    );
+  const ping = (broadcast: string) => sh('ip', ['netns', 'exec', bl.netns, 'ping', '-b', '-c', '3', '-i', '0.3', '-W', '1', broadcast]);
+
+  async function corruptedBoot(name: string, transformTree: (t: Tree) => Tree): Promise<Outcome> {
+    const image = await planted(name, transformTree);
+    const run = await startRun({ bl, name, iso: image, firmware: 'bios', accel, settings: { kind: 'lab' }, outDir: OUT, timeoutMs: 900_000 });
+    const o = await corruptedRuleset(bl, run, ping);
+    recordBoot(name, 'bios', 'lab (accepted)', o.done, o.notes);
+    return o;
+  }
+
+  it('fail-closed: the ruleset file corrupted: no interface comes up and nothing is sent', async () => {
+    await scenario('corrupted ruleset', 'a ruleset that does not load leaves the lockdown in force and no network at all', () =>
+      corruptedBoot('corrupted-ruleset', corruptRuleset),
+    );
+  });
+
+  it('anti-test: a planted exception (the desktop user’s direct connection) is reported as a leak', async () => {
+    const anti = antiTests.find((a) => a.id === 'desktop-user-out');
+    if (!anti) throw new Error('no desktop-user-out anti-test in the lab');
+    const text = renderNft(anti.plant(firewall.ruleset(policy), policy), ['ANTI-TEST: the desktop user may send anything off loopback']);
+    const image = await planted('planted-exception', (tree) =>
+      editFile(
+        tree,
+        (p) => p === firewall.RULESET_PATH,
+        () => text,
+      ),
+    );
+    const run = await startRun({
+      bl,
+      name: 'planted-exception',
+      iso: image,
+      firmware: 'bios',
+      accel,
+      settings: { kind: 'lab' },
+      outDir: OUT,
+      timeoutMs: 900_000,
+    });
+    let done: Finished;
+    let w: Window | undefined;
+    try {
+      await run.boot.hello(420_000);
+      await until(
+        'an address on the NIC',
+        () => run.status(),
+        (s) => s.links.some((l) => !l.name.startsWith('veth') && l.ipv4.length > 0),
+        300_000,
+        2000,
+      );
+      w = await run.window('planted', async () => ({}), { attempts: 10, gapMs: 200, settleMs: 2000 });
+    } finally {
+      done = await run.finish();
+    }
+    if (!w) throw new Error('the window did not run');
+    const leaks = w.classification.leaks;
+    const sunk = bl.sink().filter((e) => e.token?.startsWith(`${run.token}-planted`));
+    const notes = [
+      `leaks reported: ${leaks.length}; first: ${leaks.slice(0, 3).map(describePacket).join(' | ')}`,
+      `reached the sink: ${JSON.stringify(sunk.slice(0, 4))}`,
+    ];
+    recordBoot('planted-exception', 'bios', 'lab (accepted)', done, notes);
+    scenarios.push({
+      name: 'anti-test: planted exception',
+      claim: 'an ordinary user’s direct connection is reported as a leak',
+      ok: leaks.length > 0,
+      detail: notes,
+      seconds: done.exit.at / 1000,
+      packets: w.classification.packets.length,
+      flows: w.classification.flows.length,
+    });
+    expect(leaks.some((p) => p.what.includes(`→ ${BOOTLAB_HOSTS.sink}:`))).toBe(true);
+    expect(sunk.some((e) => e.token?.endsWith('-dt'))).toBe(true);
+    // the plant opens the desktop user only: the unnamed uid stays refused, so the leak is attributed right
+    expect(sunk.filter((e) => /-u[tu]$/.test(e.token ?? ''))).toEqual([]);
+  });
+
+  it('anti-test: a firewall unit ordered after NetworkManager is caught by the corrupted-ruleset scenario', async () => {
+    const o = await corruptedBoot('firewall-after-nm', (tree) => {
+      let t = corruptRuleset(tree);
+      // the firewall after NetworkManager, NetworkManager no longer requiring it, and no ordering cycle through the namespaces' unit
+      t = editFile(
+        t,
+        (p) => p.endsWith(`/${firewall.UNIT_NAME}`),
+        (c) => c.replace(/^Before=network-pre\.target$/m, 'After=NetworkManager.service'),
+      );
+      t = editFile(
+        t,
+        (p) => p === firewall.dropInPath(UNITS.networkManager),
+        () => undefined,
+      );
+      t = editFile(
+        t,
+        (p) => p.endsWith(`/${UNITS.netns}`),
+        (c) => c.replace(/^(Before=.*?) ?NetworkManager\.service/m, '$1'),
+      );
+      return t;
+    });
+    scenarios.push({
+      name: 'anti-test: firewall after NetworkManager',
+      claim: 'the fail-closed scenario reports a firewall that starts after the network',
+      ok: o.problems.length > 0,
+      detail: o.problems.slice(0, 10),
+      seconds: 0,
+      packets: o.classification?.packets.length ?? 0,
+      flows: o.classification?.flows.length ?? 0,
+    });
+    expect(o.problems.some((p) => /sent while the ruleset was corrupted: .*(udp 0\.0\.0\.0:68|arp)/.test(p))).toBe(true);
+  });
+
+  it('reports the figures', () => {
+    console.log(
+      `\nnetworked boot figures:\n${Object.entries(figures)
+        .map(([k, v]) => `  ${k}: ${v}`)
+        .join('\n')}`,
+    );
+    expect(Object.keys(figures).length).toBeGreaterThan(3);
+  });
+});
+
+export type { Classification };

@@ -1,0 +1,48 @@
+// Where the image's tor goes when nobody points it elsewhere: the directory
+// authorities and fallback directories compiled into its binary. Read from
+// the image itself (the ISO's base squashfs), so the boot without test
+// settings is judged against the tor that really ran, not the host's.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { must, sh } from '../lab/index.js';
+import type { Endpoint } from './classify.js';
+
+/**
+ * The endpoints in tor's compiled-in strings: an authority line
+ * ("moria1 orport=9201 v3ident=… 128.31.0.39:9231 …") or a fallback line
+ * ("185.x.x.x:80 orport=443 id=…"): its IPv4 address with both its ORPort
+ * and its DirPort (the client may use either).
+ */
+export function compiledEndpoints(binary: Buffer): Endpoint[] {
+  const text = binary.toString('latin1');
+  const out = new Map<string, Endpoint>();
+  for (const m of text.matchAll(/[\x20-\x7e]{20,}/g)) {
+    const s = m[0];
+    const orport = /\borport=(\d{1,5})\b/.exec(s);
+    const addr = /\b(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})\b/.exec(s);
+    if (!orport || !addr) continue;
+    for (const port of [Number(orport[1]), Number(addr[2])]) out.set(`${addr[1]}:${port}`, { address: addr[1]!, port });
+  }
+  return [...out.values()];
+}
+
+/** tor's compiled-in directory endpoints, from the ISO's base squashfs (loop-mounted read-only, then unmounted). */
+export async function imageTorDefaults(iso: string): Promise<Endpoint[]> {
+  const mnt = mkdtempSync(join(tmpdir(), 'lk-iso-'));
+  try {
+    await must('mount', ['-o', 'loop,ro', iso, mnt]);
+    try {
+      const r = await must('sh', ['-c', 'unsquashfs -cat "$1" usr/bin/tor | base64 -w0', 'sh', join(mnt, 'live', 'filesystem.squashfs')], {
+        timeoutMs: 120_000,
+      });
+      const eps = compiledEndpoints(Buffer.from(r.stdout, 'base64'));
+      if (eps.length < 10) throw new Error(`only ${eps.length} directory endpoints found in the image's tor`);
+      return eps;
+    } finally {
+      await sh('umount', [mnt]);
+    }
+  } finally {
+    rmSync(mnt, { recursive: true, force: true });
+  }
+}
