@@ -1,18 +1,25 @@
 // The ISO end to end (npm run e2e): `leakless iso` builds the image from the
 // default policy with a cold base, `leakless boot` boots it under BIOS and
-// UEFI (QEMU, no network) and the image's self-test passes; a second cold
-// build gives the same sha256; an image with one planted fault (a sysctl
+// UEFI (QEMU, no network) and the image's self-test passes (and says whether
+// Secure Boot was on); the base goes through a turbo remote cache, where one
+// byte of it is then changed; a second builder that differs in everything
+// that must not matter refuses that entry, rebuilds cold and gets the same
+// sha256 (diffoscope's report kept when not); a third builder with an empty
+// local cache gets the base from the remote cache; an image with one planted fault (a sysctl
 // changed after emit) is caught by the rootfs verification and fails its
 // self-test in the booted system.
-import { describe, expect, it } from 'vitest';
-import { existsSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execa } from 'execa';
 import { join } from 'node:path';
 import { assemble, readPolicyFile, type Tree } from '@leakless/policy';
 import { allModules } from '@leakless/crosscheck';
-import { buildIso, planImage, STALL_LIMIT_MS } from '@leakless/image';
+import { buildIso, ISO_NAME, planImage, STALL_LIMIT_MS } from '@leakless/image';
 import { needRoot, needTool, skipUnless, type Missing } from '@leakless/testing';
 
-import { cache, leakless, manifestOf, repo, sharedIso, work } from './shared.js';
+import { cache, cli, leakless, manifestOf, repo, sharedIso, work } from './shared.js';
+import { startCacheServer, type CacheServer } from './cache-server.js';
+import { diffoscope } from './diffoscope.js';
 
 const hint = 'npm run e2e installs it (tools/leakless/install-deps.sh e2e)';
 const needFile = (path: string, what: string): Missing => (existsSync(path) ? undefined : `${what} (${path}) is missing`);
@@ -39,7 +46,7 @@ interface BootJson {
     longestSilenceMs: number;
     reason?: string;
     serialTail: string[];
-    report?: { uptime?: { start: number; end: number }; results: { id: string; ok: boolean; detail: string }[] };
+    report?: { uptime?: { start: number; end: number }; secureBoot?: string; results: { id: string; ok: boolean; detail: string }[] };
   }[];
 }
 const figures: Record<string, string> = {};
@@ -49,9 +56,33 @@ async function boot(iso: string, firmware: 'bios' | 'uefi', extra: string[] = []
   return { exitCode: r.exitCode, json: JSON.parse(r.stdout) as BootJson };
 }
 
+/**
+ * `leakless iso` as a builder of its own: the remote cache of this run,
+ * optionally another host name (UTS namespace), umask and environment.
+ */
+async function builder(
+  args: readonly string[],
+  o: { hostname?: string; umask?: string; env?: Record<string, string> } = {},
+): Promise<{ exitCode: number | undefined; report: Record<string, any> }> {
+  if (!server) throw new Error('the cache server is not running');
+  const argv = [process.execPath, cli, 'iso', ...args, '--remote-cache', server.url, '--remote-cache-netns', server.netns, '--no-install', '--json'];
+  const script = `${o.hostname ? `hostname ${o.hostname} && ` : ''}${o.umask ? `umask ${o.umask} && ` : ''}exec "$@"`;
+  const r = await execa('unshare', ['--uts', 'sh', '-c', script, 'sh', ...argv], {
+    cwd: repo,
+    reject: false,
+    stderr: 'inherit',
+    env: { ...server.env, ...o.env },
+  });
+  return { exitCode: r.exitCode, report: JSON.parse(r.stdout || '{}') as Record<string, any> };
+}
+let server: CacheServer | undefined;
+
 describe.skipIf(skip).sequential('the live ISO', () => {
   const a = join(work, 'a');
   const b = join(work, 'b');
+  afterAll(async () => {
+    await server?.stop();
+  });
 
   it('leakless iso builds it cold (base rebuilt) and verifies the built root filesystem', async () => {
     const shared = await sharedIso();
@@ -89,6 +120,8 @@ describe.skipIf(skip).sequential('the live ISO', () => {
       const failed = run.report?.results.filter((x) => !x.ok).map((x) => `${x.id}: ${x.detail}`) ?? [run.reason];
       expect(failed).toEqual([]);
       expect(run.report!.results.length).toBe(manifestOf(a).selftest.assertions);
+      // the same image reports how it was booted: no UEFI under SeaBIOS, Secure Boot off under plain OVMF
+      expect(run.report!.secureBoot).toBe(firmware === 'bios' ? 'not-uefi' : 'disabled');
       expect(exitCode).toBe(0);
       // a passing boot never came near the stall limit
       expect(run.longestSilenceMs).toBeLessThan(STALL_LIMIT_MS);
@@ -106,16 +139,54 @@ describe.skipIf(skip).sequential('the live ISO', () => {
     expect(run.ms).toBeLessThan(60_000);
   });
 
-  it('a second cold build from the same inputs gives the same ISO, bit for bit', async () => {
-    const r = await leakless(['iso', '--out', b, '--cache', cache, '--fresh-base', '--json']);
+  it('the base goes to a turbo remote cache (turborepo-remote-cache in a loopback-only namespace); then a byte of it is changed there', async () => {
+    server = await startCacheServer(join(work, 'cache-server'));
+    const r = await builder(['--out', join(work, 'published'), '--cache', cache, '--work', join(work, 'work')]);
     expect(r.exitCode).toBe(0);
+    expect(r.report.base.cached).toBe(true);
+    expect(r.report.base.remote).toBe('pushed');
+    // the tamper: one byte in the middle of the stored artifact (its tag, kept beside it, is left alone)
+    const p = server.artifactPath(manifestOf(a).base.key);
+    const bytes = readFileSync(p);
+    bytes[bytes.length >> 1]! ^= 0xff;
+    writeFileSync(p, bytes);
+  });
+
+  it('a second builder that differs in all that must not matter (path, umask, TZ, locale, host name, package order) refuses the tampered remote base, rebuilds it cold and gets the same ISO, bit for bit', async () => {
+    // an empty local cache on another path: the only base on offer is the tampered remote one
+    const elsewhere = join('/var/tmp', `leakless-builder-b-${process.pid}`);
+    rmSync(elsewhere, { recursive: true, force: true });
+    mkdirSync(elsewhere, { recursive: true });
+    const r = await builder(['--out', b, '--cache', join(elsewhere, 'cache'), '--work', join(elsewhere, 'work'), '--package-order', 'reversed'], {
+      hostname: 'builder-b-elsewhere',
+      umask: '027',
+      env: { TZ: 'America/St_Johns', LANG: 'fr_CA.UTF-8', LC_ALL: '', LANGUAGE: 'fr' },
+    });
+    expect(r.exitCode).toBe(0);
+    expect(r.report.base.cached).toBe(false);
+    expect(r.report.base.remote).toMatch(/^rejected: its bytes do not match the artifact tag .*; rebuilt and pushed$/);
     const [ma, mb] = [manifestOf(a), manifestOf(b)];
-    figures['sha256 build 2'] = mb.iso.sha256;
+    figures['sha256 build 2 (varied builder)'] = mb.iso.sha256;
+    if (mb.iso.sha256 !== ma.iso.sha256) await diffoscope(join(a, ISO_NAME), join(b, ISO_NAME), join(work, 'diffoscope-builders.txt'));
+    expect(mb.base.key).toBe(ma.base.key);
     expect(mb.kernel.sha256).toBe(ma.kernel.sha256);
     expect(mb.initrd.sha256).toBe(ma.initrd.sha256);
     expect(mb.squashfs).toEqual(ma.squashfs);
     expect(mb.tarballs).toEqual(ma.tarballs);
     expect(mb.iso.sha256).toBe(ma.iso.sha256);
+    rmSync(elsewhere, { recursive: true, force: true });
+  });
+
+  it('a third builder with an empty local cache gets the (rebuilt) base from the remote cache and makes the same ISO', async () => {
+    const c = join(work, 'c');
+    const t = Date.now();
+    const r = await builder(['--out', c, '--cache', join(work, 'cache-c'), '--work', join(work, 'work')]);
+    figures['cache-hit build on a builder with an empty local cache'] = `${((Date.now() - t) / 1000).toFixed(0)} s`;
+    expect(r.exitCode).toBe(0);
+    expect(r.report.base.cached).toBe(true);
+    expect(r.report.base.remote).toBe('hit');
+    expect(manifestOf(c).iso.sha256).toBe(manifestOf(a).iso.sha256);
+    rmSync(join(work, 'cache-c'), { recursive: true, force: true });
   });
 
   it('anti-test: a sysctl changed after emit is caught by the rootfs verification and fails the self-test in the booted image', async () => {

@@ -11,7 +11,9 @@ group=${1:?usage: install-deps.sh test|e2e}
 test_pkgs="nftables tor debos iproute2 tcpdump procps kmod util-linux python3 iputils-ping dnsmasq-base openssl dbus-daemon systemd"
 # .deb packages and local apt repositories (@leakless/deb, @leakless/apt-repo): dpkg-scanpackages
 test_pkgs="$test_pkgs dpkg-dev"
-e2e_pkgs="$test_pkgs mmdebstrap squashfs-tools xorriso grub-pc-bin grub-efi-amd64-bin grub-common mtools dosfstools qemu-system-x86 ovmf systemd-container"
+# the private Tor network's obfs4 bridge and the sut's obfs4 client (e2e/src/tornet/bridges.test.ts)
+test_pkgs="$test_pkgs obfs4proxy"
+e2e_pkgs="$test_pkgs mmdebstrap squashfs-tools xorriso grub-pc-bin grub-efi-amd64-bin grub-efi-amd64-signed shim-signed grub-common mtools dosfstools qemu-system-x86 ovmf systemd-container apt-utils diffoscope-minimal gnupg"
 # lintian on every leakless .deb (e2e/iso/deb.test.ts)
 e2e_pkgs="$e2e_pkgs lintian"
 case "$group" in

@@ -4,6 +4,17 @@
 export { evaluateRuntime, normalizeNftListing, ipAddresses, ipRoutes } from './evaluate.js';
 export type { Exec, RuntimeResult } from './evaluate.js';
 export type { SelftestAssertion, SelftestDocument } from './document.js';
-export { runSelftest, isSettled, judgeReport, formatReport, resultLine, parseResultLine, parseSelftestDocument, RESULT_MARKER } from './selftest.js';
-export type { SelftestReport, SelftestResult, SelftestOptions } from './selftest.js';
+export {
+  runSelftest,
+  isSettled,
+  judgeReport,
+  formatReport,
+  resultLine,
+  parseResultLine,
+  parseSelftestDocument,
+  RESULT_MARKER,
+  SECURE_BOOT_EFIVAR,
+  secureBootState,
+} from './selftest.js';
+export type { SecureBootState, SelftestReport, SelftestResult, SelftestOptions } from './selftest.js';
 export { bundleSelftest, SELFTEST_NODE_TARGET } from './bundle.js';

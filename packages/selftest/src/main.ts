@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { PATHS } from '@leakless/policy/names';
 import type { Exec } from './evaluate.js';
-import { formatReport, parseSelftestDocument, resultLine, runSelftest } from './selftest.js';
+import { formatReport, parseSelftestDocument, resultLine, runSelftest, SECURE_BOOT_EFIVAR, secureBootState } from './selftest.js';
 
 /** Where the image builder puts the runtime assertions (the policy layer names the path for both). */
 const DEFAULT_ASSERTIONS: string = PATHS.runtimeAssertions;
@@ -32,6 +32,14 @@ const exec: Exec = (cmd, args) =>
       resolve({ exitCode, stdout: String(stdout ?? ''), stderr: String(stderr ?? '') || e.message });
     });
   });
+
+function readOptional(path: string): Buffer | undefined {
+  try {
+    return readFileSync(path);
+  } catch {
+    return undefined;
+  }
+}
 
 function uptime(): number | undefined {
   try {
@@ -70,7 +78,8 @@ async function main(argv: string[]): Promise<number> {
   const start = uptime();
   const evaluated = await runSelftest(doc, exec, { settleMs: settle * 1000, modules });
   const end = uptime();
-  const report = start !== undefined && end !== undefined ? { ...evaluated, uptime: { start, end } } : evaluated;
+  const timed = start !== undefined && end !== undefined ? { ...evaluated, uptime: { start, end } } : evaluated;
+  const report = { ...timed, secureBoot: secureBootState(readOptional(SECURE_BOOT_EFIVAR), existsSync('/sys/firmware/efi')) };
   process.stdout.write((json ? JSON.stringify(report, null, 2) : formatReport(report)) + '\n');
   if (port !== undefined && existsSync(port)) writeFileSync(port, resultLine(report));
   return report.ok ? 0 : 1;

@@ -21,6 +21,19 @@ export interface SelftestReport {
   readonly results: readonly SelftestResult[];
   /** Guest uptime (s) when the self-test started and ended: boot-to-test time, settle time. */
   readonly uptime?: { readonly start: number; readonly end: number };
+  /** Whether the firmware booted this system with UEFI Secure Boot enforced (not an assertion: one image boots both ways). */
+  readonly secureBoot?: SecureBootState;
+}
+
+export type SecureBootState = 'enabled' | 'disabled' | 'not-uefi';
+
+/** The SecureBoot variable (EFI_GLOBAL_VARIABLE) as efivarfs shows it: 4 attribute bytes, then 1 = enforced. */
+export const SECURE_BOOT_EFIVAR = '/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c';
+
+/** From the variable's bytes (undefined: no such variable) and whether the system booted through UEFI at all. */
+export function secureBootState(efivar: Uint8Array | undefined, uefi: boolean): SecureBootState {
+  if (!uefi) return 'not-uefi';
+  return efivar !== undefined && efivar.length >= 5 && efivar[4] === 1 ? 'enabled' : 'disabled';
 }
 
 /** The marker that frames the machine-readable result on a serial line or port. */

@@ -18,11 +18,15 @@ import { SELFTEST_PORT } from './iso-plan.js';
 import { judgeReport, parseResultLine, type SelftestReport } from '@leakless/selftest';
 import { fwCfgArgs } from './test-channel.js';
 import { LAB_PORT } from './lab-agent.js';
+import { SHIM_VERIFICATION_FAILED } from './secureboot.js';
 
 export type Firmware = 'bios' | 'uefi';
 
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+/** Secure Boot: the SMM build of OVMF and a variable store with Microsoft's keys enrolled (as on a retail PC). */
+export const OVMF_CODE_SECBOOT = '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd';
+export const OVMF_VARS_MS = '/usr/share/OVMF/OVMF_VARS_4M.ms.fd';
 
 export interface QemuPlan {
   readonly firmware: Firmware;
@@ -36,6 +40,8 @@ export interface QemuPlan {
   readonly ovmfVars?: string;
   /** The networked lab boot only (boot-lab.ts): devices no plain boot has. */
   readonly lab?: QemuLabDevices;
+  /** UEFI with Secure Boot enforced (Microsoft keys enrolled). */
+  readonly secureBoot?: boolean;
 }
 
 /**
@@ -88,10 +94,13 @@ export function qemuArgs(p: QemuPlan): string[] {
   args.push('-m', String(p.memoryMb), '-smp', String(p.cpus));
   if (p.firmware === 'uefi') {
     if (!p.ovmfVars) throw new Error('UEFI boot needs a copy of the OVMF variable store');
-    args.push('-machine', 'q35');
-    args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`);
+    // the secboot build keeps its variable store writable only from SMM, so the guest cannot turn Secure Boot off
+    if (p.secureBoot) args.push('-machine', 'q35,smm=on', '-global', 'driver=cfi.pflash01,property=secure,value=on');
+    else args.push('-machine', 'q35');
+    args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${p.secureBoot ? OVMF_CODE_SECBOOT : OVMF_CODE}`);
     args.push('-drive', `if=pflash,format=raw,unit=1,file=${p.ovmfVars}`);
   } else {
+    if (p.secureBoot) throw new Error('Secure Boot needs UEFI firmware');
     args.push('-machine', 'pc', '-boot', 'order=d');
   }
   args.push('-drive', `file=${p.iso},media=cdrom,if=ide,readonly=on`);
@@ -157,7 +166,16 @@ export interface BootOptions {
   readonly expectedAssertions?: number;
   readonly logDir?: string;
   readonly progress?: Progress;
+  /** UEFI only: enforce Secure Boot (Microsoft keys enrolled). */
+  readonly secureBoot?: boolean;
 }
+
+/**
+ * Serial lines that end a boot at once: the firmware chain refused the
+ * image, nothing will follow (waiting for the stall limit would only
+ * report a hang where the cause was printed).
+ */
+export const FATAL_BOOT_LINES: readonly RegExp[] = [SHIM_VERIFICATION_FAILED];
 
 export async function bootIso(o: BootOptions): Promise<BootResult> {
   const logDir = o.logDir ?? (await mkdtemp(join(tmpdir(), `leakless-boot-${o.firmware}-`)));
@@ -167,7 +185,7 @@ export async function bootIso(o: BootOptions): Promise<BootResult> {
   let ovmfVars: string | undefined;
   if (o.firmware === 'uefi') {
     ovmfVars = join(logDir, 'OVMF_VARS.fd');
-    await copyFile(OVMF_VARS, ovmfVars);
+    await copyFile(o.secureBoot ? OVMF_VARS_MS : OVMF_VARS, ovmfVars);
   }
   const args = qemuArgs({
     firmware: o.firmware,
@@ -178,6 +196,7 @@ export async function bootIso(o: BootOptions): Promise<BootResult> {
     serialLog,
     resultFile,
     ...(ovmfVars ? { ovmfVars } : {}),
+    ...(o.secureBoot ? { secureBoot: true } : {}),
   });
   const progress = o.progress;
   const stallMs = o.stallMs ?? STALL_LIMIT_MS;
@@ -199,6 +218,7 @@ export async function bootIso(o: BootOptions): Promise<BootResult> {
   let lastOutput = started;
   let longestSilenceMs = 0;
   let stalled = false;
+  let fatal: string | undefined;
   while (!exited) {
     report = parseResultLine(await read(resultFile));
     if (report) break;
@@ -208,8 +228,11 @@ export async function bootIso(o: BootOptions): Promise<BootResult> {
     if (bytes !== seen) {
       seen = bytes;
       lastOutput = now;
-      const last = tailOf(await read(serialLog), 1)[0];
+      const serial = await read(serialLog);
+      const last = tailOf(serial, 1)[0];
       if (last) progress?.line(last);
+      fatal = FATAL_BOOT_LINES.map((re) => re.exec(serial)?.[0]).find((m) => m !== undefined);
+      if (fatal) break;
     }
     longestSilenceMs = Math.max(longestSilenceMs, now - lastOutput);
     if (now - lastOutput > stallMs) {
@@ -229,11 +252,13 @@ export async function bootIso(o: BootOptions): Promise<BootResult> {
     result = { firmware: o.firmware, ok: j.ok, ms, report, ...(j.reason ? { reason: j.reason } : {}), serialTail, logDir, longestSilenceMs };
   } else {
     const lastLine = serialTail.at(-1);
-    const how = stalled
-      ? `stopped: the serial console was silent for ${formatDuration(Date.now() - lastOutput)} (stall limit ${formatDuration(stallMs)}) under ${o.accel.toUpperCase()}; the guest hangs${lastLine ? ` after "${lastLine}"` : ' before printing anything'}`
-      : q.timedOut
-        ? `no result within ${formatDuration(o.timeoutMs)}`
-        : `QEMU exited (${q.exitCode ?? q.signal}) before the self-test reported${q.all ? `: ${tailOf(q.all, 3).join(' | ')}` : ''}`;
+    const how = fatal
+      ? `refused by the firmware chain: "${fatal}"`
+      : stalled
+        ? `stopped: the serial console was silent for ${formatDuration(Date.now() - lastOutput)} (stall limit ${formatDuration(stallMs)}) under ${o.accel.toUpperCase()}; the guest hangs${lastLine ? ` after "${lastLine}"` : ' before printing anything'}`
+        : q.timedOut
+          ? `no result within ${formatDuration(o.timeoutMs)}`
+          : `QEMU exited (${q.exitCode ?? q.signal}) before the self-test reported${q.all ? `: ${tailOf(q.all, 3).join(' | ')}` : ''}`;
     result = { firmware: o.firmware, ok: false, ms, reason: how, serialTail, logDir, longestSilenceMs };
   }
   progress?.finish(result.ok);

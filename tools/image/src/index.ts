@@ -21,7 +21,31 @@ export type { ImagePlan, PlanUser } from './iso-plan.js';
 export { baseKey, baseInputsRecord, baseRecipe, topRecipe, grubCfg, usersTsv, ISO_NAME, KERNEL_ARGS, MODULE_LAYER } from './iso-recipes.js';
 export type { BaseInputs, RenderedRecipe } from './iso-recipes.js';
 export { buildIso, IsoBuildError, probeKernelSource, BASE_KIND, BASES_KEPT, CACHE_KEEP } from './iso-build.js';
-export type { IsoBuildOptions, IsoBuildResult, Manifest } from './iso-build.js';
+export type { BuildSource, IsoBuildOptions, IsoBuildResult, Manifest } from './iso-build.js';
+export { secureBootRecord, readPe, parseSbatLevel, PeError, SHIM_VERIFICATION_FAILED, EFI_BOOT_FILES } from './secureboot.js';
+export type { EfiBinary, SecureBootRecord } from './secureboot.js';
+export { makeSbom, validateSbom, rootfsPackages, parseDpkgStatus, dep5Licenses, debPurl, serialNumber, sbomPackageCount, SBOM_NAME } from './sbom.js';
+export type { DebianPackage, LeaklessFile, SbomInputs } from './sbom.js';
+export { signRelease, verifyRelease, sha512Sums, parseSums, ReleaseSignError, SUMS_NAME, SIGNATURE_NAME } from './release-sign.js';
+export type { SignOptions, VerifyResult } from './release-sign.js';
+export {
+  openSavedRepo,
+  saveRepo,
+  toolClosure,
+  parseInstalled,
+  hostBuildEnv,
+  fetchDebs,
+  debRecords,
+  SavedRepoError,
+  BUILD_TOOL_PACKAGES,
+  MANIFEST_COPY,
+} from './saved-repo.js';
+export type { DebRecord, PackageId, SavedRepo } from './saved-repo.js';
+export { openBuildEnv, routesOut, BuildEnvError } from './build-env.js';
+export type { BuildEnv } from './build-env.js';
+export { remoteFetch, remotePush, remoteFetchable, artifactTag, RemoteCacheError } from './remote-cache.js';
+export type { RemoteCache, RemoteFetch } from './remote-cache.js';
+export { resolvePackages, parseSimulation, ResolveError } from './resolve.js';
 export { verifyRootfs, elToritoPlatforms } from './iso-verify.js';
 export { packagesLayer, repoRecipeFiles, LAYER_DEBS_SH, DEBS_REPO_DIR } from './iso-debs.js';
 export { USERS_SH } from './iso-scripts.js';

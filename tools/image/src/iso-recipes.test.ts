@@ -7,7 +7,7 @@ import { execa } from 'execa';
 import { assemble, emission, readPolicyFile, type LeaklessModule } from '@leakless/policy';
 import { planImage } from './iso-plan.js';
 import { baseKey, baseRecipe, grubCfg, KERNEL_ARGS, topRecipe, usersTsv, type BaseInputs } from './iso-recipes.js';
-import { CLEANUP_SH, EXPORT_SH, LAYER_SH, MKISO_SH, STAGE_SH, USERS_SH } from './iso-scripts.js';
+import { CLEANUP_SH, DEBS_SH, EXPORT_SH, LAYER_SH, MKISO_SH, PACKAGES_SH, STAGE_SH, USERS_SH } from './iso-scripts.js';
 
 const loaded = await readPolicyFile(fileURLToPath(new URL('../../../image-config/default.yaml', import.meta.url)));
 if (!loaded.ok) throw new Error('default policy does not validate');
@@ -34,12 +34,46 @@ describe('the base recipe', () => {
   it('renders exactly (snapshot)', async () => {
     await expect(base.yaml).toMatchFileSnapshot('./__snapshots__/base-recipe.yaml');
   });
-  it('bootstraps with mmdebstrap into $ROOTDIR, then users, then packages (users before any package that would create them)', () => {
-    expect(base.recipe.actions.map((a) => a.description)).toEqual(['bootstrap', 'users', 'packages', 'cleanup', 'export', 'squashfs']);
-    expect(base.yaml).toContain('mmdebstrap --mode=root --variant=minbase');
-    expect(base.yaml).toContain('"$ROOTDIR"');
-    const apt = base.recipe.actions[2]!;
-    expect(apt).toMatchObject({ action: 'apt', recommends: false, packages: plan.packages });
+  it('bootstraps with mmdebstrap into $ROOTDIR, then users, then packages (users before any package that would create them), then saves the .debs before cleanup', () => {
+    expect(base.recipe.actions.map((a) => a.description)).toEqual([
+      'bootstrap',
+      'users',
+      'initramfs-hook',
+      'packages',
+      'debs',
+      'cleanup',
+      'export',
+      'squashfs',
+    ]);
+    expect(base.yaml).toContain('mmdebstrap --mode=root --variant=minbase --skip=essential/unlink --skip=cleanup/apt/cache');
+    expect(base.yaml).toContain('"$ROOTDIR" "$RECIPEDIR"/apt/fetch/*');
+    expect(base.recipe.actions[3]).toMatchObject({ action: 'run', chroot: true, script: 'scripts/packages.sh' });
+    expect(base.files.get('scripts/packages.txt')!.content).toBe(plan.packages.map((p) => `${p}\n`).join(''));
+    // the image carries the recorded sources, the packages are fetched from wherever `fetch` says
+    expect(base.files.get('apt/fetch/debian.sources')!.content).toBe(inputs.sources.content);
+    expect(base.files.get('scripts/image-sources/debian.sources')!.content).toBe(inputs.sources.content);
+  });
+  it('keys the base on what it contains: not where the .debs come from nor the order apt is handed them; the resolved versions are in', () => {
+    const k = baseKey(base, inputs);
+    const fetched = { ...inputs, fetch: { name: 'saved-repo.list', content: 'deb [trusted=yes] http://127.0.0.1:8642/ ./\n' } };
+    const rf = baseRecipe(fetched);
+    expect(rf.files.get('apt/fetch/saved-repo.list')).toBeDefined();
+    expect(rf.files.get('scripts/image-sources/debian.sources')!.content).toBe(inputs.sources.content);
+    expect(baseKey(rf, fetched)).toBe(k);
+    const reversed = { ...inputs, packageOrder: 'reversed' as const };
+    const rr = baseRecipe(reversed);
+    expect(rr.files.get('scripts/packages.txt')!.content).toBe(
+      [...plan.packages]
+        .reverse()
+        .map((p) => `${p}\n`)
+        .join(''),
+    );
+    expect(baseKey(rr, reversed)).toBe(k);
+    const resolved = { ...inputs, resolved: [{ name: 'tor', version: '0.4.8.16-1~deb12u1', arch: 'amd64' }] };
+    const moved = { ...inputs, resolved: [{ name: 'tor', version: '0.4.8.17-1~deb12u1', arch: 'amd64' }] };
+    expect(baseKey(base, resolved)).not.toBe(k);
+    expect(baseKey(base, moved)).not.toBe(baseKey(base, resolved));
+    expect(() => baseRecipe({ ...inputs, fetch: { name: 'sources', content: '' } })).toThrow(/\.list or \.sources/);
   });
   it('writes the users with their fixed ids as data for users.sh', () => {
     expect(usersTsv(plan).split('\n')).toContain('debian-tor\t106\t112\t/var/lib/tor\t/bin/false\tno-home\ttor-daemon');
@@ -95,6 +129,21 @@ describe('the module layer recipe', () => {
     expect(top.yaml).toContain(`scripts/layer.sh --mask nftables.service ${plan.units.join(' ')}`);
     expect(top.yaml).not.toContain('action: overlay');
   });
+  it("puts Debian's signed shim and GRUB on the UEFI path; an unsigned GRUB only when asked (the Secure Boot anti-test)", () => {
+    expect(top.yaml).toContain('mkiso.sh" iso leakless-amd64.iso LEAKLESS signed');
+    const unsigned = topRecipe({
+      plan,
+      compression: 'zstd',
+      includesTar: Buffer.from('t'),
+      imageTar: Buffer.from('i'),
+      kernelArgs: KERNEL_ARGS,
+      menuTitle: 't',
+      uefiGrub: 'unsigned',
+    });
+    expect(unsigned.yaml).toContain('LEAKLESS unsigned');
+    expect(MKISO_SH).toContain('cp /usr/lib/shim/shimx64.efi.signed "$W/efi/BOOTX64.EFI"');
+    expect(MKISO_SH).toContain('cp /usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed "$W/efi/grubx64.efi"');
+  });
   it('grub.cfg boots live-boot with the serial console last; the self-test entry adds only leakless.selftest', () => {
     const cfg = grubCfg('t', KERNEL_ARGS);
     expect(cfg).toMatch(/linux \/live\/vmlinuz boot=live .*console=ttyS0,115200n8\n/);
@@ -111,6 +160,8 @@ describe('the shell steps', () => {
       ['users', USERS_SH, 'sh'],
       ['cleanup', CLEANUP_SH, 'sh'],
       ['export', EXPORT_SH, 'sh'],
+      ['packages', PACKAGES_SH, 'sh'],
+      ['debs', DEBS_SH, 'sh'],
       ['layer', LAYER_SH, 'sh'],
       ['stage', STAGE_SH, 'sh'],
       ['mkiso', MKISO_SH, 'bash'],

@@ -8,14 +8,18 @@
 //       via unpack: overlay would reset mtimes), units enabled, squashed into
 //       a small second squashfs that live-boot stacks over the base
 //       (/live/filesystem.module), then the hybrid ISO. Seconds, not minutes.
-import { apt, recipe, renderRecipe, run, unpack, type Recipe } from '@leakless/debos-ts';
+import { recipe, renderRecipe, run, unpack, type Recipe } from '@leakless/debos-ts';
 import { sha256 } from '@leakless/policy';
 import type { ImagePlan } from './iso-plan.js';
 import { SELFTEST_KERNEL_ARG } from './iso-plan.js';
-import { CLEANUP_SH, EXPORT_SH, LAYER_SH, MKISO_SH, STAGE_SH, USERS_SH } from './iso-scripts.js';
+import { LIVE_MEDIA_ONLY_HOOK } from './iso-scripts.js';
+import { CLEANUP_SH, DEBS_SH, EXPORT_SH, LAYER_SH, MKISO_SH, PACKAGES_SH, STAGE_SH, USERS_SH } from './iso-scripts.js';
 
-/** Bumped when the layout of a cached base changes. */
-export const BASE_FORMAT = 1;
+/** Bumped when the layout of a cached base changes (2: the installed .debs are part of it). */
+export const BASE_FORMAT = 2;
+/** The directory of the recipe that holds the one apt sources file mmdebstrap fetches from. */
+const FETCH_DIR = 'apt/fetch';
+const PACKAGE_LIST = 'scripts/packages.txt';
 export const VOLUME_ID = 'LEAKLESS';
 export const MODULE_LAYER = 'leakless-modules.squashfs';
 export const ISO_NAME = 'leakless-amd64.iso';
@@ -31,12 +35,23 @@ export interface RenderedRecipe {
 
 export interface BaseInputs {
   readonly plan: ImagePlan;
-  /** Contents of the apt sources file the base bootstraps from (deb822 or one-line). */
+  /** The apt sources the image carries (deb822 or one-line): /etc/apt/sources.list.d/0000<name>. */
   readonly sources: { readonly name: string; readonly content: string };
+  /**
+   * Where the packages are fetched from when that is not `sources`: a
+   * rebuild fetches from its saved repository, yet the image must carry the
+   * original sources. Not part of the key: where the same .debs come from
+   * does not change the base.
+   */
+  readonly fetch?: { readonly name: string; readonly content: string };
+  /** The order the package list is handed to apt (a builder that should not matter; the reproducibility check reverses it). */
+  readonly packageOrder?: 'sorted' | 'reversed';
   /** squashfs compressor: zstd (fast, the default) or xz (smaller, slower). */
   readonly compression: 'zstd' | 'xz';
   /** `mmdebstrap --version`, `mksquashfs -version`, … : a tool change is an input change. */
   readonly toolVersions: Readonly<Record<string, string>>;
+  /** What apt resolves the package set to on the mirror now (every package, version): a mirror that moved is a new key. */
+  readonly resolved?: readonly { readonly name: string; readonly version: string; readonly arch: string }[];
 }
 
 // Documentation, man pages and translations are not needed on a live system
@@ -65,18 +80,28 @@ export function usersTsv(plan: ImagePlan): string {
 export function baseRecipe(inp: BaseInputs): RenderedRecipe {
   const { plan } = inp;
   const sde = plan.sourceDateEpoch;
-  const sourcesFile = `apt/${inp.sources.name}`;
+  const fetch = inp.fetch ?? inp.sources;
+  if (!/^[A-Za-z0-9._-]+\.(list|sources)$/.test(fetch.name) || !/^[A-Za-z0-9._-]+\.(list|sources)$/.test(inp.sources.name))
+    throw new Error(`apt sources file names must end in .list or .sources: ${fetch.name}, ${inp.sources.name}`);
+  // the .debs stay in the apt cache (essential/unlink, cleanup/apt/cache) until debs.sh has saved them
   const bootstrap = [
-    `SOURCE_DATE_EPOCH=${sde} mmdebstrap --mode=root --variant=minbase`,
+    `SOURCE_DATE_EPOCH=${sde} mmdebstrap --mode=root --variant=minbase --skip=essential/unlink --skip=cleanup/apt/cache`,
     ...DPKG_EXCLUDES.map((o) => `  --dpkgopt=${sh(o)}`),
-    `  ${plan.suite} "$ROOTDIR" "$RECIPEDIR/${sourcesFile}"`,
+    `  ${plan.suite} "$ROOTDIR" "$RECIPEDIR"/${FETCH_DIR}/*`,
   ].join(' \\\n');
+  const order = inp.packageOrder === 'reversed' ? [...plan.packages].reverse() : plan.packages;
   const r = recipe(
     'amd64',
     [
       run({ description: 'bootstrap', command: bootstrap + '\n' }),
       run({ description: 'users', chroot: true, script: 'scripts/users.sh' }),
-      apt({ description: 'packages', recommends: false, packages: plan.packages }),
+      // before the kernel's package: its initramfs is made with the hook in place
+      run({
+        description: 'initramfs-hook',
+        command: 'install -D -m 0755 "$RECIPEDIR/scripts/live-media-only" "$ROOTDIR/etc/initramfs-tools/hooks/zz-leakless-live-media-only"\n',
+      }),
+      run({ description: 'packages', chroot: true, script: 'scripts/packages.sh' }),
+      run({ description: 'debs', script: 'scripts/debs.sh' }),
       run({ description: 'cleanup', chroot: true, script: 'scripts/cleanup.sh' }),
       run({ description: 'export', script: 'scripts/export.sh' }),
       run({
@@ -92,8 +117,13 @@ export function baseRecipe(inp: BaseInputs): RenderedRecipe {
     ],
   );
   const files = new Map<string, { content: string; mode: number }>([
-    [sourcesFile, { content: inp.sources.content, mode: 0o644 }],
+    [`${FETCH_DIR}/${fetch.name}`, { content: fetch.content, mode: 0o644 }],
+    [`scripts/image-sources/${inp.sources.name}`, { content: inp.sources.content, mode: 0o644 }],
+    ['scripts/packages.sh', { content: PACKAGES_SH, mode: 0o755 }],
+    [PACKAGE_LIST, { content: order.map((p) => `${p}\n`).join(''), mode: 0o644 }],
+    ['scripts/debs.sh', { content: DEBS_SH, mode: 0o755 }],
     ['scripts/users.sh', { content: USERS_SH, mode: 0o755 }],
+    ['scripts/live-media-only', { content: LIVE_MEDIA_ONLY_HOOK, mode: 0o755 }],
     ['scripts/users.tsv', { content: usersTsv(plan), mode: 0o644 }],
     ['scripts/cleanup.sh', { content: CLEANUP_SH, mode: 0o755 }],
     ['scripts/export.sh', { content: EXPORT_SH, mode: 0o755 }],
@@ -101,11 +131,20 @@ export function baseRecipe(inp: BaseInputs): RenderedRecipe {
   return { recipe: r, yaml: renderRecipe(r), files };
 }
 
-/** Every byte that can change what the base contains, one line each. */
+/**
+ * Every byte that can change what the base contains, one line each. Where
+ * the packages are fetched from and the order apt is handed them are left
+ * out (they must not matter, and the reproducibility checks prove they do
+ * not); the package set is in, sorted, and so is what apt resolved it to.
+ */
 function baseKeyParts(b: RenderedRecipe, inp: BaseInputs): string[] {
-  const parts: string[] = [`format ${BASE_FORMAT}`, `recipe ${sha256(b.yaml)}`];
-  for (const [path, f] of [...b.files.entries()].sort(([a], [c]) => (a < c ? -1 : 1))) parts.push(`file ${path} ${f.mode.toString(8)} ${sha256(f.content)}`);
+  const parts: string[] = [`format ${BASE_FORMAT}`, `recipe ${sha256(b.yaml)}`, `packages ${[...inp.plan.packages].sort().join(' ')}`];
+  for (const [path, f] of [...b.files.entries()].sort(([a], [c]) => (a < c ? -1 : 1))) {
+    if (path.startsWith(`${FETCH_DIR}/`) || path === PACKAGE_LIST) continue;
+    parts.push(`file ${path} ${f.mode.toString(8)} ${sha256(f.content)}`);
+  }
   for (const k of Object.keys(inp.toolVersions).sort()) parts.push(`tool ${k} ${inp.toolVersions[k]}`);
+  if (inp.resolved) parts.push(`resolved ${sha256(inp.resolved.map((p) => `${p.name} ${p.version} ${p.arch}\n`).join(''))}`);
   return parts;
 }
 
@@ -133,7 +172,11 @@ export interface TopInputs {
   readonly imageTar: Buffer;
   readonly kernelArgs: readonly string[];
   readonly menuTitle: string;
+  /** The GRUB behind shim on the UEFI path: Debian's signed one, or (anti-test only) an unsigned grub-mkimage build. */
+  readonly uefiGrub?: UefiGrub;
 }
+
+export type UefiGrub = 'signed' | 'unsigned';
 
 export function grubCfg(title: string, kernelArgs: readonly string[]): string {
   const args = kernelArgs.join(' ');
@@ -174,7 +217,11 @@ export function topRecipe(inp: TopInputs): RenderedRecipe {
         command: `SOURCE_DATE_EPOCH=${sde} mksquashfs "$ROOTDIR" "$ARTIFACTDIR/${MODULE_LAYER}" -noappend ${squashfsOptions(inp.compression)} -no-xattrs\n`,
       }),
       run({ description: 'stage', postprocess: true, script: 'scripts/stage.sh iso' }),
-      run({ description: 'iso', postprocess: true, command: `SOURCE_DATE_EPOCH=${sde} "$RECIPEDIR/scripts/mkiso.sh" iso ${ISO_NAME} ${VOLUME_ID}\n` }),
+      run({
+        description: 'iso',
+        postprocess: true,
+        command: `SOURCE_DATE_EPOCH=${sde} "$RECIPEDIR/scripts/mkiso.sh" iso ${ISO_NAME} ${VOLUME_ID} ${inp.uefiGrub ?? 'signed'}\n`,
+      }),
     ],
     ['leakless module layer and ISO (generated by `leakless iso`; do not edit)', `policy ${inp.plan.selftest.policy}, SOURCE_DATE_EPOCH ${sde}`],
   );

@@ -56,6 +56,39 @@ done < "$here/users.tsv"
 `;
 
 /**
+ * Chroot, after users.sh: the image's packages, in the order packages.txt
+ * next to this script lists them (one per line), without Recommends. The
+ * downloaded .debs stay in apt's cache for debs.sh.
+ */
+export const PACKAGES_SH = `#!/bin/sh
+set -eu
+here=$(dirname "$0")
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+xargs apt-get -y --no-install-recommends install < "$here/packages.txt"
+`;
+
+/**
+ * Host, after the packages, before cleanup: the .deb of every installed
+ * package, as apt downloaded it, goes next to the base ($ARTIFACTDIR/debs):
+ * what the image was built from, so it can be rebuilt from exactly these
+ * bytes when the mirror has moved on. A package whose .deb is not in the
+ * cache fails the build: a record with a hole in it is no record.
+ */
+export const DEBS_SH = `#!/bin/sh
+set -eu
+cd "$ROOTDIR"
+mkdir -p "$ARTIFACTDIR/debs"
+dpkg-query --admindir="$ROOTDIR/var/lib/dpkg" -W -f '\${Package}\t\${Version}\t\${Architecture}\n' | LC_ALL=C sort |
+while IFS='	' read -r name version arch; do
+  # apt writes the epoch's colon as %3a
+  f="var/cache/apt/archives/\${name}_$(echo "$version" | sed 's/:/%3a/')_\${arch}.deb"
+  [ -f "$f" ] || { echo "leakless debs: no .deb for the installed $name $version ($arch) in the apt cache" >&2; exit 1; }
+  cp "$f" "$ARTIFACTDIR/debs/\${name}_$(echo "$version" | sed 's/^[0-9]*://')_\${arch}.deb"
+done
+`;
+
+/**
  * Chroot, after the packages: remove what makes two builds differ or what
  * belongs to the build host (docs/design.md#build-cleanup; live-build's
  * hooks/normal list). /etc/hostname, /etc/hosts and resolv.conf come from the
@@ -69,6 +102,12 @@ for i in /boot/initrd.img-*; do
 done
 # the build host's resolver and name must not end up in the image
 rm -f /etc/resolv.conf /etc/hostname
+# the image's apt sources are the ones recorded for it (image-sources/ next to
+# this script), whichever mirror or saved repository the packages came from
+rm -f /etc/apt/sources.list /etc/apt/sources.list.d/*
+for f in "$(dirname "$0")"/image-sources/*; do
+  install -m 0644 "$f" "/etc/apt/sources.list.d/0000$(basename "$f")"
+done
 # machine ids: empty means "generate at boot" (each live session gets its own)
 : > /etc/machine-id
 rm -f /var/lib/dbus/machine-id /var/lib/systemd/random-seed /etc/adjtime
@@ -155,41 +194,56 @@ done
 
 /**
  * Post-processing: the BIOS+UEFI hybrid ISO, bit-reproducible. This is
- * docs/design.md#hybrid-iso and #reproducibility: GRUB images
- * made with grub-mkimage, an early config that finds the medium by a marker
+ * docs/design.md#hybrid-iso and #reproducibility: the BIOS GRUB image made
+ * with grub-mkimage and an early config that finds the medium by a marker
  * file, a FAT efi.img with a serial derived from SOURCE_DATE_EPOCH, every
  * mtime set to SOURCE_DATE_EPOCH, xorriso dates pinned.
- * Usage: mkiso.sh STAGING OUT.iso VOLID   (relative to $ARTIFACTDIR)
+ * UEFI goes through Debian's Secure Boot chain, as debian-cd does: the
+ * Microsoft-signed shim as BOOTX64.EFI, Debian's signed CD GRUB
+ * (gcdx64.efi.signed, whose built-in config finds the medium by /.disk/info
+ * and reads /boot/grub/grub.cfg) as grubx64.efi, MokManager next to them;
+ * GRUB then checks the Debian-signed kernel through shim. "unsigned" puts a
+ * grub-mkimage GRUB behind shim instead: the anti-test image a Secure Boot
+ * firmware must refuse.
+ * Usage: mkiso.sh STAGING OUT.iso VOLID signed|unsigned   (relative to $ARTIFACTDIR)
  */
 export const MKISO_SH = `#!/bin/bash
 set -euo pipefail
 cd "$ARTIFACTDIR"
-ST=$1; OUT=$2; VOL=$3; SDE=\${SOURCE_DATE_EPOCH:?}
+ST=$1; OUT=$2; VOL=$3; UEFI=$4; SDE=\${SOURCE_DATE_EPOCH:?}
+case "$UEFI" in signed|unsigned) ;; *) echo "mkiso: UEFI GRUB must be signed or unsigned, got $UEFI" >&2; exit 2 ;; esac
 export LC_ALL=C
 umask 022
 D=$(date -u -d @"$SDE" +%Y%m%d%H%M%S00)
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
-mkdir -p "$ST/.disk" "$W/m/boot/grub" "$ST/boot/grub/i386-pc" "$ST/boot/grub/x86_64-efi"
+mkdir -p "$ST/.disk" "$W/m/boot/grub" "$W/efi" "$ST/boot/grub/i386-pc"
 echo "$VOL" > "$ST/.disk/info"
-cat > "$W/m/boot/grub/grub.cfg" <<'CFG'
-search --no-floppy --file --set=root /.disk/info
-set prefix=($root)/boot/grub
-configfile $prefix/grub.cfg
-CFG
 cp /usr/lib/grub/i386-pc/*.mod /usr/lib/grub/i386-pc/*.lst "$ST/boot/grub/i386-pc/"
-cp /usr/lib/grub/x86_64-efi/*.mod /usr/lib/grub/x86_64-efi/*.lst "$ST/boot/grub/x86_64-efi/"
 # BIOS: the embedded config only sets root/prefix (a configfile there runs before
 # normal mode sets up command autoload: "can't find command 'serial'")
 printf 'search --no-floppy --file --set=root /.disk/info\\nset prefix=($root)/boot/grub\\n' > "$W/bios.cfg"
 grub-mkimage -O i386-pc-eltorito -p /boot/grub -c "$W/bios.cfg" -o "$ST/boot/grub/bios.img" biosdisk iso9660 search
-tar -C "$W/m" --sort=name --mtime=@"$SDE" --owner=0 --group=0 --numeric-owner -cf "$W/memdisk.tar" boot
-grub-mkimage -O x86_64-efi -m "$W/memdisk.tar" -p '(memdisk)/boot/grub' -o "$W/BOOTX64.EFI" \\
-  search iso9660 configfile normal memdisk tar part_gpt part_msdos fat
+cp /usr/lib/shim/shimx64.efi.signed "$W/efi/BOOTX64.EFI"
+cp /usr/lib/shim/mmx64.efi.signed "$W/efi/mmx64.efi"
+if [ "$UEFI" = signed ]; then
+  cp /usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed "$W/efi/grubx64.efi"
+else
+  mkdir -p "$ST/boot/grub/x86_64-efi"
+  cp /usr/lib/grub/x86_64-efi/*.mod /usr/lib/grub/x86_64-efi/*.lst "$ST/boot/grub/x86_64-efi/"
+  cat > "$W/m/boot/grub/grub.cfg" <<'CFG'
+search --no-floppy --file --set=root /.disk/info
+set prefix=($root)/boot/grub
+configfile $prefix/grub.cfg
+CFG
+  tar -C "$W/m" --sort=name --mtime=@"$SDE" --owner=0 --group=0 --numeric-owner -cf "$W/memdisk.tar" boot
+  grub-mkimage -O x86_64-efi -m "$W/memdisk.tar" -p '(memdisk)/boot/grub' -o "$W/efi/grubx64.efi" \\
+    search iso9660 configfile normal memdisk tar part_gpt part_msdos fat
+fi
 rm -f "$ST/boot/grub/efi.img"
-mkfs.msdos -C "$ST/boot/grub/efi.img" 4096 -i "$(printf %08x $((SDE % 4294967296)))" >/dev/null
-touch -d @"$SDE" "$W/BOOTX64.EFI"
+mkfs.msdos -C "$ST/boot/grub/efi.img" 8192 -i "$(printf %08x $((SDE % 4294967296)))" >/dev/null
+touch -d @"$SDE" "$W/efi/BOOTX64.EFI" "$W/efi/grubx64.efi" "$W/efi/mmx64.efi"
 mmd -i "$ST/boot/grub/efi.img" ::/EFI ::/EFI/BOOT
-mcopy -m -i "$ST/boot/grub/efi.img" "$W/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
+for f in BOOTX64.EFI grubx64.efi mmx64.efi; do mcopy -m -i "$ST/boot/grub/efi.img" "$W/efi/$f" "::/EFI/BOOT/$f"; done
 find "$ST" -exec touch -h -d @"$SDE" {} +
 xorriso -as mkisofs -o "$OUT" -iso-level 3 -R -J -joliet-long -V "$VOL" --modification-date="$D" \\
   -b boot/grub/bios.img -no-emul-boot -boot-load-size 4 -boot-info-table --grub2-boot-info \\
@@ -219,4 +273,32 @@ mv leakless-modules.squashfs "$ST/live/"
 # live-boot stacks the images listed here, first = bottom (9990-overlay.sh setup_unionfs)
 printf 'filesystem.squashfs\\nleakless-modules.squashfs\\n' > "$ST/live/filesystem.module"
 cp "$RECIPEDIR/grub.cfg" "$ST/boot/grub/grub.cfg"
+`;
+
+/**
+ * initramfs-tools hook of the base layer (/etc/initramfs-tools/hooks: runs
+ * after every packaged hook, before depmod). A live image's initramfs has one
+ * job: find the medium (a CD or DVD, a USB stick or SD card, a virtual
+ * machine's disk) and stack its squashfs images. MODULES=most, live-boot's
+ * setting, also packs every network driver, the GPU drivers of early KMS,
+ * NFS, Ceph, iSCSI, Fibre Channel, InfiniBand and a dozen server file
+ * systems: 150 MB of modules that the boot loader reads and the kernel
+ * unpacks on every boot, for network boots this image never does (the real
+ * system loads network and GPU drivers from the squashfs). Storage
+ * controllers, USB, input devices and the file systems of removable media
+ * stay. Run by mkinitramfs with DESTDIR and version set.
+ */
+export const LIVE_MEDIA_ONLY_HOOK = `#!/bin/sh
+PREREQ=""
+case "\${1:-}" in prereqs) echo "$PREREQ"; exit 0 ;; esac
+set -eu
+cd "\${DESTDIR:?}/lib/modules/\${version:?}/kernel"
+rm -rf drivers/net drivers/gpu drivers/infiniband drivers/target drivers/media sound \\
+  drivers/scsi/lpfc drivers/scsi/qla2xxx drivers/scsi/qla4xxx drivers/scsi/bfa drivers/scsi/cxgbi drivers/scsi/be2iscsi \\
+  drivers/scsi/qedf drivers/scsi/qedi drivers/scsi/bnx2fc drivers/scsi/bnx2i drivers/scsi/fcoe drivers/scsi/libfc \\
+  drivers/scsi/fnic drivers/scsi/csiostor drivers/scsi/snic \\
+  fs/nfs fs/nfs_common fs/nfsd fs/lockd fs/ceph fs/smb fs/cifs fs/9p fs/xfs fs/btrfs fs/f2fs fs/jfs fs/reiserfs \\
+  fs/jffs2 fs/ocfs2 fs/gfs2 fs/nilfs2 fs/ubifs fs/orangefs fs/afs fs/coda fs/dlm \\
+  net/sunrpc net/ceph net/9p
+rm -f drivers/block/rbd.ko drivers/block/nbd.ko drivers/scsi/iscsi_tcp.ko drivers/scsi/libiscsi_tcp.ko
 `;

@@ -1,8 +1,9 @@
 // `leakless iso`: the release engineer's one command. Root only (it mounts,
 // chroots and runs debos); installs the Debian build tools it lacks; exit 0
 // built and verified, 1 build or verification failed, 2 bad input.
-import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { assemble, formatIssue, readPolicyFile, type Assembly } from '@leakless/policy';
@@ -11,7 +12,18 @@ import { parseArgs, UsageError } from './args.js';
 import { debsTopLayer } from './deb.js';
 import { allModules } from '@leakless/crosscheck';
 import { table } from './table.js';
-import { ACCEL_FLAGS, buildIso, FAKEMACHINE_FLAGS, IsoBuildError, PlanError, type AccelFlag, type FakemachineFlag, type IsoBuildResult } from '@leakless/image';
+import {
+  ACCEL_FLAGS,
+  buildIso,
+  FAKEMACHINE_FLAGS,
+  IsoBuildError,
+  PlanError,
+  type AccelFlag,
+  type BuildSource,
+  type FakemachineFlag,
+  type IsoBuildResult,
+  type RemoteCache,
+} from '@leakless/image';
 
 export interface CommandIo {
   out(s: string): void;
@@ -21,6 +33,8 @@ export interface CommandIo {
 export const ISO_HELP = `usage: leakless iso [--config FILE] [--out DIR] [--cache DIR] [--mirror URL|FILE] [--fresh-base]
                     [--compression zstd|xz] [--accel auto|kvm|tcg] [--fakemachine auto|on|off]
                     [--keep-work] [--keep-going] [--no-install] [--from-debs] [--json]
+                    [--save-repo DIR] [--from-repo DIR] [--sign-key KEY] [--package-order sorted|reversed]
+                    [--remote-cache URL [--remote-cache-netns NS]]
 
 Builds dist/leakless-amd64.iso (BIOS+UEFI hybrid live ISO, bit-reproducible)
 and dist/leakless-amd64.manifest.json from the policy, with debos. debos runs
@@ -46,6 +60,20 @@ Runs as root. Installs missing Debian build tools first (without Recommends).
   --from-debs          make the module layer by installing the leakless Debian packages
                        (leakless deb) from a local repository, instead of the tarball
   --keep-going         write the ISO even if verification fails (the exit code is still 1)
+  --save-repo DIR      save every .deb of the image and of the build tools as local apt
+                       repositories in DIR (DIR/image, DIR/tools, a copy of the manifest)
+  --from-repo DIR      rebuild from a saved repository: its recorded tools in a chroot, in a
+                       network namespace with loopback only; the base is always rebuilt
+  --sign-key KEY       write SHA512SUMS (ISO, manifest, SBOM) and SHA512SUMS.sign, a detached
+                       OpenPGP signature by KEY from gpg's keyring ($GNUPGHOME)
+  --package-order O    the order apt is handed the package list: sorted (default) or reversed
+  --remote-cache URL   share base layers through a turbo remote-cache server (turborepo-remote-cache):
+                       fetched when not cached here, pushed after a build; every artifact carries an
+                       HMAC tag (turbo's x-artifact-tag) checked before use. Needs
+                       LEAKLESS_REMOTE_CACHE_TOKEN and LEAKLESS_REMOTE_CACHE_KEY (the builders' shared
+                       signing secret); LEAKLESS_REMOTE_CACHE_TEAM (default leakless). --fresh-base
+                       refuses it (release builds)
+  --remote-cache-netns NS  reach the server from inside network namespace NS
   --no-install         do not install missing Debian tools
   --json               print the build report as JSON
 
@@ -134,6 +162,37 @@ export function isoReport(r: IsoBuildResult): string {
   return lines.join('\n');
 }
 
+/** The git revision of the checkout the build runs from, and the policy file (relative to the checkout) with its sha256. */
+export async function buildSource(config: string | undefined): Promise<BuildSource | undefined> {
+  const file = resolve(config ?? 'image-config/default.yaml');
+  const top = await execa('git', ['-C', dirname(file), 'rev-parse', '--show-toplevel'], { reject: false });
+  if (top.exitCode !== 0) return undefined;
+  const rev = await execa('git', ['-C', top.stdout, 'rev-parse', 'HEAD'], { reject: false });
+  const status = await execa('git', ['-C', top.stdout, 'status', '--porcelain', '--untracked-files=no'], { reject: false });
+  if (rev.exitCode !== 0) return undefined;
+  return {
+    revision: rev.stdout.trim(),
+    dirty: status.stdout.trim() !== '',
+    config: { path: relative(top.stdout, file), sha256: createHash('sha256').update(readFileSync(file)).digest('hex') },
+  };
+}
+
+/** --remote-cache and its secrets (from the environment, never the command line). */
+export function remoteCacheOf(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): RemoteCache | undefined {
+  const url = flags['remote-cache'];
+  if (typeof url !== 'string') {
+    if (flags['remote-cache-netns'] !== undefined) throw new UsageError('--remote-cache-netns: only with --remote-cache');
+    return undefined;
+  }
+  if (!/^https?:\/\/[^\s/]+/.test(url)) throw new UsageError(`--remote-cache: not an http(s) URL: ${url}`);
+  const token = env.LEAKLESS_REMOTE_CACHE_TOKEN;
+  const signatureKey = env.LEAKLESS_REMOTE_CACHE_KEY;
+  if (!token) throw new UsageError("LEAKLESS_REMOTE_CACHE_TOKEN: --remote-cache needs the server's token in this variable");
+  if (!signatureKey) throw new UsageError("LEAKLESS_REMOTE_CACHE_KEY: --remote-cache needs the builders' shared artifact-signing secret in this variable");
+  const netns = flags['remote-cache-netns'];
+  return { url, token, signatureKey, team: env.LEAKLESS_REMOTE_CACHE_TEAM ?? 'leakless', ...(typeof netns === 'string' ? { netns } : {}) };
+}
+
 export async function isoCommand(argv: readonly string[], io: CommandIo): Promise<number> {
   const { flags, positionals } = parseArgs(argv, {
     config: 'string',
@@ -147,6 +206,12 @@ export async function isoCommand(argv: readonly string[], io: CommandIo): Promis
     'keep-going': 'boolean',
     'no-install': 'boolean',
     'from-debs': 'boolean',
+    'save-repo': 'string',
+    'from-repo': 'string',
+    'sign-key': 'string',
+    'package-order': 'string',
+    'remote-cache': 'string',
+    'remote-cache-netns': 'string',
     json: 'boolean',
     accel: 'string',
     fakemachine: 'string',
@@ -154,6 +219,7 @@ export async function isoCommand(argv: readonly string[], io: CommandIo): Promis
   if (positionals.length) throw new UsageError(`iso takes no arguments (got "${positionals[0]}")`);
   const accel = choiceFlag<AccelFlag>(flags, 'accel', ACCEL_FLAGS);
   const fakemachine = choiceFlag<FakemachineFlag>(flags, 'fakemachine', FAKEMACHINE_FLAGS);
+  const packageOrder = choiceFlag<'sorted' | 'reversed'>(flags, 'package-order', ['sorted', 'reversed']);
   const compression = (flags.compression as string | undefined) ?? 'zstd';
   if (compression !== 'zstd' && compression !== 'xz') throw new UsageError(`--compression must be zstd or xz (got "${compression}")`);
   const notRoot = requireRoot('leakless iso');
@@ -161,10 +227,13 @@ export async function isoCommand(argv: readonly string[], io: CommandIo): Promis
     io.err(`leakless: ${notRoot}`);
     return 2;
   }
+  if (typeof flags['from-repo'] === 'string' && !existsSync(flags['from-repo'])) throw new UsageError(`--from-repo: ${flags['from-repo']} does not exist`);
   const assembly = await loadAssembly(flags.config as string | undefined, io);
   if (!assembly) return 2;
   if (!flags['no-install'] && !(await installDeps('e2e', io))) return 1;
   const out = resolve((flags.out as string | undefined) ?? 'dist');
+  const source = await buildSource(flags.config as string | undefined);
+  const remoteCache = remoteCacheOf(flags);
   try {
     const r = await buildIso(assembly, {
       outDir: out,
@@ -177,6 +246,12 @@ export async function isoCommand(argv: readonly string[], io: CommandIo): Promis
       verify: flags['keep-going'] ? 'report' : 'enforce',
       ...(accel ? { accel } : {}),
       ...(fakemachine ? { fakemachine } : {}),
+      ...(typeof flags['save-repo'] === 'string' ? { saveRepo: resolve(flags['save-repo']) } : {}),
+      ...(typeof flags['from-repo'] === 'string' ? { fromRepo: resolve(flags['from-repo']) } : {}),
+      ...(typeof flags['sign-key'] === 'string' ? { sign: { key: flags['sign-key'] } } : {}),
+      ...(packageOrder ? { packageOrder } : {}),
+      ...(source ? { source } : {}),
+      ...(remoteCache ? { remoteCache } : {}),
       ...(flags['from-debs'] ? { topLayer: await debsTopLayer(assembly, join(out, 'work', 'from-debs'), (t) => io.err(`[iso] ${t}`)) } : {}),
     });
     if (flags.json) {

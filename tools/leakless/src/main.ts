@@ -23,6 +23,7 @@ import { table } from './table.js';
 import { isoCommand, ISO_HELP } from './iso.js';
 import { bootCommand, BOOT_HELP } from './boot.js';
 import { benchCommand, BENCH_HELP } from './bench.js';
+import { rebuildCommand, REBUILD_HELP, verifyCommand, VERIFY_HELP } from './release.js';
 import { debCommand, DEB_HELP } from './deb.js';
 import { installedAssertions } from '@leakless/deb';
 
@@ -41,6 +42,8 @@ commands:
   iso     build and verify dist/leakless-amd64.iso (root; debos, reproducible)
   boot    boot the ISO in QEMU (BIOS and UEFI, no network) and run its self-test
   bench   measure build stages, rebuild, ISO size, boot times, reproducibility
+  rebuild rebuild an ISO from its manifest and saved repository; exit 0 only on the same sha256
+  verify  check an ISO against SHA512SUMS and its OpenPGP signature
   deb     build one Debian package per module, leakless-users and the leakless metapackage
   help    show help for a command (leakless help emit)
 
@@ -59,6 +62,8 @@ explicit modes). Both are replaced atomically; bad input writes nothing.
   iso: ISO_HELP,
   boot: BOOT_HELP,
   bench: BENCH_HELP,
+  rebuild: REBUILD_HELP,
+  verify: VERIFY_HELP,
   deb: DEB_HELP,
   check: `usage: leakless check [--config FILE] [--tree DIR] [--installed] [--module NAME]... [--json]
 
@@ -106,6 +111,10 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
         return await bootCommand(rest, io);
       case 'bench':
         return await benchCommand(rest, io);
+      case 'rebuild':
+        return await rebuildCommand(rest, io);
+      case 'verify':
+        return await verifyCommand(rest, io);
       case 'deb':
         return await debCommand(rest, io);
       default:

@@ -1,0 +1,226 @@
+// Release engineering end to end, on the run's shared cold-built ISO (no
+// cold build of its own but the rebuild): its SBOM validates against
+// CycloneDX's schema; SHA512SUMS signed with a throw-away key verifies and
+// a flipped byte does not; it boots through Debian's signed shim, GRUB and
+// kernel under OVMF with Microsoft's keys enrolled and the self-test sees
+// Secure Boot on, while an image with an unsigned GRUB is refused by shim
+// (anti-test); every .deb it was built from is saved as a local repository,
+// and `leakless rebuild` makes the same ISO from it in the recorded build
+// environment (a chroot of the saved tools, loopback-only namespace), with
+// the host side varied and the host's own build tools made unusable.
+import { afterAll, describe, expect, it } from 'vitest';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { assemble, readPolicyFile } from '@leakless/policy';
+import { allModules } from '@leakless/crosscheck';
+import { bootIso, buildIso, ISO_NAME, SBOM_NAME, SHIM_VERIFICATION_FAILED, signRelease, validateSbom } from '@leakless/image';
+import { needRoot, needTool, skipUnless, type Missing } from '@leakless/testing';
+import { cache, cli, leakless, repo, sharedIso, work } from './shared.js';
+import { diffoscope } from './diffoscope.js';
+
+const hint = 'npm run e2e installs it (tools/leakless/install-deps.sh e2e)';
+const needFile = (path: string, what: string): Missing => (existsSync(path) ? undefined : `${what} (${path}) is missing`);
+const skip = skipUnless(
+  'the release suite',
+  needRoot('it builds, mounts, makes namespaces and chroots'),
+  needTool('debos', ['--help'], hint),
+  needTool('mmdebstrap', ['--version'], hint),
+  needTool('gpg', ['--version'], hint),
+  needTool('gpgv', ['--version'], hint),
+  needTool('qemu-system-x86_64', ['--version'], hint),
+  needFile('/usr/share/OVMF/OVMF_CODE_4M.secboot.fd', 'OVMF with Secure Boot'),
+  needFile('/usr/share/OVMF/OVMF_VARS_4M.ms.fd', "OVMF's variable store with Microsoft's keys"),
+  needFile('/usr/lib/shim/shimx64.efi.signed', "Debian's signed shim (shim-signed)"),
+  needFile(join(repo, 'tools', 'leakless', 'dist', 'main.js'), 'a build of tools/leakless (npx tsc -b tsconfig.build.json)'),
+);
+
+const figures: Record<string, string> = {};
+const rel = join(work, 'release');
+const s = (ms: number) => `${(ms / 1000).toFixed(0)} s`;
+
+describe.skipIf(skip).sequential('release engineering', () => {
+  afterAll(() => {
+    console.log(
+      '\nrelease figures:\n' +
+        Object.entries(figures)
+          .map(([k, v]) => `  ${k}: ${v}`)
+          .join('\n'),
+    );
+  });
+
+  it('the SBOM (CycloneDX 1.6) validates against its schema and lists every installed Debian package', async () => {
+    const shared = await sharedIso();
+    const sbom = readFileSync(join(shared.dir, SBOM_NAME), 'utf8');
+    expect(await validateSbom(sbom)).toBeUndefined();
+    const doc = JSON.parse(sbom) as {
+      components: { name: string; purl?: string; components?: unknown[] }[];
+      metadata: { component: { hashes: { content: string }[] } };
+    };
+    const binaries = doc.components.filter((c) => c.purl?.startsWith('pkg:deb/') && !c.purl.includes('arch=source'));
+    expect(binaries.length).toBe(shared.manifest.packages.length);
+    expect(shared.manifest.sbom.packages).toBe(binaries.length);
+    expect(doc.components.some((c) => c.purl?.includes('arch=source'))).toBe(true);
+    expect(doc.metadata.component.hashes[0]!.content).toBe(shared.manifest.iso.sha256);
+    const content = doc.components.find((c) => c.name === 'leakless-content');
+    expect(content?.components?.length).toBeGreaterThan(10);
+    figures.SBOM = `${binaries.length} binary packages, ${doc.components.length - binaries.length - 1} source packages, ${content!.components!.length} leakless files`;
+  });
+
+  it('SHA512SUMS signed with a throw-away key: leakless verify passes; a flipped byte and a forged sum fail', async () => {
+    const shared = await sharedIso();
+    rmSync(rel, { recursive: true, force: true });
+    const home = join(rel, 'gnupg');
+    const out = join(rel, 'signed');
+    mkdirSync(home, { recursive: true, mode: 0o700 });
+    mkdirSync(out, { recursive: true });
+    await execa('gpg', ['--batch', '--no-tty', '--passphrase', '', '--quick-gen-key', 'leakless e2e release <release@example.org>', 'ed25519', 'sign', '1d'], {
+      env: { GNUPGHOME: home },
+    });
+    writeFileSync(join(rel, 'release.asc'), (await execa('gpg', ['--batch', '--armor', '--export'], { env: { GNUPGHOME: home } })).stdout);
+    const names = [ISO_NAME, 'leakless-amd64.manifest.json', SBOM_NAME];
+    for (const n of names) copyFileSync(join(shared.dir, n), join(out, n));
+    await signRelease(out, names, { key: 'release@example.org', gnupgHome: home });
+    const verify = (dir: string) => leakless(['verify', join(dir, ISO_NAME), '--keyring', join(rel, 'release.asc'), '--json']);
+    const good = await verify(out);
+    expect(good.exitCode, good.stdout).toBe(0);
+
+    const iso = join(out, ISO_NAME);
+    const fd = readFileSync(iso);
+    const at = fd.length >> 1;
+    fd[at]! ^= 1;
+    writeFileSync(iso, fd);
+    const flipped = await verify(out);
+    expect(flipped.exitCode).toBe(1);
+    expect((JSON.parse(flipped.stdout) as { checks: { what: string; ok: boolean }[] }).checks.find((c) => c.what === ISO_NAME)?.ok).toBe(false);
+    fd[at]! ^= 1;
+    writeFileSync(iso, fd);
+    const sums = readFileSync(join(out, 'SHA512SUMS'), 'utf8');
+    writeFileSync(
+      join(out, 'SHA512SUMS'),
+      sums.replace(/^[0-9a-f]/, (c) => (c === '0' ? '1' : '0')),
+    );
+    const forged = await verify(out);
+    expect(forged.exitCode).toBe(1);
+    expect((JSON.parse(forged.stdout) as { checks: { what: string; ok: boolean }[] }).checks[0]).toMatchObject({ what: 'SHA512SUMS.sign', ok: false });
+    expect((await leakless(['verify', iso])).exitCode).toBe(2);
+  });
+
+  it("boots under OVMF with Microsoft's keys enrolled: shim, GRUB and kernel verified, the self-test passes and reports Secure Boot enabled", async () => {
+    const shared = await sharedIso();
+    const sb = shared.manifest.secureBoot as { shim: { signed: boolean; sbatLevel: { previous: string } }; grub: { signed: boolean } };
+    expect(sb.shim.signed && sb.grub.signed).toBe(true);
+    expect(sb.shim.sbatLevel.previous).toMatch(/^sbat,1,\d{10}\n/);
+    const r = await bootIso({
+      iso: shared.iso,
+      firmware: 'uefi',
+      secureBoot: true,
+      accel: shared.report.accel.accel,
+      timeoutMs: 600_000,
+      expectedAssertions: shared.manifest.selftest.assertions,
+      logDir: join(rel, 'boot-secureboot'),
+    });
+    figures['Secure Boot boot to self-test result'] = `${s(r.ms)} under ${shared.report.accel.accel}`;
+    expect(r.reason).toBeUndefined();
+    expect(r.report?.secureBoot).toBe('enabled');
+    expect(r.report?.results.filter((x) => !x.ok)).toEqual([]);
+    expect(r.ok).toBe(true);
+  });
+
+  it("anti-test: an image with an unsigned GRUB behind shim is refused under Secure Boot, by shim's own line and not a timeout", async () => {
+    const shared = await sharedIso();
+    const loaded = await readPolicyFile(join(repo, 'image-config', 'default.yaml'));
+    if (!loaded.ok) throw new Error('default policy invalid');
+    const b = await buildIso(assemble(loaded.policy, allModules), {
+      outDir: join(rel, 'unsigned'),
+      cacheDir: cache,
+      workRoot: join(work, 'work'),
+      uefiGrub: 'unsigned',
+    });
+    expect(b.base.cached).toBe(true);
+    expect(b.manifest.secureBoot.grub.signed).toBe(false);
+    const t = Date.now();
+    const r = await bootIso({
+      iso: b.iso,
+      firmware: 'uefi',
+      secureBoot: true,
+      accel: shared.report.accel.accel,
+      timeoutMs: 600_000,
+      logDir: join(rel, 'boot-unsigned'),
+    });
+    figures['unsigned GRUB refused after'] = s(Date.now() - t);
+    expect(r.ok).toBe(false);
+    expect(r.reason).toMatch(SHIM_VERIFICATION_FAILED);
+    expect(r.report).toBeUndefined();
+    expect(r.ms).toBeLessThan(120_000);
+  });
+
+  it('saves every .deb of the image and of the build tools, and leakless rebuild gives the same sha256 in the recorded build environment', async () => {
+    const shared = await sharedIso();
+    const saved = join(rel, 'repo');
+    const pub = join(rel, 'published');
+    // the published build: the shared ISO's base from the cache, its .debs and the build tools saved
+    const p = await leakless(['iso', '--out', pub, '--cache', cache, '--work', join(work, 'work'), '--save-repo', saved, '--no-install', '--json']);
+    expect(p.exitCode).toBe(0);
+    const manifest = JSON.parse(readFileSync(join(pub, 'leakless-amd64.manifest.json'), 'utf8')) as Record<string, any>;
+    expect(manifest.iso.sha256).toBe(shared.manifest.iso.sha256);
+    expect(manifest.packages.every((x: { sha256: string }) => /^[0-9a-f]{64}$/.test(x.sha256))).toBe(true);
+    const du = Number((await execa('du', ['-sb', saved])).stdout.split('\t')[0]);
+    figures['saved repository'] =
+      `${(du / 1e6).toFixed(0)} MB (${manifest.packages.length} image packages, ${manifest.buildEnv.packages.length} build-environment packages, ${manifest.buildEnv.substituted.length} supporting packages at the mirror's newer version)`;
+
+    // the rebuilder: another directory, umask, time zone, locale and host name, and this
+    // host's own build tools unusable (the recorded ones in the chroot must be used)
+    const shims = join(rel, 'no-host-tools');
+    mkdirSync(shims, { recursive: true });
+    for (const tool of ['debos', 'mksquashfs', 'grub-mkimage', 'mkfs.msdos']) {
+      writeFileSync(join(shims, tool), `#!/bin/sh\necho "the rebuild ran this host's ${tool}" >&2\nexit 97\n`);
+      chmodSync(join(shims, tool), 0o755);
+    }
+    const other = join('/var/tmp', `leakless-rebuilder-${process.pid}`);
+    rmSync(other, { recursive: true, force: true });
+    mkdirSync(other, { recursive: true });
+    const t = Date.now();
+    const r = await execa(
+      'unshare',
+      [
+        '--uts',
+        'sh',
+        '-c',
+        'hostname rebuilder-elsewhere && umask 027 && exec "$@"',
+        'sh',
+        process.execPath,
+        cli,
+        'rebuild',
+        join(pub, 'leakless-amd64.manifest.json'),
+        '--repo',
+        saved,
+        '--out',
+        join(other, 'out'),
+        '--cache',
+        join(other, 'cache'),
+        '--work',
+        join(other, 'work'),
+        '--no-install',
+        '--json',
+      ],
+      {
+        cwd: repo,
+        reject: false,
+        stderr: 'inherit',
+        env: { PATH: `${shims}:${process.env.PATH}`, TZ: 'Pacific/Chatham', LANG: 'de_DE.UTF-8', LC_ALL: '', LANGUAGE: 'de' },
+      },
+    );
+    figures['saved-repo rebuild (chroot of the saved tools, loopback-only namespace)'] =
+      `${s(Date.now() - t)} (cold build of the shared ISO: ${s(shared.buildMs)})`;
+    const out = JSON.parse(r.stdout || '{}') as { ok?: boolean; sha256?: string; expected?: string };
+    if (out.sha256 && out.sha256 !== out.expected) await diffoscope(shared.iso, join(other, 'out', ISO_NAME), join(rel, 'diffoscope-rebuild.txt'));
+    expect(out.expected).toBe(shared.manifest.iso.sha256);
+    expect(out.sha256).toBe(out.expected);
+    expect(r.exitCode).toBe(0);
+    const rebuilt = JSON.parse(readFileSync(join(other, 'out', 'leakless-amd64.manifest.json'), 'utf8')) as Record<string, any>;
+    expect(rebuilt.buildEnv.rebuilt).toBe(true);
+    expect(rebuilt.tools).toEqual(manifest.tools);
+    rmSync(other, { recursive: true, force: true });
+  });
+});
