@@ -343,6 +343,17 @@ export function probeKernelSource(cacheDir: string, note?: (s: string) => void):
 }
 
 export async function buildIso(assembly: Assembly, o: IsoBuildOptions): Promise<IsoBuildResult> {
+  // the builder's umask must not reach the image: files copied or created on the host side
+  // (the squashfs, kernel and initrd hard-linked into the ISO, whose Rock Ridge entries keep modes) get 0644/0755
+  const umask = process.umask(0o022);
+  try {
+    return await build(assembly, o);
+  } finally {
+    process.umask(umask);
+  }
+}
+
+async function build(assembly: Assembly, o: IsoBuildOptions): Promise<IsoBuildResult> {
   const started = Date.now();
   const note = o.note ?? ((s: string) => process.stderr.write(`[iso] ${s}\n`));
   const progress = o.progress ?? ((label: string, total?: number) => createProgress({ label, ...(total !== undefined ? { total } : {}) }));
@@ -379,6 +390,7 @@ export async function buildIso(assembly: Assembly, o: IsoBuildOptions): Promise<
     const imageTar = await tarballOf(imageTree, sde);
 
     if (saved) {
+      await mkdir(o.cacheDir, { recursive: true });
       env = await openBuildEnv({
         repoDir: saved.dir,
         root: resolve(join(o.workRoot, `env-${process.pid}-${randomBytes(3).toString('hex')}`)),

@@ -13,6 +13,8 @@ import { debPurl, dep5Licenses, makeSbom, parseDpkgStatus, sbomPackageCount, ser
 import { parseSums, signRelease, verifyRelease } from './release-sign.js';
 import { parseInstalled, toolClosure } from './saved-repo.js';
 import { routesOut } from './build-env.js';
+import { secureBootState } from '@leakless/selftest';
+import { parseSimulation } from './resolve.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lk-release-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -36,6 +38,12 @@ describe('the Secure Boot record', () => {
       expect(grub.sections.get('.sbat')!.toString()).toContain('grub.debian');
     },
   );
+  it('the self-test reads Secure Boot from the SecureBoot EFI variable (4 attribute bytes, then 1 = enforced)', () => {
+    expect(secureBootState(Uint8Array.from([6, 0, 0, 0, 1]), true)).toBe('enabled');
+    expect(secureBootState(Uint8Array.from([6, 0, 0, 0, 0]), true)).toBe('disabled');
+    expect(secureBootState(undefined, true)).toBe('disabled');
+    expect(secureBootState(Uint8Array.from([6, 0, 0, 0, 1]), false)).toBe('not-uefi');
+  });
   it('refuses what is not a PE32+ image', () => {
     expect(() => readPe(Buffer.from('not a PE file, just some bytes that are long enough to have a header.....'))).toThrow(PeError);
     const mz = Buffer.alloc(0x100);
@@ -197,6 +205,18 @@ describe('the build environment', () => {
   });
   it('names a tool that is not installed', () => {
     expect(() => toolClosure(installed, ['removed'])).toThrow(/removed is not installed/);
+  });
+  it('the resolved package set is what apt would install, with versions', () => {
+    const sim = [
+      'NOTE: This is only a simulation!',
+      'Inst libc6 (2.36-9+deb12u13 Debian:12.12/stable, Debian-Security:12/stable-security [amd64])',
+      'Inst tzdata [2024a-0+deb12u1] (2025b-0+deb12u2 Debian:12.12/stable [all])',
+      'Conf libc6 (2.36-9+deb12u13 Debian:12.12/stable [amd64])',
+    ].join('\n');
+    expect(parseSimulation(sim)).toEqual([
+      { name: 'libc6', version: '2.36-9+deb12u13', arch: 'amd64' },
+      { name: 'tzdata', version: '2025b-0+deb12u2', arch: 'all' },
+    ]);
   });
   it('a rebuild namespace may have loopback routes only', () => {
     expect(routesOut('local 127.0.0.1 dev lo table local proto kernel scope host src 127.0.0.1\n::1 dev lo proto kernel metric 256 pref medium\n')).toEqual([]);

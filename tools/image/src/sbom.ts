@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Enums, Models, Serialize, Spec, Validation } from '@cyclonedx/cyclonedx-library';
+import { parseParagraphs } from '@leakless/apt-repo';
 
 export interface DebianPackage {
   readonly name: string;
@@ -44,18 +45,12 @@ const SPEC = Spec.Spec1dot6;
 /** dpkg's status file: the installed packages with their source package (Source: "src (version)" when it differs). */
 export function parseDpkgStatus(text: string): Omit<DebianPackage, 'licenses'>[] {
   const out: Omit<DebianPackage, 'licenses'>[] = [];
-  for (const para of text.split(/\n\s*\n/)) {
-    const f = new Map<string, string>();
-    for (const line of para.split('\n')) {
-      const m = /^([A-Za-z0-9-]+):\s*(.*)$/.exec(line);
-      if (m) f.set(m[1]!, m[2]!);
-    }
-    if (!f.get('Status')?.endsWith(' installed')) continue;
-    const name = f.get('Package');
-    const version = f.get('Version');
-    if (!name || !version) continue;
-    const src = /^(\S+)(?:\s+\((\S+)\))?$/.exec(f.get('Source') ?? name);
-    out.push({ name, version, arch: f.get('Architecture') ?? 'all', source: src?.[1] ?? name, sourceVersion: src?.[2] ?? version });
+  for (const f of parseParagraphs(text)) {
+    const name = f.Package;
+    const version = f.Version;
+    if (!f.Status?.endsWith(' installed') || !name || !version) continue;
+    const src = /^(\S+)(?:\s+\((\S+)\))?$/.exec(f.Source ?? name);
+    out.push({ name, version, arch: f.Architecture ?? 'all', source: src?.[1] ?? name, sourceVersion: src?.[2] ?? version });
   }
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
