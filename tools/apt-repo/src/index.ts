@@ -6,7 +6,7 @@ export {
   sourcesLine,
   sourcesStanza,
   releaseFile,
-  releaseDate,
+  rfc2822Date,
   parseParagraphs,
   packagesOf,
   canonicalDebName,

@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { needTool, skipUnless } from '@leakless/testing';
-import { AptRepoError, canonicalDebName, makeAptRepo, packagesOf, releaseDate, releaseFile, sourcesLine } from './index.js';
+import { AptRepoError, canonicalDebName, makeAptRepo, packagesOf, rfc2822Date, releaseFile, sourcesLine } from './index.js';
 
 describe('pure parts', () => {
   it('writes the Date as apt does, from the epoch', () => {
-    expect(releaseDate(1700000000)).toBe('Tue, 14 Nov 2023 22:13:20 +0000');
+    expect(rfc2822Date(1700000000)).toBe('Tue, 14 Nov 2023 22:13:20 +0000');
   });
   it('names files NAME_VERSION_ARCH.deb without the epoch', () => {
     expect(canonicalDebName('leakless', '1:0.1.0-1', 'all')).toBe('leakless_0.1.0-1_all.deb');

@@ -66,8 +66,8 @@ export function sourcesStanza(dir: string): string {
   return `Types: deb\nURIs: file:${resolve(dir)}\nSuites: ./\nTrusted: yes\n`;
 }
 
-/** The Date format apt writes (RFC 2822, UTC). */
-export function releaseDate(epoch: number): string {
+/** The date format apt's Release files and Debian changelogs use (RFC 2822, UTC). */
+export function rfc2822Date(epoch: number): string {
   const d = new Date(epoch * 1000);
   const day = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'][d.getUTCDay()]!;
   const month = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'][d.getUTCMonth()]!;
@@ -89,7 +89,7 @@ export function releaseFile(
     `Label: ${fields.label}`,
     `Suite: ${fields.suite}`,
     `Codename: ${fields.codename}`,
-    `Date: ${releaseDate(fields.sourceDateEpoch)}`,
+    `Date: ${rfc2822Date(fields.sourceDateEpoch)}`,
     `Architectures: ${fields.architectures.join(' ')}`,
     `Description: ${fields.description}`,
     'MD5Sum:',

@@ -6,7 +6,6 @@ export {
   planDebs,
   inputProblems,
   controlFile,
-  changelogDate,
   packageName,
   maskedUnitsOf,
   DebInputError,
