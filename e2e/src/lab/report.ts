@@ -76,7 +76,7 @@ export function renderMarkdown(r: LabReport): string {
     '',
     `${r.probes} probes from ${r.principals.length} principals against a ${r.ruleCount}-rule ruleset; matrix wall time ${(r.matrixWallMs / 1000).toFixed(2)} s (whole lab ${(r.totalWallMs / 1000).toFixed(1)} s).`,
     `Control run (no filtering, same translations): ${r.control.reached}/${r.control.probes} probes reached their destination.`,
-    `Policy run: ${j.counts.pass} pass, ${j.counts.violation} violation, ${j.counts.inconclusive} inconclusive.`,
+    `Policy run: ${j.counts.pass} pass, ${j.counts.violation} violation, ${j.counts.inconclusive} inconclusive; ${j.oracleFailures.length} attribution failures (every probe has its own source port and token).`,
     `Anti-tests: ${r.antiTests.filter((a) => a.caught).length}/${r.antiTests.length} planted leaks caught.`,
     '',
     'Cells: A = the policy allows, R = it refuses (log + reject, or drop); ✔ = observed at the listener and on the uplink capture as expected.',
@@ -124,7 +124,12 @@ export function reportJson(r: LabReport) {
       antiTestsCaught: r.antiTests.filter((a) => a.caught).length,
     },
     control: r.control,
-    policyRun: { counts: r.policyRun.counts, invariants: r.policyRun.invariants, probes: r.policyRun.verdicts.map(verdictJson) },
+    policyRun: {
+      counts: r.policyRun.counts,
+      oracleFailures: r.policyRun.oracleFailures,
+      invariants: r.policyRun.invariants,
+      probes: r.policyRun.verdicts.map(verdictJson),
+    },
     antiTests: r.antiTests,
     ...r.extra,
   };

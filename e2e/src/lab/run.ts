@@ -1,6 +1,11 @@
 // One matrix run: capture on, every principal's probes in parallel, capture
 // off, then attribute each captured packet to the probe that caused it and
 // judge each probe against the oracle and the no-firewall control run.
+// Attribution is by a marker no two probes share (the source port or echo id
+// the harness gives each probe, and the token in its payload); a packet two
+// probes could claim, or whose payload names another probe, is an oracle
+// failure (inconclusive, never a verdict): guessing once blamed _apt for
+// debian-tor's packets on a busy machine, and could as well hide a leak.
 import type { Policy } from '@leakless/policy';
 import { type CapturedPacket, PROTO, startCapture } from './capture.js';
 import { checkInvariants, type InvariantResult, type Maker } from './invariants.js';
@@ -8,7 +13,7 @@ import type { Listener } from './listeners.js';
 import type { Principal, Probe } from './matrix.js';
 import { specOf } from './matrix.js';
 import { type Expectation, expectation, type LabFacts } from './oracle.js';
-import { type ProbeResult, runProbes } from './probes.js';
+import { type ProbeResult, probePorts, runProbes } from './probes.js';
 import type { Lab } from './topology.js';
 
 export interface RunOptions {
@@ -24,9 +29,19 @@ export interface MatrixRun {
   readonly results: ReadonlyMap<string, ProbeResult>;
   /** Tokens the listeners logged during this run. */
   readonly tokens: ReadonlySet<string>;
-  readonly packets: readonly { packet: CapturedPacket; probe?: Probe; relatedError?: boolean }[];
+  readonly packets: readonly Attributed[];
   readonly tokenOf: ReadonlyMap<string, string>;
   readonly wallMs: number;
+}
+
+/** A captured packet and the one probe it belongs to, if any. */
+export interface Attributed {
+  readonly packet: CapturedPacket;
+  readonly probe?: Probe;
+  /** A kernel ICMP error quoting one of the probe's datagrams. */
+  readonly relatedError?: boolean;
+  /** The probes the packet could belong to when it is not exactly one (by marker or by payload): the oracle cannot tell. */
+  readonly collision?: readonly string[];
 }
 
 let runCounter = 0;
@@ -35,6 +50,9 @@ export async function runMatrix(lab: Lab, listeners: readonly Listener[], probes
   const started = Date.now();
   const tag = `lk${(runCounter++).toString(36)}${lab.suffix}`;
   const tokenOf = new Map(probes.map((p, i) => [p.id, `${tag}-${i.toString(36)}`]));
+  const avoid = new Set(listeners.flatMap((l) => l.specs.map((s) => s.port)));
+  const ports = probePorts(lab, probes.length, avoid);
+  const portOf = new Map(probes.map((p, i) => [p.id, ports[i]!]));
   const capture = await startCapture(lab.sut, lab.uplink);
   const byPrincipal = new Map<string, { principal: Principal; probes: Probe[] }>();
   for (const p of probes) {
@@ -50,7 +68,7 @@ export async function runMatrix(lab: Lab, listeners: readonly Listener[], probes
         runProbes(
           lab,
           { ns: principal.ns, uid: principal.uid, gid: principal.gid },
-          ps.map((p) => specOf(p, tokenOf.get(p.id)!, opts.timeout ?? 0.7)),
+          ps.map((p) => ({ ...specOf(p, tokenOf.get(p.id)!, opts.timeout ?? 0.7), sport: portOf.get(p.id)! })),
         ),
       ),
     );
@@ -89,60 +107,81 @@ async function settle(listeners: readonly Listener[], minMs: number): Promise<vo
   }
 }
 
-/** Which probe caused each captured packet (by 5-tuple, echo id, quoted packet or token). */
+function l4Of(t: Probe['target']): number {
+  if (t.kind === 'icmp') return t.family === 6 ? PROTO.icmpv6 : PROTO.icmp;
+  if (t.kind === 'raw') return t.proto!;
+  return t.kind === 'tcp' || t.kind === 'tcp-invalid' ? PROTO.tcp : PROTO.udp;
+}
+
+/** Whether `pk` carries this probe's marker: its flow, its echo id, an ICMP error quoting its datagram, or (raw) its token. */
+function claims(probe: Probe, r: ProbeResult | undefined, pk: CapturedPacket, token: string | undefined): { relatedError?: boolean } | undefined {
+  const t = probe.target;
+  const l4 = l4Of(t);
+  if (t.kind === 'raw') return pk.proto === l4 && pk.dst === t.dst && pk.token === token ? {} : undefined;
+  const sport = r?.sport ?? undefined;
+  if (sport === undefined) return undefined;
+  if (t.kind === 'icmp') {
+    const req = t.family === 6 ? 128 : 8;
+    const rep = t.family === 6 ? 129 : 0;
+    const mine =
+      pk.proto === l4 && pk.icmpId === sport && ((pk.icmpType === req && pk.dst === t.dst) || (pk.icmpType === rep && probe.principal.kind === 'inbound'));
+    return mine ? {} : undefined;
+  }
+  // the flow itself, outbound (…→ target) or, for inbound probes, the sut's answer (target → prober)
+  if (
+    pk.proto === l4 &&
+    ((pk.dst === t.dst && pk.dport === t.port && pk.sport === sport) || (probe.principal.kind === 'inbound' && pk.sport === t.port && pk.dport === sport))
+  )
+    return {};
+  // an ICMP error quoting a datagram of the flow
+  if (pk.inner && pk.inner.proto === l4 && ((pk.inner.dport === sport && pk.inner.sport === t.port) || (pk.inner.sport === sport && pk.inner.dst === t.dst)))
+    return { relatedError: true };
+  return undefined;
+}
+
+/**
+ * Which probe caused each captured packet: exactly one probe's marker, and
+ * no other probe's token in its payload; anything else is a collision.
+ */
 export function attribute(
   probes: readonly Probe[],
   results: ReadonlyMap<string, ProbeResult>,
   packets: readonly CapturedPacket[],
   tokenOf: ReadonlyMap<string, string>,
-): { packet: CapturedPacket; probe?: Probe; relatedError?: boolean }[] {
+): Attributed[] {
+  const byToken = new Map([...tokenOf].map(([id, tok]) => [tok, id]));
   return packets.map((pk) => {
-    for (const probe of probes) {
-      const r = results.get(probe.id);
-      const t = probe.target;
-      const sport = r?.sport ?? undefined;
-      const l4 =
-        t.kind === 'icmp'
-          ? t.family === 6
-            ? PROTO.icmpv6
-            : PROTO.icmp
-          : t.kind === 'raw'
-            ? t.proto
-            : t.kind === 'tcp' || t.kind === 'tcp-invalid'
-              ? PROTO.tcp
-              : PROTO.udp;
-      if (t.kind === 'raw') {
-        if (pk.proto === l4 && pk.dst === t.dst && pk.token === tokenOf.get(probe.id)) return { packet: pk, probe };
-        continue;
-      }
-      if (sport == null) continue;
-      if (t.kind === 'icmp') {
-        const req = t.family === 6 ? 128 : 8;
-        const rep = t.family === 6 ? 129 : 0;
-        if (
-          pk.proto === l4 &&
-          pk.icmpId === sport &&
-          ((pk.icmpType === req && pk.dst === t.dst) || (pk.icmpType === rep && probe.principal.kind === 'inbound'))
-        )
-          return { packet: pk, probe };
-        continue;
-      }
-      // the flow itself, outbound (…→ target) or, for inbound probes, the sut's answer (target → prober)
-      if (
-        pk.proto === l4 &&
-        ((pk.dst === t.dst && pk.dport === t.port && pk.sport === sport) || (probe.principal.kind === 'inbound' && pk.sport === t.port && pk.dport === sport))
-      )
-        return { packet: pk, probe };
-      // an ICMP error quoting a datagram of the flow
-      if (
-        pk.inner &&
-        pk.inner.proto === l4 &&
-        ((pk.inner.dport === sport && pk.inner.sport === t.port) || (pk.inner.sport === sport && pk.inner.dst === t.dst))
-      )
-        return { packet: pk, probe, relatedError: true };
-    }
-    return { packet: pk };
+    const found = probes.flatMap((probe) => {
+      const c = claims(probe, results.get(probe.id), pk, tokenOf.get(probe.id));
+      return c ? [{ probe, ...c }] : [];
+    });
+    const named = pk.token !== undefined ? byToken.get(pk.token) : undefined;
+    if (found.length > 1) return { packet: pk, collision: found.map((f) => f.probe.id) };
+    const one = found[0];
+    if (named !== undefined && named !== one?.probe.id) return { packet: pk, collision: [...(one ? [one.probe.id] : []), named] };
+    if (!one) return { packet: pk };
+    return { packet: pk, probe: one.probe, ...(one.relatedError ? { relatedError: true } : {}) };
   });
+}
+
+/** What keeps the oracle from telling, per probe: a marker it did not get, or a packet it shares with another probe. */
+export function oracleFailures(run: Pick<MatrixRun, 'probes' | 'results' | 'packets'>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const p of run.probes) {
+    const r = run.results.get(p.id);
+    if (!r) out.set(p.id, 'oracle: no result from the probe runner');
+    else if (r.assigned !== null && r.sport !== r.assigned)
+      out.set(p.id, `oracle: the probe did not get its own source port ${r.assigned} (${r.sport === null ? (r.error ?? 'unbound') : `got ${r.sport}`})`);
+  }
+  for (const x of run.packets.filter((a) => a.collision)) {
+    for (const id of x.collision!)
+      if (!out.has(id))
+        out.set(
+          id,
+          `oracle: a packet (${packetText(x.packet)}) could belong to ${x.collision!.length > 1 ? x.collision!.join(' or ') : 'it but does not carry its marker'}`,
+        );
+  }
+  return out;
 }
 
 export type Outcome = 'pass' | 'violation' | 'inconclusive';
@@ -183,6 +222,8 @@ function packetText(p: CapturedPacket): string {
 
 export interface Judgement {
   readonly label: string;
+  /** Why the oracle could not tell, per probe: each of these probes is inconclusive, which is a failure. */
+  readonly oracleFailures: readonly string[];
   readonly verdicts: readonly ProbeVerdict[];
   readonly invariants: readonly InvariantResult[];
   readonly counts: Readonly<Record<Outcome, number>>;
@@ -195,6 +236,7 @@ export function judge(policy: Policy, facts: LabFacts, run: MatrixRun, baseline:
   const allowedReached = new Map<string, boolean>();
   const key = (p: Probe) => `${p.target.kind}|${p.target.dst}|${p.target.port ?? ''}|${p.principal.ns}`;
   const observed = new Map(run.probes.map((p) => [p.id, reachedIn(run, p)]));
+  const unknowable = oracleFailures(run);
   const expectations = new Map(run.probes.map((p) => [p.id, expectation(policy, facts, p.principal, p.target)]));
   for (const p of run.probes) {
     if (!expectations.get(p.id)!.allow) continue;
@@ -209,7 +251,8 @@ export function judge(policy: Policy, facts: LabFacts, run: MatrixRun, baseline:
     let outcome: Outcome;
     let detail: string;
     let evidence: string | undefined;
-    if (expected.allow) {
+    if (unknowable.has(probe.id)) [outcome, detail] = ['inconclusive', unknowable.get(probe.id)!];
+    else if (expected.allow) {
       if (o.reached) [outcome, detail] = ['pass', 'reached, as the policy allows'];
       else if (baselineReached) [outcome, detail] = ['violation', `blocked (${result?.error ?? 'no arrival'}) though the policy allows it`];
       else [outcome, detail] = ['inconclusive', 'not reached, and the control run did not reach it either: path broken'];
@@ -265,5 +308,12 @@ export function judge(policy: Policy, facts: LabFacts, run: MatrixRun, baseline:
   );
   const counts = { pass: 0, violation: 0, inconclusive: 0 };
   for (const v of verdicts) counts[v.outcome]++;
-  return { label: run.label, verdicts, invariants, counts, wallMs: run.wallMs };
+  return {
+    label: run.label,
+    oracleFailures: [...unknowable].map(([id, why]) => `${id}: ${why}`),
+    verdicts,
+    invariants,
+    counts,
+    wallMs: run.wallMs,
+  };
 }

@@ -2,10 +2,12 @@
 """leakless lab probe: sends real packets as the uid it runs as.
 
 Reads a JSON list of probes on stdin, runs them concurrently (bounded), prints
-one JSON list of results. Each probe binds its own source port first so the
-harness can find its packets in the uplink capture and at the listeners.
+one JSON list of results. Each probe binds the source port (ICMP: echo id) the
+harness gave it, which no other probe has, so the harness can find its packets
+in the uplink capture and at the listeners; a port it cannot bind is an error,
+never silently replaced by one the kernel picks.
 
-probe: {id, kind, family (4|6), dst, port?, token, timeout, proto?}
+probe: {id, kind, family (4|6), dst, port?, token, timeout, proto?, sport}
 kind:  tcp | udp | udp-bcast | icmp | raw | tcp-invalid | udp-closed
 result: {id, sport, ok, error, ms}   ok = connected / got a reply / sent
 """
@@ -39,10 +41,15 @@ def await_reply(s, p, res):
         res["error"] = "TIMEOUT"
 
 
+def own_port(s, p, res):
+    s.bind((any_addr(p), p["sport"]))
+    res["sport"] = s.getsockname()[1]
+
+
 def tcp(p, res):
     s = socket.socket(fam(p), socket.SOCK_STREAM)
     try:
-        s.bind((any_addr(p), 0))
+        own_port(s, p, res)
         res["sport"] = s.getsockname()[1]
         s.settimeout(p["timeout"])
         s.connect((p["dst"], p["port"]))
@@ -57,8 +64,7 @@ def tcp(p, res):
 def udp(p, res, broadcast=False, keep=True):
     s = socket.socket(fam(p), socket.SOCK_DGRAM)
     try:
-        s.bind((any_addr(p), 0))
-        res["sport"] = s.getsockname()[1]
+        own_port(s, p, res)
         if broadcast:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
             s.sendto((p["token"] + "\n").encode(), (p["dst"], p["port"]))
@@ -79,8 +85,7 @@ def icmp(p, res):
     v6 = p["family"] == 6
     s = socket.socket(fam(p), socket.SOCK_DGRAM, socket.IPPROTO_ICMPV6 if v6 else socket.IPPROTO_ICMP)
     try:
-        s.bind((any_addr(p), 0))
-        res["sport"] = s.getsockname()[1]  # ping sockets: the local "port" is the echo id
+        own_port(s, p, res)  # ping sockets: the local "port" is the echo id
         payload = (p["token"] + "\n").encode()
         hdr = struct.pack("!BBHHH", 128 if v6 else 8, 0, 0, 0, 1)  # kernel fills id and checksum
         s.sendto(hdr + payload, (p["dst"], 0))
@@ -110,7 +115,7 @@ def source_for(dst):
 def tcp_invalid(p, res):
     # A FIN with no connection: conntrack calls it INVALID. It is what a
     # transparent proxy leaks when a connection's state is gone (Whonix/Tails).
-    sport = 40000 + (abs(hash(p["token"])) % 20000)
+    sport = p["sport"]
     res["sport"] = sport
     src = source_for(p["dst"])
     tcph = struct.pack("!HHIIBBHHH", sport, p["port"], 12345, 0, 5 << 4, 0x01, 1024, 0, 0)
