@@ -13,7 +13,9 @@ test_pkgs="nftables tor debos iproute2 tcpdump procps kmod util-linux python3 ip
 test_pkgs="$test_pkgs dpkg-dev"
 # the private Tor network's obfs4 bridge and the sut's obfs4 client (e2e/src/tornet/bridges.test.ts)
 test_pkgs="$test_pkgs obfs4proxy"
-e2e_pkgs="$test_pkgs mmdebstrap squashfs-tools xorriso grub-pc-bin grub-efi-amd64-bin grub-efi-amd64-signed shim-signed grub-common mtools dosfstools qemu-system-x86 ovmf systemd-container apt-utils diffoscope-minimal gnupg"
+e2e_pkgs="$test_pkgs mmdebstrap squashfs-tools xorriso grub-pc-bin grub-efi-amd64-bin grub-efi-amd64-signed shim-signed grub-common mtools dosfstools qemu-system-x86 ovmf systemd-container"
+# releases: signing (gnupg), the remote cache client (curl), diffoscope on a reproducibility failure
+e2e_pkgs="$e2e_pkgs gnupg curl diffoscope-minimal"
 # lintian on every leakless .deb (e2e/iso/deb.test.ts)
 e2e_pkgs="$e2e_pkgs lintian"
 case "$group" in
