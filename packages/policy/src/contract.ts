@@ -80,14 +80,72 @@ export type RuntimeCheck =
    * `range`. With a .onion name and the automap range this proves the lookup was answered by tor's DNSPort
    * (via resolv.conf and the udp/53 redirect): no other resolver hands out automap addresses.
    */
-  | { readonly kind: 'resolves-within'; readonly uid: number; readonly gid: number; readonly name: string; readonly range: string };
+  | { readonly kind: 'resolves-within'; readonly uid: number; readonly gid: number; readonly name: string; readonly range: string }
+  /**
+   * Every nftables table, chain and flowtable there is (`nft -j list ruleset`), one line each
+   * (`table inet leakless`, `chain inet leakless output: filter hook output priority 0 policy drop`,
+   * `chain netdev t c: filter hook ingress device eth0 priority 0 policy accept`), equals this set:
+   * another table with a hook, or a netdev ingress chain, cannot hide beside ours.
+   */
+  | { readonly kind: 'nft-inventory'; readonly expected: readonly string[] }
+  /**
+   * `net.<family>.conf.<iface>.<key>` of every interface there is (all and default too) is `expected`,
+   * or `except[iface]`: an interface that came up before the sysctls, or that something reconfigured, is seen.
+   */
+  | {
+      readonly kind: 'sysctl-interfaces';
+      readonly family: 'ipv4' | 'ipv6';
+      readonly key: string;
+      readonly expected: string;
+      readonly except?: Readonly<Record<string, string>>;
+    }
+  /**
+   * Every listening TCP and bound UDP socket (`ss -lntup`): each `held` one exists and belongs to a process of
+   * that name (a squatter on tor's port is seen); any other is on loopback off the held ports, or is `allowed`.
+   */
+  | { readonly kind: 'listeners'; readonly held: readonly ListenerSpec[]; readonly allowed: readonly AllowedListener[] }
+  /**
+   * An active negative probe with its positive control in the same run, so silence cannot pass: `control`
+   * (a uid the policy lets through) must reach the destination, then `attacker` must be refused by this host
+   * before anything leaves (a refused connect or send, never a timeout). With `ride`, the attacker sends
+   * from the control's source port once the control has its answer (a flow-reuse attempt). `to` names a
+   * destination given to the evaluator at run time (leakless-selftest --destination NAME=ADDRESS[:PORT]);
+   * without one the check fails.
+   */
+  | {
+      readonly kind: 'refused-probe';
+      readonly to: string;
+      readonly protocol: 'tcp' | 'udp';
+      readonly port: number;
+      readonly control: { readonly uid: number; readonly gid: number };
+      readonly attacker: { readonly uid: number; readonly gid: number };
+      readonly ride?: boolean;
+    };
+
+/** A socket that must be listening, and the name of the process that must hold it. */
+export interface ListenerSpec {
+  readonly protocol: 'tcp' | 'udp';
+  readonly address: string;
+  readonly port: number;
+  readonly process: string;
+}
+
+/** A listener outside loopback that may exist (any address), and why. */
+export interface AllowedListener {
+  readonly protocol: 'tcp' | 'udp';
+  readonly port: number;
+  readonly why: string;
+}
 
 export interface RuntimeAssertion {
   readonly id: string;
   readonly statement: string;
   readonly check: RuntimeCheck;
-  /** Where it can be evaluated: netns = in a fresh network namespace (lab, tests); system = booted image only. */
-  readonly scope: 'netns' | 'system';
+  /**
+   * Where it can be evaluated: netns = in a fresh network namespace (lab, tests); system = booted image only;
+   * network = on a network with the destinations it names (the lab, the networked boot), given at run time.
+   */
+  readonly scope: 'netns' | 'system' | 'network';
   /** Evaluate inside this named network namespace (`ip netns exec NAME …`), e.g. one the netns module creates. */
   readonly netns?: string;
 }

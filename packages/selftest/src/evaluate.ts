@@ -10,6 +10,17 @@ import { addressIn, parseCidr4 } from '@leakless/policy/net';
 
 export type Exec = (cmd: string, args: readonly string[]) => Promise<{ exitCode: number; stdout: string; stderr: string }>;
 
+/** What the evaluator is given at run time, beside the assertions. */
+export interface EvaluateOptions {
+  /**
+   * Destinations the active probes ('refused-probe') name, as "ADDRESS" or "ADDRESS:PORT": the lab's
+   * hosts, or the networked boot's. A probe whose destination is not given fails: it cannot tell.
+   */
+  readonly destinations?: Readonly<Record<string, string>>;
+  /** The node that runs a probe as another uid (default: the one running this). */
+  readonly node?: string;
+}
+
 export interface RuntimeResult {
   readonly id: string;
   readonly statement: string;
@@ -18,7 +29,7 @@ export interface RuntimeResult {
   readonly detail: string;
 }
 
-async function observe(check: RuntimeCheck, exec: Exec): Promise<{ ok: boolean; detail: string }> {
+async function observe(check: RuntimeCheck, exec: Exec, opts: EvaluateOptions): Promise<{ ok: boolean; detail: string }> {
   switch (check.kind) {
     case 'sysctl': {
       const r = await exec('sysctl', ['-n', check.key]);
@@ -100,7 +111,201 @@ async function observe(check: RuntimeCheck, exec: Exec): Promise<{ ok: boolean; 
       const ok = got.length > 0 && got.every((a) => addressIn(a, range));
       return { ok, detail: `${check.name} as uid ${check.uid} → ${got.join(', ') || 'no IPv4 address'} (expected within ${check.range})` };
     }
+    case 'nft-inventory': {
+      const r = await exec('nft', ['-j', 'list', 'ruleset']);
+      if (r.exitCode !== 0) return { ok: false, detail: `nft list ruleset failed: ${r.stderr.trim()}` };
+      return compareSets('nftables tables and chains', nftInventory(r.stdout), check.expected);
+    }
+    case 'sysctl-interfaces':
+      return interfaceSysctls(check, exec);
+    case 'listeners':
+      return listeners(check, exec);
+    case 'refused-probe':
+      return refusedProbe(check, exec, opts);
   }
+}
+
+/**
+ * `nft -j list ruleset` → one line per table, chain and flowtable (see the
+ * contract's nft-inventory): a base chain with its type, hook, device,
+ * priority and policy, so a foreign hook anywhere shows as a line nobody expects.
+ */
+export function nftInventory(json: string): string[] {
+  const doc = JSON.parse(json) as { nftables?: Record<string, Record<string, unknown>>[] };
+  if (!Array.isArray(doc.nftables)) throw new Error('nft -j did not print a ruleset');
+  const devs = (d: unknown) => (d === undefined ? '' : ` device ${(Array.isArray(d) ? d : [d]).map(String).sort().join(',')}`);
+  return doc.nftables.flatMap((o) => {
+    if (o.table) return [`table ${String(o.table.family)} ${String(o.table.name)}`];
+    const c = o.chain;
+    if (c) {
+      const name = `chain ${String(c.family)} ${String(c.table)} ${String(c.name)}`;
+      return [
+        c.hook === undefined ? name : `${name}: ${String(c.type)} hook ${String(c.hook)}${devs(c.dev)} priority ${String(c.prio)} policy ${String(c.policy)}`,
+      ];
+    }
+    const f = o.flowtable;
+    if (f) return [`flowtable ${String(f.family)} ${String(f.table)} ${String(f.name)}: hook ${String(f.hook)}${devs(f.dev)} priority ${String(f.prio)}`];
+    return [];
+  });
+}
+
+type Check<K extends RuntimeCheck['kind']> = Extract<RuntimeCheck, { kind: K }>;
+
+async function interfaceSysctls(check: Check<'sysctl-interfaces'>, exec: Exec): Promise<{ ok: boolean; detail: string }> {
+  if (!/^[a-z0-9_]+$/.test(check.key)) return { ok: false, detail: `not a per-interface sysctl key: ${check.key}` };
+  const prefix = `net.${check.family}.conf.`;
+  const r = await exec('sysctl', ['-a', '--pattern', `^net\\.${check.family}\\.conf\\.[^.]+\\.${check.key}$`]);
+  const values = new Map(
+    r.stdout
+      .split('\n')
+      .map((l) => /^(\S+) = (.*)$/.exec(l.trim()))
+      .filter((m): m is RegExpExecArray => m !== null && m[1]!.startsWith(prefix))
+      .map((m) => [m[1]!.slice(prefix.length, -(check.key.length + 1)), m[2]!.trim()] as const),
+  );
+  if (!values.has('all')) return { ok: false, detail: `could not read ${prefix}*.${check.key} (exit ${r.exitCode}): ${r.stderr.trim()}` };
+  const want = (iface: string) => check.except?.[iface] ?? check.expected;
+  const bad = [...values].filter(([iface, v]) => v !== want(iface)).map(([iface, v]) => `${iface} = ${v} (expected ${want(iface)})`);
+  return {
+    ok: bad.length === 0,
+    detail: bad.length
+      ? `${prefix}<iface>.${check.key}: ${bad.join(', ')}`
+      : `${prefix}<iface>.${check.key} as expected on ${[...values.keys()].sort().join(', ')}`,
+  };
+}
+
+interface Socket {
+  readonly protocol: string;
+  readonly address: string;
+  readonly port: number;
+  readonly process: string;
+}
+
+/** `ss -H -n -l -t -u -p` → every listening TCP and bound UDP socket, with the process holding it (first one ss names). */
+export function listeningSockets(stdout: string): Socket[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .flatMap((l) => {
+      const f = l.trim().split(/\s+/);
+      const local = f[4] ?? '';
+      const i = local.lastIndexOf(':');
+      if (i < 0) return [];
+      const address = local
+        .slice(0, i)
+        .replace(/%[^%\]]*$/, '')
+        .replace(/^\[(.*)\]$/, '$1');
+      return [{ protocol: f[0]!, address, port: Number(local.slice(i + 1)), process: /users:\(\("([^"]+)"/.exec(l)?.[1] ?? '?' }];
+    });
+}
+
+const isLoopback = (a: string) => a === '::1' || /^127\./.test(a);
+
+async function listeners(check: Check<'listeners'>, exec: Exec): Promise<{ ok: boolean; detail: string }> {
+  const r = await exec('ss', ['-H', '-n', '-l', '-t', '-u', '-p']);
+  if (r.exitCode !== 0) return { ok: false, detail: `ss failed: ${r.stderr.trim()}` };
+  const sockets = listeningSockets(r.stdout);
+  const problems: string[] = [];
+  const heldPorts = new Set(check.held.map((h) => `${h.protocol}/${h.port}`));
+  for (const h of check.held) {
+    const s = sockets.filter((x) => x.protocol === h.protocol && x.address === h.address && x.port === h.port);
+    if (s.length === 0) problems.push(`${h.protocol} ${h.address}:${h.port} not listening`);
+    for (const x of s.filter((y) => y.process !== h.process)) problems.push(`${h.protocol} ${h.address}:${h.port} held by ${x.process}, not ${h.process}`);
+  }
+  for (const s of sockets) {
+    if (check.held.some((h) => h.protocol === s.protocol && h.address === s.address && h.port === s.port)) continue;
+    if (isLoopback(s.address) && !heldPorts.has(`${s.protocol}/${s.port}`)) continue;
+    if (check.allowed.some((a) => a.protocol === s.protocol && a.port === s.port)) continue;
+    problems.push(`unexpected ${s.protocol} listener ${s.address}:${s.port} (${s.process})`);
+  }
+  return {
+    ok: problems.length === 0,
+    detail: problems.length
+      ? problems.join('; ')
+      : `${sockets.length} listeners: ${check.held.length} held by ${[...new Set(check.held.map((h) => h.process))].join(', ')}, the rest on loopback or allowed`,
+  };
+}
+
+/**
+ * The probe a uid runs for 'refused-probe', in Node (the self-test's own
+ * runtime, so the image needs nothing more): one TCP connect or one UDP
+ * datagram (waiting for an answer when `answer`), from `sport` if given.
+ * Prints {ok, error, sport, ms}; ok = connected / answered / sent.
+ */
+const PROBE_JS = `
+const [p] = process.argv.slice(-1).map((a) => JSON.parse(a));
+const t0 = Date.now();
+const done = (ok, error, sport) => { process.stdout.write(JSON.stringify({ ok, error, sport: sport ?? null, ms: Date.now() - t0 })); process.exit(0); };
+setTimeout(() => done(false, 'TIMEOUT'), p.timeoutMs);
+if (p.protocol === 'tcp') {
+  const s = require('net').connect({ host: p.address, port: p.port, ...(p.sport ? { localPort: p.sport } : {}) });
+  s.on('connect', () => { const sport = s.localPort; s.destroy(); done(true, null, sport); });
+  s.on('error', (e) => done(false, e.code || String(e)));
+} else {
+  const s = require('dgram').createSocket('udp4');
+  s.on('error', (e) => done(false, e.code || String(e)));
+  s.on('message', () => { const sport = s.address().port; s.close(); done(true, null, sport); });
+  s.bind(p.sport || 0, () => s.send(Buffer.from('leakless-selftest\\n'), p.port, p.address, (e) => {
+    if (e) return done(false, e.code || String(e), s.address().port);
+    if (!p.answer) { const sport = s.address().port; s.close(); done(true, null, sport); }
+  }));
+}`;
+
+interface ProbeRun {
+  readonly ok: boolean;
+  readonly error: string | null;
+  readonly sport: number | null;
+  readonly ms: number;
+}
+
+async function probeAs(
+  exec: Exec,
+  node: string,
+  who: { uid: number; gid: number },
+  p: { protocol: 'tcp' | 'udp'; address: string; port: number; sport?: number; answer: boolean },
+): Promise<ProbeRun> {
+  const r = await exec('setpriv', [
+    `--reuid=${who.uid}`,
+    `--regid=${who.gid}`,
+    '--clear-groups',
+    '--',
+    node,
+    '-e',
+    PROBE_JS,
+    JSON.stringify({ ...p, timeoutMs: 3000 }),
+  ]);
+  try {
+    return JSON.parse(r.stdout) as ProbeRun;
+  } catch {
+    throw new Error(`the probe as uid ${who.uid} printed nothing usable (exit ${r.exitCode}): ${r.stderr.trim().split('\n')[0]}`);
+  }
+}
+
+/** Errors that mean this host refused the packet before it left (a reject's ICMP, or netfilter's drop). */
+const LOCAL_REFUSALS = new Set(['ECONNREFUSED', 'EPERM', 'EACCES']);
+
+async function refusedProbe(check: Check<'refused-probe'>, exec: Exec, opts: EvaluateOptions): Promise<{ ok: boolean; detail: string }> {
+  const given = opts.destinations?.[check.to];
+  if (given === undefined) return { ok: false, detail: `no destination "${check.to}" given (--destination ${check.to}=ADDRESS[:PORT]): cannot tell` };
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3})(?::(\d{1,5}))?$/.exec(given);
+  if (!m) return { ok: false, detail: `destination ${check.to}=${given} is not ADDRESS[:PORT]` };
+  const address = m[1]!;
+  const port = m[2] ? Number(m[2]) : check.port;
+  const where = `${check.protocol} ${address}:${port}`;
+  const node = opts.node ?? process.execPath;
+  const control = await probeAs(exec, node, check.control, { protocol: check.protocol, address, port, answer: true });
+  if (!control.ok)
+    return {
+      ok: false,
+      detail: `control: uid ${check.control.uid} could not reach ${where} (${control.error}): the path is down, a refusal would prove nothing`,
+    };
+  const sport = check.ride ? (control.sport ?? undefined) : undefined;
+  if (check.ride && sport === undefined) return { ok: false, detail: `control: uid ${check.control.uid} reached ${where} but reported no source port` };
+  const attempt = await probeAs(exec, node, check.attacker, { protocol: check.protocol, address, port, ...(sport ? { sport } : {}), answer: false });
+  const what = `uid ${check.attacker.uid} → ${where}${sport ? ` from uid ${check.control.uid}'s port ${sport}` : ''}`;
+  if (attempt.ok)
+    return { ok: false, detail: `LEAK: ${what} ${check.protocol === 'tcp' ? 'connected' : 'was sent'}, where uid ${check.control.uid} reached it` };
+  if (!LOCAL_REFUSALS.has(attempt.error ?? '')) return { ok: false, detail: `${what}: ${attempt.error} after ${attempt.ms} ms, not refused by this host` };
+  return { ok: true, detail: `${what}: refused here (${attempt.error}, ${attempt.ms} ms); control uid ${check.control.uid} reached it` };
 }
 
 function compareSets(what: string, got: readonly string[], expected: readonly string[]): { ok: boolean; detail: string } {
@@ -150,14 +355,14 @@ export function normalizeNftListing(listing: string): string {
     .join('\n');
 }
 
-export async function evaluateRuntime(assertions: readonly RuntimeAssertion[], exec: Exec): Promise<RuntimeResult[]> {
+export async function evaluateRuntime(assertions: readonly RuntimeAssertion[], exec: Exec, opts: EvaluateOptions = {}): Promise<RuntimeResult[]> {
   const out: RuntimeResult[] = [];
   for (const a of assertions) {
     let r: { ok: boolean; detail: string };
     // A namespace-scoped assertion runs every observation inside that namespace.
     const ex: Exec = a.netns === undefined ? exec : (cmd, args) => exec('ip', ['netns', 'exec', a.netns!, cmd, ...args]);
     try {
-      r = await observe(a.check, ex);
+      r = await observe(a.check, ex, opts);
     } catch (e) {
       r = { ok: false, detail: `could not tell: ${(e as Error).message}` };
     }

@@ -1,8 +1,8 @@
 // @leakless/selftest: evaluating runtime assertions on a live system. The
 // same evaluator runs in a module's tests, in the lab and, bundled into one
 // file, as the image's leakless-selftest.
-export { evaluateRuntime, normalizeNftListing, ipAddresses, ipRoutes } from './evaluate.js';
-export type { Exec, RuntimeResult } from './evaluate.js';
+export { evaluateRuntime, normalizeNftListing, ipAddresses, ipRoutes, nftInventory, listeningSockets } from './evaluate.js';
+export type { Exec, RuntimeResult, EvaluateOptions } from './evaluate.js';
 export type { SelftestAssertion, SelftestDocument } from './document.js';
 export {
   runSelftest,

@@ -1,6 +1,7 @@
 // Entry point of the leakless-selftest bundle (the image's /usr/sbin/leakless-selftest).
 // Node built-ins only: the bundle runs on Debian's nodejs without node_modules.
-//   leakless-selftest [--assertions FILE] [--module NAME]... [--json] [--settle SECONDS] [--result-port PATH]
+//   leakless-selftest [--assertions FILE] [--module NAME]... [--scope SCOPE]... [--destination NAME=ADDRESS[:PORT]]...
+//                     [--destinations FILE] [--json] [--settle SECONDS] [--result-port PATH]
 // Exit: 0 every assertion holds, 1 one failed (or could not be observed), 2 bad input.
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -11,12 +12,19 @@ import { formatReport, parseSelftestDocument, resultLine, runSelftest, SECURE_BO
 /** Where the image builder puts the runtime assertions (the policy layer names the path for both). */
 const DEFAULT_ASSERTIONS: string = PATHS.runtimeAssertions;
 
-const USAGE = `usage: leakless-selftest [--assertions FILE] [--module NAME]... [--json] [--settle SECONDS] [--result-port PATH]
+const USAGE = `usage: leakless-selftest [--assertions FILE] [--module NAME]... [--scope SCOPE]... [--destination NAME=ADDRESS[:PORT]]...
+                         [--destinations FILE] [--json] [--settle SECONDS] [--result-port PATH]
 
 Evaluates every runtime assertion this image carries (firewall, sysctls,
 resolver, tor, units, users) on the running system and prints a table.
   --assertions FILE   default ${DEFAULT_ASSERTIONS}
   --module NAME       only this module's assertions (repeatable)
+  --scope SCOPE       only assertions of this scope: system, netns or network (repeatable);
+                      a boot without a network leaves out network (the active probes)
+  --destination NAME=ADDRESS[:PORT]
+                      where the active probes named NAME go (internet, lan-resolver,
+                      internet-resolver …); a probe without its destination fails
+  --destinations FILE the same, one NAME=ADDRESS[:PORT] per line (# comments)
   --json              print the JSON report instead of the table
   --settle SECONDS    re-check failing assertions for up to this long (boot)
   --result-port PATH  also write the JSON report, one marked line, to PATH if it exists
@@ -55,6 +63,13 @@ async function main(argv: string[]): Promise<number> {
   let settle = 0;
   let port: string | undefined;
   const modules: string[] = [];
+  const scopes: string[] = [];
+  const destinations: Record<string, string> = {};
+  const destination = (spec: string, from: string) => {
+    const m = /^([a-z][a-z0-9-]*)=(\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?)$/.exec(spec.trim());
+    if (!m) throw new Error(`${from}: ${JSON.stringify(spec)} is not NAME=ADDRESS[:PORT]`);
+    destinations[m[1]!] = m[2]!;
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -67,7 +82,17 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     } else if (a === '--assertions') file = value();
     else if (a === '--module') modules.push(value());
-    else if (a === '--json') json = true;
+    else if (a === '--scope') {
+      const v = value();
+      if (!['system', 'netns', 'network'].includes(v)) throw new Error(`--scope: ${v} is not system, netns or network`);
+      scopes.push(v);
+    } else if (a === '--destination') destination(value(), '--destination');
+    else if (a === '--destinations') {
+      const f = value();
+      // a file that is not there gives no destinations: the probes then fail, they never pass
+      const lines = existsSync(f) ? readFileSync(f, 'utf8').split('\n') : [];
+      for (const [i, l] of lines.entries()) if (l.trim() !== '' && !l.trim().startsWith('#')) destination(l, `--destinations ${f}:${i + 1}`);
+    } else if (a === '--json') json = true;
     else if (a === '--settle') {
       settle = Number(value());
       if (!Number.isFinite(settle) || settle < 0) throw new Error('--settle needs a number of seconds');
@@ -76,7 +101,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const doc = parseSelftestDocument(readFileSync(file, 'utf8'));
   const start = uptime();
-  const evaluated = await runSelftest(doc, exec, { settleMs: settle * 1000, modules });
+  const evaluated = await runSelftest(doc, exec, { settleMs: settle * 1000, modules, scopes, destinations });
   const end = uptime();
   const timed = start !== undefined && end !== undefined ? { ...evaluated, uptime: { start, end } } : evaluated;
   const report = { ...timed, secureBoot: secureBootState(readOptional(SECURE_BOOT_EFIVAR), existsSync('/sys/firmware/efi')) };

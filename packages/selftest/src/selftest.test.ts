@@ -169,4 +169,41 @@ describe('the bundled leakless-selftest (what the image runs)', () => {
     const input = await execa('node', [join(dir, 'selftest'), '--assertions', join(dir, 'missing.json')], { reject: false });
     expect(input.exitCode).toBe(2);
   });
+  it('takes the active probes’ destinations at run time; without them a probe fails, never passes; --scope leaves a scope out', async () => {
+    const probe = {
+      module: 'firewall',
+      id: 'firewall.refused.internet.desktop',
+      statement: 'refused',
+      check: { kind: 'refused-probe', to: 'internet', protocol: 'tcp', port: 80, control: { uid: 106, gid: 106 }, attacker: { uid: 1000, gid: 1000 } },
+      scope: 'network',
+    };
+    const me = (await execa('id', ['-un'])).stdout;
+    const user = {
+      module: 'image',
+      id: 'image.user.me',
+      statement: 'me',
+      check: { kind: 'user', name: me, uid: process.getuid!(), gid: process.getgid!() },
+      scope: 'system',
+    };
+    writeFileSync(join(dir, 'probe.json'), JSON.stringify({ ...doc, assertions: [user, probe] }));
+    const run = (...args: string[]) => execa('node', [join(dir, 'selftest'), '--assertions', join(dir, 'probe.json'), '--json', ...args], { reject: false });
+    const none = await run();
+    expect(none.exitCode).toBe(1);
+    expect(JSON.parse(none.stdout).results[1].detail).toMatch(/no destination "internet" given/);
+    expect((await run('--scope', 'system')).exitCode).toBe(0);
+    for (const bad of [
+      ['--destination', 'internet'],
+      ['--destination', 'internet=example.org'],
+      ['--scope', 'lab'],
+    ]) {
+      const r = await run(...bad);
+      expect(r.exitCode, bad.join(' ')).toBe(2);
+      expect(r.stderr.split('\n')[0]).toMatch(/^leakless-selftest: --(destination|scope)/);
+    }
+    // loopback, where nothing listens on port 9: nothing leaves this machine, the control fails, so the probe fails (it cannot tell)
+    writeFileSync(join(dir, 'destinations'), '# the lab hosts\ninternet=127.0.0.1:9\n');
+    const dead = await run('--destinations', join(dir, 'destinations'));
+    expect(dead.exitCode).toBe(1);
+    expect(JSON.parse(dead.stdout).results[1].detail).toMatch(/control: uid 106 could not reach tcp 127\.0\.0\.1:9|printed nothing usable/);
+  }, 30_000);
 });

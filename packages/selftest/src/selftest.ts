@@ -3,7 +3,7 @@
 // the shared evaluator, wait a bounded time for services that are still
 // starting, and report as a table and as JSON. Bundled into the image by
 // selftest-bundle.ts and run by Debian's nodejs (docs/design.md#runtime-programs).
-import { evaluateRuntime, type Exec, type RuntimeResult } from './evaluate.js';
+import { type EvaluateOptions, evaluateRuntime, type Exec, type RuntimeResult } from './evaluate.js';
 import type { SelftestAssertion, SelftestDocument } from './document.js';
 
 export interface SelftestResult extends RuntimeResult {
@@ -72,21 +72,27 @@ export interface SelftestOptions {
   readonly now?: () => number;
   /** Only these modules (all when empty). */
   readonly modules?: readonly string[];
+  /** Only assertions of these scopes (all when empty): a boot without a network leaves out 'network'. */
+  readonly scopes?: readonly string[];
+  /** Where the active probes go (see EvaluateOptions); without them those probes fail. */
+  readonly destinations?: EvaluateOptions['destinations'];
 }
 
 export async function runSelftest(doc: SelftestDocument, exec: Exec, opts: SelftestOptions = {}): Promise<SelftestReport> {
   const now = opts.now ?? Date.now;
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const wanted = opts.modules?.length ? new Set(opts.modules) : undefined;
-  const assertions: SelftestAssertion[] = doc.assertions.filter((a) => !wanted || wanted.has(a.module));
-  if (assertions.length === 0) throw new Error(`no assertions for module(s) ${[...(wanted ?? [])].join(', ')}`);
+  const scopes = opts.scopes?.length ? new Set(opts.scopes) : undefined;
+  const assertions: SelftestAssertion[] = doc.assertions.filter((a) => (!wanted || wanted.has(a.module)) && (!scopes || scopes.has(a.scope)));
+  if (assertions.length === 0)
+    throw new Error(`no assertions for module(s) ${[...(wanted ?? [])].join(', ') || 'any'} in scope(s) ${[...(scopes ?? [])].join(', ') || 'any'}`);
   const deadline = now() + (opts.settleMs ?? 0);
   const byId = new Map<string, SelftestResult>();
   let pending = assertions;
   let rounds = 0;
   for (;;) {
     rounds++;
-    const results = await evaluateRuntime(pending, exec);
+    const results = await evaluateRuntime(pending, exec, opts.destinations ? { destinations: opts.destinations } : {});
     for (const [i, r] of results.entries()) byId.set(r.id, { module: pending[i]!.module, ...r });
     pending = pending.filter((a) => !byId.get(a.id)!.ok && !isSettled(a));
     if (pending.length === 0 || now() >= deadline) break;
