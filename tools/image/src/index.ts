@@ -20,7 +20,7 @@ export {
 export type { ImagePlan, PlanUser } from './iso-plan.js';
 export { baseKey, baseInputsRecord, baseRecipe, topRecipe, grubCfg, usersTsv, ISO_NAME, KERNEL_ARGS, MODULE_LAYER } from './iso-recipes.js';
 export type { BaseInputs, RenderedRecipe } from './iso-recipes.js';
-export { buildIso, IsoBuildError, probeKernelSource, BASE_KIND, BASES_KEPT, CACHE_KEEP } from './iso-build.js';
+export { buildIso, IsoBuildError, probeKernelSource, toolVersions, withBuildEnv, BUILD_ENV, BASE_KIND, BASES_KEPT, CACHE_KEEP } from './iso-build.js';
 export type { BuildSource, IsoBuildOptions, IsoBuildResult, Manifest } from './iso-build.js';
 export { secureBootRecord, readPe, parseSbatLevel, PeError, SHIM_VERIFICATION_FAILED, EFI_BOOT_FILES } from './secureboot.js';
 export type { EfiBinary, SecureBootRecord } from './secureboot.js';

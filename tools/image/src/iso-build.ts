@@ -342,15 +342,38 @@ export function probeKernelSource(cacheDir: string, note?: (s: string) => void):
   return { cacheKey: `cache:${resolve(cacheDir)}`, fetch: (progress) => ensureProbeKernel({ cacheDir, progress, ...(note ? { note } : {}) }) };
 }
 
-export async function buildIso(assembly: Assembly, o: IsoBuildOptions): Promise<IsoBuildResult> {
-  // the builder's umask must not reach the image: files copied or created on the host side
-  // (the squashfs, kernel and initrd hard-linked into the ISO, whose Rock Ridge entries keep modes) get 0644/0755
+/**
+ * What a build pins of the process it runs in, for itself and every tool it
+ * starts: the builder's umask, locale and time zone must not reach the
+ * image or its cache key. Seen: a builder whose locale was not installed
+ * had perl print "Setting locale failed" as the first line of
+ * `mmdebstrap --version`, which changed the base's key; a umask of 027
+ * reaches the squashfs, kernel and initrd hard-linked into the ISO, whose
+ * Rock Ridge entries keep modes.
+ */
+export const BUILD_ENV: Readonly<Record<string, string | undefined>> = { LC_ALL: 'C.UTF-8', LANG: undefined, LANGUAGE: undefined, TZ: 'UTC' };
+
+/** Run fn with the build's umask and environment pinned (BUILD_ENV), restored afterwards. */
+export async function withBuildEnv<T>(fn: () => Promise<T>): Promise<T> {
   const umask = process.umask(0o022);
+  const saved = Object.fromEntries(Object.keys(BUILD_ENV).map((k) => [k, process.env[k]]));
+  const set = (vars: Record<string, string | undefined>) => {
+    for (const [k, v] of Object.entries(vars)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  };
+  set(BUILD_ENV);
   try {
-    return await build(assembly, o);
+    return await fn();
   } finally {
     process.umask(umask);
+    set(saved);
   }
+}
+
+export async function buildIso(assembly: Assembly, o: IsoBuildOptions): Promise<IsoBuildResult> {
+  return withBuildEnv(() => build(assembly, o));
 }
 
 async function build(assembly: Assembly, o: IsoBuildOptions): Promise<IsoBuildResult> {

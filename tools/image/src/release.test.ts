@@ -13,6 +13,7 @@ import { debPurl, dep5Licenses, makeSbom, parseDpkgStatus, sbomPackageCount, ser
 import { parseSums, signRelease, verifyRelease } from './release-sign.js';
 import { parseInstalled, toolClosure } from './saved-repo.js';
 import { routesOut } from './build-env.js';
+import { toolVersions, withBuildEnv } from './iso-build.js';
 import { secureBootState } from '@leakless/selftest';
 import { parseSimulation } from './resolve.js';
 
@@ -180,6 +181,25 @@ describe.skipIf(skipUnless('release signing', needTool('gpg', ['--version'], hin
     }, 60_000);
   },
 );
+
+describe.skipIf(skipUnless('the tool-version probe', needTool('mmdebstrap', ['--version'], hint)))('what a builder does not pin', () => {
+  it('a builder\'s locale does not reach the tool versions (and so the base key): seen as perl\'s "Setting locale failed"', async () => {
+    const saved = { LANG: process.env.LANG, LC_ALL: process.env.LC_ALL, LANGUAGE: process.env.LANGUAGE };
+    Object.assign(process.env, { LANG: 'fr_CA.UTF-8', LC_ALL: 'fr_CA.UTF-8', LANGUAGE: 'fr' });
+    try {
+      // unpinned, perl complains first (the locale is not installed here): the probe that changed the key
+      const raw = await execa('mmdebstrap', ['--version'], { all: true, reject: false });
+      expect(raw.all?.split('\n')[0]).toMatch(/locale/i);
+      const pinned = await withBuildEnv(() => toolVersions());
+      expect(pinned.base.mmdebstrap).toMatch(/^mmdebstrap \d/);
+      expect(process.env.LANG).toBe('fr_CA.UTF-8');
+    } finally {
+      for (const [k, v] of Object.entries(saved))
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+    }
+  });
+});
 
 describe('the build environment', () => {
   const row = (name: string, o: { ess?: boolean; prio?: string; provides?: string; pre?: string; deps?: string; status?: string } = {}) =>
