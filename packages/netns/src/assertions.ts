@@ -16,7 +16,7 @@ import {
   type StaticAssertion,
   type TreeReader,
 } from '@leakless/policy';
-import { FIREWALL_UNIT, LAUNCHER, SETUP_SCRIPT, UDEV_RULES, UNIT, UNIT_PATH, nftFile, type NamespacePlan } from './layout.js';
+import { AFTER_IP_FORWARD, FIREWALL_UNIT, LAUNCHER, SETUP_SCRIPT, UDEV_RULES, UNIT, UNIT_PATH, nftFile, type NamespacePlan } from './layout.js';
 
 const ok = (detail: string): CheckResult => ({ ok: true, detail });
 const fail = (detail: string): CheckResult => ({ ok: false, detail });
@@ -25,6 +25,14 @@ function need(tree: TreeReader, path: string): string {
   const text = tree.read(path);
   if (text === undefined) throw new Error(`${path} missing`);
   return text;
+}
+
+/** The lines of a script without comments and indentation: only the code counts, comments may say anything. */
+function code(text: string): string[] {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
 }
 
 /** Rule lines of an nft file: inside a chain, not a comment, not the chain head. */
@@ -71,14 +79,30 @@ export function staticAssertions(policy: Policy, plans: readonly NamespacePlan[]
     },
     {
       id: 'netns.shell-syntax',
-      statement: 'the setup script and the launcher parse as POSIX sh (sh -n)',
-      tools: ['sh'],
+      statement: 'the setup script parses as POSIX sh (sh -n), the launcher as bash (bash -n)',
+      tools: ['sh', 'bash'],
       check: async ({ tree, run }) => {
-        for (const p of [SETUP_SCRIPT, LAUNCHER]) {
-          const r = await run('sh', ['-n'], { input: need(tree, p) });
-          if (r.exitCode !== 0) return fail(`${p}: ${r.stderr.trim() || `sh exited ${r.exitCode}`}`);
+        for (const [p, shell] of [
+          [SETUP_SCRIPT, 'sh'],
+          [LAUNCHER, 'bash'],
+        ] as const) {
+          const r = await run(shell, ['-n'], { input: need(tree, p) });
+          if (r.exitCode !== 0) return fail(`${p}: ${r.stderr.trim() || `${shell} exited ${r.exitCode}`}`);
         }
         return ok('both parse');
+      },
+    },
+    {
+      id: 'netns.forwarding-keeps-redirects-off',
+      statement:
+        'every write of net.ipv4.ip_forward in the setup script (start, stop, a failed start) is followed by net.ipv4.conf.all.accept_redirects=0, which the kernel resets',
+      check: ({ tree }) => {
+        const lines = code(need(tree, SETUP_SCRIPT));
+        const writes = lines.flatMap((l, i) => (/\bnet\.ipv4\.ip_forward=/.test(l) && !/^ip /.test(l) ? [i] : []));
+        const bare = writes.find((i) => !AFTER_IP_FORWARD.every((s) => lines[i + 1] === `sysctl -q -w ${s.key}=${s.value}`));
+        if (bare !== undefined)
+          return fail(`${SETUP_SCRIPT}: "${lines[bare]}" is not followed by ${AFTER_IP_FORWARD.map((s) => `${s.key}=${s.value}`).join(', ')}`);
+        return ok(`${writes.length} write(s) of ip_forward, each followed by ${AFTER_IP_FORWARD.map((s) => s.key).join(', ')}`);
       },
     },
     {
@@ -201,24 +225,64 @@ export function staticAssertions(policy: Policy, plans: readonly NamespacePlan[]
     },
     {
       id: 'netns.launcher',
-      statement: 'the launcher knows exactly the policy’s namespaces and runs commands as the desktop user, never root',
+      statement:
+        'the launcher knows exactly the policy’s namespaces and runs each one’s commands as its own user (the policy’s ids, never root, never the desktop user), with no new privileges',
       check: ({ tree }) => {
-        // Comments say what the code does; only the code counts here.
-        const text = need(tree, LAUNCHER)
-          .split('\n')
-          .filter((l) => !/^\s*#/.test(l))
-          .join('\n');
-        const known = [...text.matchAll(/^([a-z][a-z0-9]*)\) ;; # /gm)].map((m) => m[1]).sort();
+        const text = code(need(tree, LAUNCHER)).join('\n');
+        const entries = [...text.matchAll(/^([a-z][a-z0-9]*)\) user=(\S+) uid=(\d+) gid=(\d+) home=(\S+) sockets='([^']*)' ;;/gm)].map((m) => ({
+          name: m[1]!,
+          user: m[2]!,
+          uid: Number(m[3]),
+          gid: Number(m[4]),
+          home: m[5]!,
+          sockets: m[6]!.split(' ').filter(Boolean),
+        }));
+        const known = entries.map((e) => e.name).sort();
         const want = plans.map((p) => p.ns.name).sort();
         if (known.join(' ') !== want.join(' ')) return fail(`launcher accepts [${known.join(' ')}], policy has [${want.join(' ')}]`);
-        const u = policy.desktopUser;
-        if (u.uid === 0 || u.gid === 0) return fail(`desktop user ${u.name} is ${u.uid}:${u.gid}`);
-        if (!text.includes(`getent passwd ${u.name})`) || !text.includes(`[ "$uid" = ${u.uid} ] && [ "$gid" = ${u.gid} ]`))
-          return fail(`launcher does not pin ${u.name} to ${u.uid}:${u.gid}`);
+        for (const p of plans) {
+          const e = entries.find((x) => x.name === p.ns.name)!;
+          const u = p.ns.user;
+          const got = `${e.user} ${e.uid}:${e.gid} ${e.home} [${e.sockets.join(' ')}]`;
+          const exp = `${u.name} ${u.uid}:${u.gid} ${p.ns.home} [${p.ns.sockets.join(' ')}]`;
+          if (got !== exp) return fail(`launcher runs ${p.ns.name} as ${got}, the policy says ${exp}`);
+          if (e.uid === 0 || e.gid === 0) return fail(`launcher runs ${p.ns.name} as root (${e.uid}:${e.gid})`);
+          if (e.uid === policy.desktopUser.uid) return fail(`launcher runs ${p.ns.name} as the desktop user`);
+        }
+        if (!/"\$ids" = "\$uid:\$gid"/.test(text) || !/0:\* \| \*:0\) die "refusing to run COMMAND as root/.test(text))
+          return fail('launcher does not check the user’s ids in passwd against the policy');
         if (!/setpriv --reuid="\$uid" --regid="\$gid" --init-groups --no-new-privs --reset-env/.test(text))
           return fail('launcher does not drop to the user with no new privileges');
-        if (!/^exec ip netns exec "\$name" unshare --uts -- \\$/m.test(text)) return fail('launcher gives the command no UTS namespace');
-        return ok(`${known.length} namespaces, user ${u.name} ${u.uid}:${u.gid}`);
+        if (!/^setsid --wait ip netns exec "\$name" unshare --uts --mount --propagation private -- \\$/m.test(text))
+          return fail('launcher gives the command no new session, UTS or mount namespace');
+        return ok(`${known.length} namespaces: ${plans.map((p) => `${p.ns.name} as ${p.ns.user.name}`).join(', ')}`);
+      },
+    },
+    {
+      id: 'netns.launcher-isolation',
+      statement:
+        'the launcher closes every inherited descriptor, gives the command /dev/null as input and no terminal, and replaces /run, /tmp, /home, /var/tmp, /dev/shm and /proc (hidepid) before dropping privileges',
+      check: ({ tree }) => {
+        const lines = code(need(tree, LAUNCHER));
+        const text = lines.join('\n');
+        const want: [string, RegExp][] = [
+          ['every inherited descriptor closed', /for fd in \/proc\/\$\$\/fd\/\*; do[\s\S]*?\*\) eval "exec \$fd>&-" ;;/],
+          ['input from /dev/null', /^exec <\/dev\/null$/m],
+          ['a terminal only through cat -v', /^\s*exec 3> >\(exec cat -v\)$/m],
+          ['a new /dev/shm', /^mount -n -t tmpfs -o mode=1777,nosuid,nodev lk-shm \/dev\/shm$/m],
+          ['a new /run', /^mount -n --move \$stage\/run \/run$/m],
+          ['a new /tmp', /^mount -n --move \$stage\/tmp \/tmp$/m],
+          ['a new /home', /^mount -n --move \$stage\/home \/home$/m],
+          ['a new /var/tmp', /^mount -n -t tmpfs -o mode=1777,nosuid,nodev lk-vartmp \/var\/tmp$/m],
+          ['only its own processes', /^mount -n -t proc -o nosuid,nodev,noexec,hidepid=invisible lk-proc \/proc$/m],
+        ];
+        const missing = want.filter(([, re]) => !re.test(text)).map(([what]) => what);
+        if (missing.length) return fail(`launcher lacks: ${missing.join(', ')}`);
+        // the mounts come before the drop of privileges, or they would fail and leave the originals
+        const drop = lines.findIndex((l) => l.startsWith('exec setpriv '));
+        const lastMount = lines.reduce((at, l, i) => (/^mount /.test(l) ? i : at), -1);
+        if (drop < 0 || lastMount > drop) return fail('launcher drops privileges before its mounts');
+        return ok(`${want.length} isolation steps, all before setpriv`);
       },
     },
   ];

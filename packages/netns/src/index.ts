@@ -15,6 +15,7 @@ import {
   type RuntimeAssertion,
 } from '@leakless/policy';
 import {
+  AFTER_IP_FORWARD,
   ETC_NETNS,
   FIREWALL_UNIT,
   GENERIC_HOSTNAME,
@@ -29,6 +30,7 @@ import {
   nftFile,
   planNamespaces,
   type NamespacePlan,
+  type Setting,
 } from './layout.js';
 import { staticAssertions } from './assertions.js';
 
@@ -44,6 +46,7 @@ export {
   GENERIC_HOSTNAME,
   FIREWALL_UNIT,
   KEPT_ENVIRONMENT,
+  AFTER_IP_FORWARD,
   planNamespace,
   planNamespaces,
   expectedRoutes,
@@ -56,6 +59,7 @@ export { staticAssertions } from './assertions.js';
 export const name = 'netns';
 const CLAUSE = 'netns.namespaces';
 const FORWARDING_CLAUSE = 'netns.namespaces kind clearnet';
+const LAUNCHER_CLAUSE = `${CLAUSE} user, sockets`;
 
 const renderSetup = loadTemplate<{
   clause: string;
@@ -64,18 +68,18 @@ const renderSetup = loadTemplate<{
   plans: readonly NamespacePlan[];
   forwarding: boolean;
   forwardingClause: string;
+  afterIpForward: readonly Setting[];
   etcNetns: string;
-}>(import.meta.url, 'netns-setup.sh.ejs', ['clause', 'unit', 'firewallUnit', 'plans', 'forwarding', 'forwardingClause', 'etcNetns']);
+}>(import.meta.url, 'netns-setup.sh.ejs', ['clause', 'unit', 'firewallUnit', 'plans', 'forwarding', 'forwardingClause', 'afterIpForward', 'etcNetns']);
 const renderLauncher = loadTemplate<{
   self: string;
   clause: string;
   unit: string;
-  user: Policy['desktopUser'];
   hostname: string;
   names: readonly string[];
   namespaces: readonly ResolvedNamespace[];
   keep: readonly string[];
-}>(import.meta.url, 'leakless-netns-exec.sh.ejs', ['self', 'clause', 'unit', 'user', 'hostname', 'names', 'namespaces', 'keep']);
+}>(import.meta.url, 'leakless-netns-exec.sh.ejs', ['self', 'clause', 'unit', 'hostname', 'names', 'namespaces', 'keep']);
 const renderUnit = loadTemplate<{ clause: string; names: readonly string[]; firewallUnit: string; script: string; networkPre: string; networkManager: string }>(
   import.meta.url,
   'leakless-netns.service.ejs',
@@ -87,7 +91,7 @@ const renderUdev = loadTemplate<{ clause: string; namespaces: readonly ResolvedN
   'namespaces',
 ]);
 
-export function renderFiles(policy: Policy, plans: readonly NamespacePlan[]): GeneratedFile[] {
+export function renderFiles(plans: readonly NamespacePlan[]): GeneratedFile[] {
   const names = plans.map((p) => p.ns.name);
   const files: GeneratedFile[] = [];
   if (plans.length === 0) return files;
@@ -100,6 +104,7 @@ export function renderFiles(policy: Policy, plans: readonly NamespacePlan[]): Ge
       plans,
       forwarding: plans.some((p) => p.ns.kind === 'clearnet'),
       forwardingClause: FORWARDING_CLAUSE,
+      afterIpForward: AFTER_IP_FORWARD,
       etcNetns: ETC_NETNS,
     }),
     mode: 0o755,
@@ -122,16 +127,15 @@ export function renderFiles(policy: Policy, plans: readonly NamespacePlan[]): Ge
     path: LAUNCHER,
     content: renderLauncher({
       self: 'leakless-netns-exec',
-      clause: `${CLAUSE}, loopback.desktopUser`,
+      clause: LAUNCHER_CLAUSE,
       unit: UNIT,
-      user: policy.desktopUser,
       hostname: GENERIC_HOSTNAME,
       names,
       namespaces: plans.map((p) => p.ns),
       keep: KEPT_ENVIRONMENT,
     }),
     mode: 0o755,
-    clause: `${CLAUSE}, loopback.desktopUser`,
+    clause: LAUNCHER_CLAUSE,
   });
   files.push({ path: UDEV_RULES, content: renderUdev({ clause: CLAUSE, namespaces: plans.map((p) => p.ns) }), mode: 0o644, clause: CLAUSE });
   for (const p of plans) {
@@ -152,6 +156,23 @@ export function runtimeAssertions(plans: readonly NamespacePlan[], files: readon
   const out: RuntimeAssertion[] = [
     { id: 'netns.unit-active', statement: `${UNIT} is active (the namespaces exist)`, check: { kind: 'unit-active', unit: UNIT }, scope: 'system' },
   ];
+  if (plans.some((p) => p.ns.kind === 'clearnet'))
+    for (const s of AFTER_IP_FORWARD)
+      out.push({
+        id: `netns.after-ip-forward.${s.key}`,
+        statement: `after ${UNIT} wrote ip_forward: ${s.key} = ${s.value}`,
+        check: { kind: 'sysctl', key: s.key, expected: s.value },
+        scope: 'system',
+      });
+  for (const p of plans) {
+    const u = p.ns.user;
+    out.push({
+      id: `netns.${p.ns.name}.user`,
+      statement: `${p.ns.name}'s applications run as ${u.name} (${u.uid}:${u.gid})`,
+      check: { kind: 'user', name: u.name, uid: u.uid, gid: u.gid },
+      scope: 'system',
+    });
+  }
   for (const p of plans) {
     const n = p.ns.name;
     // scope system: the namespaces exist only once the unit has run (the lab runs the same script).
@@ -199,11 +220,12 @@ export function runtimeAssertions(plans: readonly NamespacePlan[], files: readon
 
 export function emit(policy: Policy): Emission {
   const plans = planNamespaces(policy);
-  const files = renderFiles(policy, plans);
+  const files = renderFiles(plans);
   return emission(name, {
     files,
-    // ip, nft, sysctl, unshare + setpriv, hostname (Essential)
+    // ip, nft, sysctl, unshare + setpriv + setsid, hostname (Essential), bash (Essential) for the launcher
     packages: plans.length ? ['iproute2', 'nftables', 'procps', 'util-linux'] : [],
+    users: plans.map((p) => ({ name: p.ns.user.name, uid: p.ns.user.uid, gid: p.ns.user.gid })),
     units: plans.length ? [UNIT] : [],
     staticAssertions: staticAssertions(policy, plans),
     runtimeAssertions: runtimeAssertions(plans, files),

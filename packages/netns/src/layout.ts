@@ -32,12 +32,29 @@ export const GENERIC_HOSTNAME = 'localhost';
 export const FIREWALL_UNIT = UNITS.firewall;
 
 /**
- * Environment a launched application keeps: what a desktop application needs
- * to draw and speak the user's language. Everything else is dropped, so
- * nothing from the caller (proxy settings, LD_PRELOAD, a session bus address
- * that reaches services outside the namespace) is inherited by accident.
+ * Environment a launched application keeps: the X display it draws on (its
+ * socket is on the namespace's allowlist) and the user's language. Everything
+ * else is dropped, so nothing from the caller (proxy settings, LD_PRELOAD, a
+ * session bus address, the desktop user's runtime directory, Wayland socket
+ * or X authority file, a terminal type for a terminal it does not get) is
+ * inherited by accident; HOME and XDG_RUNTIME_DIR are the namespace user's own.
  */
-export const KEPT_ENVIRONMENT: readonly string[] = ['DISPLAY', 'WAYLAND_DISPLAY', 'XAUTHORITY', 'XDG_RUNTIME_DIR', 'LANG', 'LANGUAGE', 'LC_ALL', 'TERM'];
+export const KEPT_ENVIRONMENT: readonly string[] = ['DISPLAY', 'LANG', 'LANGUAGE', 'LC_ALL'];
+
+/**
+ * Host settings written again after every write of net.ipv4.ip_forward:
+ * the kernel sets all.accept_redirects to the opposite of ip_forward
+ * (inet_forward_change), so switching forwarding off on stop, or on a failed
+ * start, turned it on, and with all = 1 every interface that does not forward
+ * accepts ICMP redirects whatever its own value (docs/threat-model.md#net-hardening).
+ */
+export const AFTER_IP_FORWARD: readonly Setting[] = [
+  {
+    key: 'net.ipv4.conf.all.accept_redirects',
+    value: '0',
+    why: 'Writing ip_forward sets all.accept_redirects to its opposite (0 → 1): an ICMP redirect from the LAN must still not reroute the host.',
+  },
+];
 
 export interface Setting {
   readonly key: string;

@@ -60,7 +60,9 @@ describe('netns emit', () => {
     expect(script).toContain('ip -n clearnet route add default via 10.200.1.17 dev veth0');
     expect(script).not.toMatch(/ip -n tbb route/);
     const launcher = out.files.find((f) => f.path === LAUNCHER)!.content;
-    expect(launcher).toContain(`[ "$uid" = ${policy.desktopUser.uid} ] && [ "$gid" = ${policy.desktopUser.gid} ]`);
+    for (const n of policy.namespaces)
+      expect(launcher).toContain(`${n.name}) user=${n.user.name} uid=${n.user.uid} gid=${n.user.gid} home=${n.home} sockets='${n.sockets.join(' ')}' ;;`);
+    expect(launcher).not.toMatch(new RegExp(`uid=${policy.desktopUser.uid}\\b`));
 
     // A different policy gives different files: nothing is written twice.
     const other = emit(
@@ -87,12 +89,20 @@ describe('netns emit', () => {
 
     const e = emit(
       policyWith((p) => {
-        p.netns.namespaces.push({ name: 'circs', kind: 'tor-only', subnet: '10.200.1.4/30' });
+        p.users.push({ name: 'ns-circs', uid: 119, gid: 127, role: 'netns' });
+        p.netns.namespaces.push({ name: 'circs', kind: 'tor-only', subnet: '10.200.1.4/30', user: 'ns-circs', sockets: [] });
         p.tor.socksPorts.push({ name: 'circs', netns: 'circs', port: 9050, isolation: [], clients: [] });
       }),
     );
     expect(e.files.map((f) => f.path)).toContain('/usr/lib/leakless/netns/circs.nft');
-    expect(e.files.find((f) => f.path === LAUNCHER)!.content).toMatch(/^circs\) ;; # netns.namespaces\[2\] \(tor-only\)$/m);
+    expect(e.files.find((f) => f.path === LAUNCHER)!.content).toMatch(
+      /^circs\) user=ns-circs uid=119 gid=127 home=\/home\/ns-circs sockets='' ;; # netns.namespaces\[2\] \(tor-only\)$/m,
+    );
+    expect(e.users).toEqual([
+      { name: 'ns-tbb', uid: 117, gid: 125 },
+      { name: 'ns-clearnet', uid: 118, gid: 126 },
+      { name: 'ns-circs', uid: 119, gid: 127 },
+    ]);
     expect(e.files.find((f) => f.path === SETUP_SCRIPT)!.content).toContain('sysctl -q -w net.ipv4.conf.veth-circs.forwarding=0');
   });
 
@@ -137,6 +147,17 @@ describe('netns emit', () => {
           }),
         ),
       ).toBe(false);
+  });
+
+  it('writes all.accept_redirects=0 after every ip_forward write: the kernel sets it to the opposite of ip_forward', () => {
+    const script = out.files.find((f) => f.path === SETUP_SCRIPT)!.content;
+    const writes = [...script.matchAll(/sysctl -q -w net\.ipv4\.ip_forward=(\d)\n(?:\t# .*\n)?\tsysctl -q -w net\.ipv4\.conf\.all\.accept_redirects=0\n/g)];
+    expect(writes.map((m) => m[1])).toEqual(['0', '1']); // stop (and a failed start), start
+    expect(out.runtimeAssertions.find((a) => a.id === 'netns.after-ip-forward.net.ipv4.conf.all.accept_redirects')?.check).toEqual({
+      kind: 'sysctl',
+      key: 'net.ipv4.conf.all.accept_redirects',
+      expected: '0',
+    });
   });
 
   it('switches ip_forward on before any tor-only veth is switched off (Tails wrote them the other way round)', () => {
@@ -227,20 +248,79 @@ describe('netns static assertions', () => {
     { name: 'a unit not tied to the firewall', files: () => edit(UNIT_PATH, (s) => s.replace(`Requires=${FIREWALL_UNIT}\n`, '')), fails: 'netns.unit-order' },
     {
       name: 'a launcher that knows an extra namespace',
-      files: () => edit(LAUNCHER, (s) => s.replace('tbb) ;;', 'tbb) ;; # x\nhost) ;;')),
+      files: () => edit(LAUNCHER, (s) => s.replace('tbb) user=', "host) user=ns-tbb uid=117 gid=125 home=/home/ns-tbb sockets='' ;; # x\ntbb) user=")),
       fails: 'netns.launcher',
     },
     {
-      name: 'a launcher that runs as another uid',
-      files: () => edit(LAUNCHER, (s) => s.replace('[ "$uid" = 1000 ]', '[ "$uid" = 0 ]')),
+      name: 'a launcher that runs a namespace as root',
+      files: () => edit(LAUNCHER, (s) => s.replace('uid=117 gid=125', 'uid=0 gid=0')),
       fails: 'netns.launcher',
     },
-    { name: 'a launcher without a UTS namespace', files: () => edit(LAUNCHER, (s) => s.replace('unshare --uts -- ', '')), fails: 'netns.launcher' },
+    {
+      name: 'a launcher that runs a namespace as the desktop user (the old launcher)',
+      files: () => edit(LAUNCHER, (s) => s.replace('user=ns-tbb uid=117 gid=125 home=/home/ns-tbb', 'user=amnesia uid=1000 gid=1000 home=/home/amnesia')),
+      fails: 'netns.launcher',
+    },
+    {
+      name: 'a launcher that runs one namespace as the other’s user',
+      files: () => edit(LAUNCHER, (s) => s.replace('user=ns-clearnet uid=118 gid=126', 'user=ns-tbb uid=117 gid=125')),
+      fails: 'netns.launcher',
+    },
+    {
+      name: 'a launcher with an extra socket on an allowlist',
+      files: () =>
+        edit(LAUNCHER, (s) =>
+          s.replace("sockets='/tmp/.X11-unix/X0' ;; # netns.namespaces[0]", "sockets='/tmp/.X11-unix/X0 /run/dbus/system_bus_socket' ;; # netns.namespaces[0]"),
+        ),
+      fails: 'netns.launcher',
+    },
+    {
+      name: 'a launcher without a UTS namespace',
+      files: () => edit(LAUNCHER, (s) => s.replace('unshare --uts --mount', 'unshare --mount')),
+      fails: 'netns.launcher',
+    },
+    {
+      name: 'a launcher in the caller’s session',
+      files: () => edit(LAUNCHER, (s) => s.replace('setsid --wait ip netns', 'ip netns')),
+      fails: 'netns.launcher',
+    },
+    {
+      name: 'a launcher that passes the caller’s descriptors on',
+      files: () => edit(LAUNCHER, (s) => s.replace('*) eval "exec $fd>&-" ;;', '*) : ;;')),
+      fails: 'netns.launcher-isolation',
+    },
+    {
+      name: 'a launcher that keeps the caller’s input',
+      files: () => edit(LAUNCHER, (s) => s.replace('exec </dev/null\n', '')),
+      fails: 'netns.launcher-isolation',
+    },
+    {
+      name: 'a launcher that leaves /run (the buses) visible',
+      files: () => edit(LAUNCHER, (s) => s.replace('mount -n --move $stage/run /run\n', '')),
+      fails: 'netns.launcher-isolation',
+    },
+    {
+      name: 'a launcher that shows every process',
+      files: () => edit(LAUNCHER, (s) => s.replace(',hidepid=invisible', '')),
+      fails: 'netns.launcher-isolation',
+    },
+    {
+      name: 'a stop that leaves ICMP redirects accepted',
+      files: () =>
+        edit(SETUP_SCRIPT, (s) =>
+          s.replace(
+            'ip_forward=0\n\t# Writing ip_forward sets all.accept_redirects to its opposite (0 → 1): an ICMP redirect from the LAN must still not reroute the host.\n\tsysctl -q -w net.ipv4.conf.all.accept_redirects=0\n',
+            'ip_forward=0\n',
+          ),
+        ),
+      fails: 'netns.forwarding-keeps-redirects-off',
+    },
     {
       name: 'a script that does not parse',
       files: () => edit(SETUP_SCRIPT, (s) => s.replace('start) start ;;', 'start) start ;')),
       fails: 'netns.shell-syntax',
     },
+    { name: 'a launcher bash cannot parse', files: () => edit(LAUNCHER, (s) => s.replace('case $name in', 'case $name')), fails: 'netns.shell-syntax' },
     { name: 'a launcher made not executable', files: () => out.files.map((f) => (f.path === LAUNCHER ? { ...f, mode: 0o644 } : f)), fails: 'netns.files' },
     { name: 'an nft file nft rejects', files: () => edit(tbbNft, (s) => s.replace('policy drop;', 'policy dropp;')), fails: 'netns.nft-check', nft: true },
   ];
@@ -324,7 +404,7 @@ describe('netns runtime assertions', () => {
 
 describe('leakless-netns-exec refusals that need no namespace', () => {
   const launcher = out.files.find((f) => f.path === LAUNCHER)!.content;
-  const run = (...args: string[]) => execa('sh', ['-c', launcher, 'leakless-netns-exec', ...args], { reject: false });
+  const run = (...args: string[]) => execa('bash', ['-c', launcher, 'leakless-netns-exec', ...args], { reject: false });
 
   it('refuses an unknown namespace, bad usage and a command that env would misread', async () => {
     expect(await run('host', '--', 'true')).toMatchObject({ exitCode: 2, stderr: 'leakless-netns-exec: unknown namespace "host" (known: tbb clearnet)' });

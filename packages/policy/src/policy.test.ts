@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { defaultPolicy } from './testing.js';
+import { defaultPolicy, defaultPolicyInput } from './testing.js';
+import { parsePolicy } from './validate.js';
 import { policyJsonSchema } from './json-schema.js';
 
 // The default profile must reproduce the Tails matrix (docs/threat-model.md#tails-matrix) exactly.
@@ -14,6 +15,8 @@ describe('default policy views', () => {
       ['debian-tor', 106, 112, 'tor-daemon'],
       ['clearnet', 114, 123, 'clearnet'],
       ['htp', 116, 124, 'service'],
+      ['ns-tbb', 117, 125, 'netns'],
+      ['ns-clearnet', 118, 126, 'netns'],
       ['amnesia', 1000, 1000, 'desktop'],
     ]);
     expect(p.torUser.name).toBe('debian-tor');
@@ -49,6 +52,27 @@ describe('default policy views', () => {
       ['tbb', 'tor-only', 'veth-tbb', '10.200.1.1', '10.200.1.2'],
       ['clearnet', 'clearnet', 'veth-clearnet', '10.200.1.17', '10.200.1.18'],
     ]);
+  });
+
+  it('gives each namespace its own user, home and socket allowlist', () => {
+    expect(p.namespaces.map((n) => [n.name, n.user.name, n.user.uid, n.home, n.sockets])).toEqual([
+      ['tbb', 'ns-tbb', 117, '/home/ns-tbb', ['/tmp/.X11-unix/X0']],
+      ['clearnet', 'ns-clearnet', 118, '/home/ns-clearnet', ['/tmp/.X11-unix/X0']],
+    ]);
+    expect(new Set(p.namespaces.map((n) => n.user.uid)).has(p.desktopUser.uid)).toBe(false);
+  });
+
+  it('accepts a public LAN range only when lan.allowPublicRanges acknowledges it', () => {
+    const input = defaultPolicyInput();
+    input.lan.ipv4Ranges.push('198.18.0.0/15');
+    expect(parsePolicy(input).ok).toBe(false);
+    input.lan.allowPublicRanges = ['198.18.0.0/15'];
+    const r = parsePolicy(input);
+    expect(r.ok ? [] : r.issues).toEqual([]);
+    // link-local and CGNAT need no override
+    const ll = defaultPolicyInput();
+    ll.lan.ipv4Ranges.push('169.254.0.0/16', '100.64.0.0/10');
+    expect(parsePolicy(ll).ok).toBe(true);
   });
 
   it('keeps the LAN ranges and their blocked services', () => {

@@ -25,7 +25,11 @@ export interface TorListener {
   readonly clause: string;
 }
 
-export interface ResolvedNamespace extends Namespace {
+export interface ResolvedNamespace extends Omit<Namespace, 'user'> {
+  /** The user the namespace's applications run as (role netns): its own uid, home and runtime directory. */
+  readonly user: User;
+  /** Its home: a directory only it can enter, the only home its applications see. */
+  readonly home: string;
   readonly hostVeth: string;
   readonly guestVeth: string;
   readonly hostAddress: string;
@@ -137,8 +141,11 @@ export function derivePolicy(doc: PolicyDocument): Policy {
   const namespaces: ResolvedNamespace[] = nsDocs.map((n, i) => {
     const c = parseCidr4(n.subnet);
     const socks = socksPorts.find((s) => s.netns === n.name);
+    const user = byName(n.user);
     return {
       ...n,
+      user,
+      home: `/home/${user.name}`,
       hostVeth: `veth-${n.name}`,
       guestVeth: 'veth0',
       hostAddress: nthAddress(c, 1),

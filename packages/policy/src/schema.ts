@@ -36,14 +36,14 @@ function cidrOf(family: 4 | 6) {
 export const ipv4Cidr = cidrOf(4);
 export const ipv6Cidr = cidrOf(6);
 
-export const userRole = z.enum(['admin', 'desktop', 'tor-daemon', 'clearnet', 'service']);
+export const userRole = z.enum(['admin', 'desktop', 'tor-daemon', 'clearnet', 'service', 'netns']);
 
 export const user = z.strictObject({
   name: userName,
   uid: id,
   gid: id,
   role: userRole.describe(
-    'admin: root; desktop: the login user; tor-daemon: the only user whose packets may go to the Internet; clearnet: may reach the Internet directly (pre-Tor time check only); service: a system user that talks to Tor ports',
+    'admin: root; desktop: the login user; tor-daemon: the only user whose packets may go to the Internet; clearnet: may reach the Internet directly (pre-Tor time check only); service: a system user that talks to Tor ports; netns: runs the applications of one network namespace (leakless-netns-exec), no network exception of its own',
   ),
 });
 
@@ -119,6 +119,12 @@ export const lan = z.strictObject({
   ipv4Ranges: z.array(ipv4Cidr).min(1, 'must list at least one range'),
   ipv6Ranges: z.array(ipv6Cidr),
   blockedServices: z.array(blockedService),
+  allowPublicRanges: z
+    .array(ipv4Cidr)
+    .optional()
+    .describe(
+      'ranges of ipv4Ranges that lie outside private (RFC 1918), link-local and CGNAT space and are LAN all the same (a network on public addresses), each acknowledged here exactly as listed there: every user reaches them in clear. Absent = none',
+    ),
 });
 
 export const loopback = z.strictObject({
@@ -128,16 +134,33 @@ export const loopback = z.strictObject({
 });
 
 export const netnsKind = z.enum(['tor-only', 'clearnet']);
+// A filesystem socket the launcher binds into a namespace's private mount
+// namespace. Only under /tmp and /run, the directories the launcher replaces,
+// and spelled so that it is one safe word in a shell script.
+export const socketPath = safeString.regex(
+  /^\/(tmp|run)(\/(?!\.\.?(\/|$))[A-Za-z0-9._@+-]+)+$/,
+  'must be an absolute path under /tmp or /run (letters, digits, . _ @ + -; no . or .. component)',
+);
+
 export const namespace = z.strictObject({
   name: netnsName,
   kind: netnsKind.describe('tor-only: reaches one SocksPort and nothing else; clearnet: routed out through the host, no local services'),
   subnet: ipv4Cidr.describe('a /30 inside netns.internalRange'),
+  user: userName.describe('the user (role netns) the namespace’s applications run as, with their own home: no other namespace and not the desktop user'),
+  sockets: z
+    .array(socketPath)
+    .describe(
+      'the only filesystem sockets the namespace’s applications see (the display server’s); every other socket, the system and session buses among them, is hidden by a private mount namespace',
+    ),
 });
 
 export const netnsSettings = z.strictObject({
   internalRange: ipv4Cidr,
   namespaces: z.array(namespace),
 });
+
+/** Debian suites the image is built from and every module's output is tested on (nft 1.0.6, tor, the 6.1 kernel's knobs). */
+export const SUPPORTED_SUITES = ['bookworm'] as const;
 
 export const hostName = safeString.regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a DNS host name');
 
@@ -160,7 +183,7 @@ export const timeSettings = z.strictObject({
 });
 
 export const imageSettings = z.strictObject({
-  suite: safeString.regex(/^[a-z]+$/, 'must be a Debian suite name'),
+  suite: safeString.regex(/^[a-z]+$/, 'must be a Debian suite name').describe(`the Debian suite the image is built from: ${SUPPORTED_SUITES.join(', ')}`),
   hostname: hostName,
   packages: z.array(safeString.regex(/^[a-z0-9][a-z0-9+.-]+$/, 'must be a Debian package name')),
 });

@@ -96,4 +96,126 @@ export const invalidCases: InvalidCase[] = [
   },
   { name: 'DNSPort on 53 (redirect loop)', mutate: (p) => (p.tor.dnsPort.port = 53), path: 'tor.dnsPort.port', message: /must not be 53/ },
   { name: 'IPv6 enabled', mutate: (p) => (p.ipv6.enabled = true), path: 'ipv6.enabled', message: /only false is supported/ },
+  // Typos that would open a hole rather than break the build (docs/threat-model.md#policy-typos).
+  {
+    name: 'a public range as LAN (1.0.0.0/8 next to 10.0.0.0/8)',
+    mutate: (p) => (p.lan.ipv4Ranges = ['10.0.0.0/8', '1.0.0.0/8']),
+    path: 'lan.ipv4Ranges[1]',
+    message: /1\.0\.0\.0\/8 is outside private, link-local and CGNAT space .* lan\.allowPublicRanges/,
+  },
+  {
+    name: 'a large part of the Internet as LAN, even acknowledged',
+    mutate: (p) => {
+      p.lan.ipv4Ranges = ['10.0.0.0/8', '0.0.0.0/5'];
+      p.lan.allowPublicRanges = ['0.0.0.0/5'];
+    },
+    path: 'lan.ipv4Ranges[1]',
+    message: /overlaps "this network" 0\.0\.0\.0\/8, which is never LAN/,
+  },
+  { name: 'multicast as LAN', mutate: (p) => p.lan.ipv4Ranges.push('224.0.0.0/4'), path: 'lan.ipv4Ranges[3]', message: /overlaps multicast/ },
+  {
+    name: 'a public-range override for a range that is not LAN',
+    mutate: (p) => (p.lan.allowPublicRanges = ['1.0.0.0/8']),
+    path: 'lan.allowPublicRanges[0]',
+    message: /1\.0\.0\.0\/8 is not in lan\.ipv4Ranges/,
+  },
+  {
+    name: 'an IPv6 LAN range in global unicast space',
+    mutate: (p) => (p.lan.ipv6Ranges = ['2000::/3']),
+    path: 'lan.ipv6Ranges[0]',
+    message: /outside unique-local and link-local space/,
+  },
+  { name: 'no LAN service blocked', mutate: (p) => (p.lan.blockedServices = []), path: 'lan.blockedServices', message: /must refuse tcp\/53/ },
+  {
+    name: 'LAN DNS over UDP not blocked',
+    mutate: (p) => (p.lan.blockedServices = p.lan.blockedServices.filter((b: { protocol: string }) => b.protocol !== 'udp')),
+    path: 'lan.blockedServices',
+    message: /must refuse udp\/53/,
+  },
+  {
+    name: 'an unknown Debian suite',
+    mutate: (p) => (p.image.suite = 'wheezy'),
+    path: 'image.suite',
+    message: /"wheezy" is not a suite the image is built and tested on/,
+  },
+  {
+    name: 'the internal namespace range in public space',
+    mutate: (p) => {
+      p.netns.internalRange = '100.200.1.0/24';
+      p.netns.namespaces[0].subnet = '100.200.1.0/30';
+      p.netns.namespaces[1].subnet = '100.200.1.16/30';
+    },
+    path: 'netns.internalRange',
+    message: /must lie inside private space/,
+  },
+  {
+    name: 'a SocksPort inside the automap range',
+    mutate: (p) => (p.tor.automapRange = '127.0.0.0/8'),
+    path: 'tor.socksPorts[0].address',
+    message: /must not lie inside tor\.automapRange/,
+  },
+  {
+    name: 'the bulk SocksPort on the desktop user’s loopback allowlist',
+    mutate: (p) => {
+      p.loopback.mode = 'allowlist';
+      p.loopback.allowedTcpPorts = [9063];
+    },
+    path: 'loopback.allowedTcpPorts[0]',
+    message: /9063 is SocksPort "bulk", which amnesia is not a client of/,
+  },
+  {
+    name: 'the desktop user as a ControlPort client',
+    mutate: (p) => p.tor.controlPort.clients.push('amnesia'),
+    path: 'tor.controlPort.clients[1]',
+    message: /"amnesia" has role desktop: the ControlPort can reconfigure tor/,
+  },
+  {
+    name: 'the pre-Tor check aimed at a LAN address',
+    mutate: (p) => (p.time.preTorCheck.url = 'http://192.168.1.1/hotspot.txt'),
+    path: 'time.preTorCheck.url',
+    message: /host 192\.168\.1\.1 is not on the Internet/,
+  },
+  {
+    name: 'the pre-Tor check aimed at a local name',
+    mutate: (p) => (p.time.preTorCheck.url = 'http://localhost:9052/'),
+    path: 'time.preTorCheck.url',
+    message: /host "localhost" is a single label/,
+  },
+  {
+    name: 'the pre-Tor check aimed at an onion name',
+    mutate: (p) => (p.time.preTorCheck.url = 'http://expyuzz4wqqyqhjn.onion/'),
+    path: 'time.preTorCheck.url',
+    message: /is a \.onion name/,
+  },
+  { name: 'root’s group for another user', mutate: (p) => (p.users[4].gid = 0), path: 'users[4].gid', message: /gid 0 is root’s group/ },
+  {
+    name: 'a namespace run as the desktop user',
+    mutate: (p) => (p.netns.namespaces[0].user = 'amnesia'),
+    path: 'netns.namespaces[0].user',
+    message: /"amnesia" must have role netns \(has desktop\)/,
+  },
+  {
+    name: 'two namespaces run as one user',
+    mutate: (p) => (p.netns.namespaces[1].user = 'ns-tbb'),
+    path: 'netns.namespaces[1].user',
+    message: /"ns-tbb" already runs netns\.namespaces\[0\]/,
+  },
+  {
+    name: 'a namespace run as an unknown user',
+    mutate: (p) => (p.netns.namespaces[0].user = 'mallory'),
+    path: 'netns.namespaces[0].user',
+    message: /unknown principal "mallory"/,
+  },
+  {
+    name: 'the system bus on a namespace’s socket allowlist',
+    mutate: (p) => p.netns.namespaces[0].sockets.push('/var/run/dbus/system_bus_socket'),
+    path: 'netns.namespaces[0].sockets[1]',
+    message: /must be an absolute path under \/tmp or \/run/,
+  },
+  {
+    name: 'a socket path that climbs out of /run',
+    mutate: (p) => (p.netns.namespaces[1].sockets = ['/run/../home/amnesia/.gnupg/S.gpg-agent']),
+    path: 'netns.namespaces[1].sockets[0]',
+    message: /no \. or \.\. component/,
+  },
 ];

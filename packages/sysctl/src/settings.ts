@@ -97,6 +97,17 @@ export function sysctlFiles(policy: Policy): SysctlFile[] {
     s('kernel.yama.ptrace_scope', 2, 'Only root may ptrace: an exploited app cannot read another app’s memory.'),
     s('dev.tty.ldisc_autoload', 0, 'No autoloading of TTY line disciplines (n_hdlc CVE-2017-2636 class).'),
     s('vm.unprivileged_userfaultfd', 0, 'userfaultfd eases kernel exploitation (race widening).'),
+    // Debian's kernel knob (bookworm's 6.1 has it, upstream kernels do not):
+    // only unprivileged users lose user namespaces, root keeps them for
+    // systemd's PrivateUsers=. user.max_user_namespaces is left alone: it
+    // counts root's namespaces too, and 0 stops every unit with PrivateUsers=
+    // (docs/threat-model.md#user-namespaces).
+    s(
+      'kernel.unprivileged_userns_clone',
+      0,
+      'No user namespaces for unprivileged users: inside its own one the desktop user is "root" for nf_tables and other namespaced code (CVE-2023-32233, CVE-2024-1086). Tor Browser’s sandbox keeps its seccomp filter without them.',
+    ),
+    s('fs.suid_dumpable', 0, 'No core dumps of processes that changed privileges: a crash of one must not leave its memory readable.'),
   ]);
   return [pmtud, ...(policy.document.ipv6.enabled ? [] : [ipv6Off]), net, kernel];
 }

@@ -44,6 +44,32 @@ describe('sysctl emit', () => {
     expect(all.get('kernel.yama.ptrace_scope')).toBe('2');
   });
 
+  it('takes user namespaces from unprivileged users (Debian’s knob), not from root, and no set-id core dumps', () => {
+    const all = new Map(out.files.filter((f) => f.path.startsWith(`${SYSCTL_DIR}/`)).flatMap((f) => [...parseSysctlConf(f.content).entries]));
+    expect(all.get('kernel.unprivileged_userns_clone')).toBe('0');
+    expect(all.get('fs.suid_dumpable')).toBe('0');
+    // counts root's namespaces too: 0 would stop every unit with PrivateUsers= (docs/threat-model.md#user-namespaces)
+    expect(all.has('user.max_user_namespaces')).toBe(false);
+    for (const key of ['kernel.unprivileged_userns_clone', 'fs.suid_dumpable'])
+      expect(out.runtimeAssertions.find((a) => a.id === `sysctl.value.${key}`)).toMatchObject({
+        scope: 'system',
+        check: { kind: 'sysctl', key, expected: '0' },
+      });
+  });
+
+  it('catches a packaged file that gives user namespaces or set-id core dumps back (systemd’s 50-coredump.conf sorts before ours)', async () => {
+    const effective = out.staticAssertions.find((a) => a.id === 'sysctl.effective-values')!;
+    const coredump = { path: '/usr/lib/sysctl.d/50-coredump.conf', content: 'fs.suid_dumpable = 2\n', mode: 0o644, clause: 'test' };
+    expect((await effective.check(ctxFor([...out.files, coredump]))).ok).toBe(true);
+    for (const [key, value] of [
+      ['kernel.unprivileged_userns_clone', '1'],
+      ['fs.suid_dumpable', '2'],
+    ]) {
+      const late = { path: '/etc/sysctl.d/zzz-local.conf', content: `${key} = ${value}\n`, mode: 0o644, clause: 'test' };
+      expect(await effective.check(ctxFor([...out.files, late]))).toMatchObject({ ok: false, detail: expect.stringContaining(`${key} ends up ${value}`) });
+    }
+  });
+
   it('puts a comment on the threat above every key', () => {
     for (const f of out.files.filter((x) => x.path.startsWith(`${SYSCTL_DIR}/`))) {
       const lines = f.content.split('\n');

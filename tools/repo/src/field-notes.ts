@@ -64,7 +64,8 @@ export const FIELD_NOTES: Readonly<Record<string, FieldNote>> = {
   'users[].role': {
     uses: {
       firewall:
-        '`tor-daemon`: new TCP and DNS out to anywhere; `clearnet`: TCP and DNS out; `desktop`: the loopback rules of `loopback`; everyone else only what a listener’s `clients` or the LAN exception give',
+        '`tor-daemon`: new TCP and DNS out to anywhere; `clearnet`: TCP and DNS out; `desktop`: the loopback rules of `loopback`; everyone else (`netns` included) only what a listener’s `clients` or the LAN exception give',
+      netns: '`netns`: the user a namespace’s applications run as (`netns.namespaces[].user`)',
       lab: 'the safety invariants know only these roles: nothing but the tor daemon and clearnet principals may reach a non-LAN address',
     },
   },
@@ -207,6 +208,12 @@ export const FIELD_NOTES: Readonly<Record<string, FieldNote>> = {
     uses: { firewall: 'one logged reject per service, before the LAN exception', lab: 'anti-tests plant their removal and the lab must see the leak' },
   },
   'lan.blockedServices[].protocol': { meaning: 'tcp or udp.' },
+  'lan.allowPublicRanges': {
+    uses: {
+      policy:
+        'validation only: a range of `lan.ipv4Ranges` outside private, link-local and CGNAT space that is not listed here is refused (a typo such as `1.0.0.0/8`), multicast, "this network" and reserved space even when listed, and so is a range here that is not in `lan.ipv4Ranges` or needs no override (see [typos](threat-model.md#policy-typos))',
+    },
+  },
   'lan.blockedServices[].port': { meaning: 'The destination port.' },
   loopback: {
     meaning:
@@ -216,7 +223,7 @@ export const FIELD_NOTES: Readonly<Record<string, FieldNote>> = {
     meaning: 'The login user (role desktop).',
     uses: {
       firewall: 'refused on every Tor TCP listener it is not a client of, then the generic loopback rule',
-      netns: 'the user `leakless-netns-exec` runs applications as, checked by name and id',
+      netns: 'never a namespace’s user: its home, runtime directory and buses are hidden from the namespaces’ applications',
       'tor-config': 'its SocksPort goes to `/etc/environment` and torsocks',
     },
   },
@@ -269,6 +276,21 @@ export const FIELD_NOTES: Readonly<Record<string, FieldNote>> = {
     uses: { policy: 'the first address is the host end, the second the namespace end', netns: 'veth addresses and the expected routes of the self-test' },
   },
   time: { meaning: 'The clock. tor cannot bootstrap with a clock far off, and a wrong clock is a fingerprint. See [time](threat-model.md#time).' },
+  'netns.namespaces[].user': {
+    uses: {
+      netns:
+        '`leakless-netns-exec` runs the namespace’s applications as this user (checked by name and id), with `/home/USER` (0700, made on first use) as the only home and `/run/user/UID` as the only runtime directory they see (see [what remains shared](threat-model.md#namespace-identity))',
+      image: 'created with its fixed ids like every user',
+      lab: 'the adversary suite plays each attack as the application of each namespace',
+    },
+  },
+  'netns.namespaces[].sockets': {
+    uses: {
+      netns:
+        'bound at their own paths into the launcher’s private mount namespace, which replaces `/run` and `/tmp`: every other socket (the system and session buses, NetworkManager’s) is not there',
+      lab: 'a stand-in display socket must be reachable, every other socket not (the socket inventory of the adversary suite)',
+    },
+  },
   'time.preTorCheck': {
     meaning:
       'The optional pre-Tor time check: one plain HTTP request that looks exactly like NetworkManager’s connectivity check, made before tor starts. It is the only request that leaves without Tor, so it exists only with consent.',
@@ -317,8 +339,11 @@ export const FIELD_NOTES: Readonly<Record<string, FieldNote>> = {
   },
   image: { meaning: 'The Debian image around the modules.' },
   'image.suite': {
-    meaning: 'The Debian suite the image is built from.',
-    uses: { image: 'mmdebstrap’s suite', 'tor-config': 'the suites of `/etc/apt/sources.list` (fetched through Tor)' },
+    uses: {
+      image: 'mmdebstrap’s suite',
+      'tor-config': 'the suites of `/etc/apt/sources.list` (fetched through Tor)',
+      policy: 'another suite is refused (`wheezy`)',
+    },
   },
   'image.hostname': {
     meaning: 'The host name of the live system.',
