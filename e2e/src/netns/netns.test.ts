@@ -4,7 +4,6 @@
 // capture on the sut's uplink say what arrived. Anti-tests plant one defect
 // each and the same checks must report it.
 
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as firewall from '@leakless/firewall';
 import * as netns from '@leakless/netns';
@@ -13,8 +12,8 @@ import { defaultPolicy } from '@leakless/policy/testing';
 import { type Exec, evaluateRuntime } from '@leakless/selftest';
 import { skipUnless } from '@leakless/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Lab, type LabAddresses, labArgv, labFile, labNeeds, run, sh, teardownLab, writeEtc } from '../lab/index.js';
-import { capture, createLab, type From, type ProbeResult, probe, type ServerSpec, type Servers, startServers, token } from './harness.js';
+import { type Lab, type LabAddresses, labArgv, labNeeds, run, sh, teardownLab } from '../lab/index.js';
+import { capture, createLab, type From, installNetns, type ProbeResult, probe, type ServerSpec, type Servers, startServers, token } from './harness.js';
 import { clearnetProbes, hostPorts, judge, type NsProbe, torOnlyProbes, type Verdict } from './probes.js';
 
 const policy = defaultPolicy();
@@ -44,30 +43,9 @@ if (!firewallReady) {
 
 const metrics = { setupMs: [] as number[], probes: 0, antiTests: 0, antiCaught: 0, tornet: 'stand-in SOCKS listener (e2e/src/tornet not used)' };
 
-/** Install the emitted files and the desktop user into the lab (overlay /etc), the executables into the lab's directory. */
+/** Install the emitted files and the users into the lab (harness.ts). */
 async function install(lab: Lab): Promise<{ script: string; launcher: string }> {
-  // "The real one, same bytes as in the tree": the committed tree must hold exactly what is run.
-  for (const path of [netns.SETUP_SCRIPT, netns.LAUNCHER]) {
-    const committed = new URL(`../../../chroot-includes${path}`, import.meta.url);
-    if (existsSync(committed)) expect(readFileSync(committed, 'utf8'), `chroot-includes${path} is stale`).toBe(fileOf(path).content);
-  }
-  const script = labFile(lab, 'netns-setup', fileOf(netns.SETUP_SCRIPT).content, 0o755);
-  const launcher = labFile(lab, 'leakless-netns-exec', fileOf(netns.LAUNCHER).content, 0o755);
-  // The files the script reads (its rulesets under /usr/lib/leakless, /etc/netns), not the units, udev rules or programs.
-  for (const f of emitted.files.filter((x) => x.path.startsWith('/etc/') || x.path.startsWith(`${netns.NFT_DIR}/`)))
-    await writeEtc(lab, f.path, f.content, f.mode);
-  // The saved clearnet DNS (what the resolver module's NetworkManager hook writes): the LAN router.
-  await writeEtc(lab, policy.clearnetResolver.file, `nameserver ${lab.addresses.lanRouter}\n`, 0o644);
-  // The desktop user with the policy's ids (this machine may have another user on that uid).
-  const u = policy.desktopUser;
-  const r = await run(lab, 'sut', 'sh', [
-    '-c',
-    `set -e
-     grep -v -E '^[^:]*:[^:]*:${u.uid}:' /etc/passwd > /etc/passwd.new; echo '${u.name}:x:${u.uid}:${u.gid}::/nonexistent:/bin/sh' >> /etc/passwd.new; cat /etc/passwd.new > /etc/passwd
-     grep -v -E '^[^:]*:[^:]*:${u.gid}:' /etc/group > /etc/group.new; echo '${u.name}:x:${u.gid}:' >> /etc/group.new; cat /etc/group.new > /etc/group`,
-  ]);
-  if (r.exitCode !== 0) throw new Error(`installing the desktop user: ${r.stderr}`);
-  return { script, launcher };
+  return installNetns(lab, policy, emitted);
 }
 
 /** The listeners on the LAN router and on the Internet hosts: the same set in both. */
@@ -262,14 +240,14 @@ describe.skipIf(skip)('netns in the lab: the emitted script, launcher and rules'
     expect(r[1]!.body).toBe(netns.GENERIC_HOSTNAME);
     const host = (await run(lab, 'sut', 'hostname', [])).stdout.trim();
     expect(host).not.toBe(netns.GENERIC_HOSTNAME);
-    const uts = await run(lab, 'sut', 'sh', [exe.launcher, tbb.name, '--', 'readlink', '/proc/self/ns/uts']);
+    const uts = await run(lab, 'sut', exe.launcher, [tbb.name, '--', 'readlink', '/proc/self/ns/uts']);
     const hostUts = await run(lab, 'sut', 'readlink', ['/proc/self/ns/uts']);
     expect(uts.stdout.trim()).toMatch(/^uts:\[\d+\]$/);
     expect(uts.stdout.trim()).not.toBe(hostUts.stdout.trim());
   });
 
-  it('the launcher runs the command as the desktop user, without new privileges, with a cleaned environment', async () => {
-    const u = policy.desktopUser;
+  it('the launcher runs the command as the namespace’s own user, without new privileges, with a cleaned environment', async () => {
+    const u = tbb.user;
     const launch = labArgv(lab, 'sut', ['sh', '-c', 'id -u; id -g; grep NoNewPrivs /proc/self/status; env'], { via: as(tbb.name).via! });
     const r = await sh('env', ['DISPLAY=:7', 'LD_PRELOAD=/tmp/evil.so', 'http_proxy=http://198.51.100.1:3128', ...launch]);
     expect(r.exitCode, r.stderr).toBe(0);
@@ -278,11 +256,13 @@ describe.skipIf(skip)('netns in the lab: the emitted script, launcher and rules'
     expect(nnp).toMatch(/NoNewPrivs:\s+1/);
     expect(env).toContain('DISPLAY=:7');
     expect(env).toContain(`USER=${u.name}`);
+    expect(env).toContain(`HOME=${tbb.home}`);
+    expect(env).toContain(`XDG_RUNTIME_DIR=/run/user/${u.uid}`);
     expect(env.join('\n')).not.toMatch(/LD_PRELOAD|http_proxy/);
     // resolv.conf inside is the namespace's, not the host's
-    const resolv = await run(lab, 'sut', 'sh', [exe.launcher, tbb.name, '--', 'cat', '/etc/resolv.conf']);
+    const resolv = await run(lab, 'sut', exe.launcher, [tbb.name, '--', 'cat', '/etc/resolv.conf']);
     expect(resolv.stdout).toBe(fileOf(`/etc/netns/${tbb.name}/resolv.conf`).content);
-    const cnResolv = await run(lab, 'sut', 'sh', [exe.launcher, cn.name, '--', 'cat', '/etc/resolv.conf']);
+    const cnResolv = await run(lab, 'sut', exe.launcher, [cn.name, '--', 'cat', '/etc/resolv.conf']);
     expect(cnResolv.stdout).toBe(`nameserver ${a.lanRouter}\n`);
   });
 
@@ -294,14 +274,20 @@ describe.skipIf(skip)('netns in the lab: the emitted script, launcher and rules'
       exitCode: 1,
       stderr: expect.stringContaining(`namespace ${tbb.name} does not exist: is ${netns.UNIT} active?`),
     });
-    // a passwd in which the desktop user became root
-    const u = policy.desktopUser;
+    // a passwd in which the namespace's user became root, or the desktop user
+    const u = tbb.user;
     expect(
       await shIn(
         `unshare --mount sh -c "sed 's/^${u.name}:x:${u.uid}:${u.gid}:/${u.name}:x:0:0:/' /etc/passwd > ${lab.dir}/passwd && mount --bind ${lab.dir}/passwd /etc/passwd && exec ${exe.launcher} ${tbb.name} -- id"`,
       ),
     ).toMatchObject({ exitCode: 1, stderr: expect.stringContaining('refusing to run COMMAND as root') });
-    expect(await shIn(`setpriv --reuid=${u.uid} --regid=${u.gid} --clear-groups ${exe.launcher} ${tbb.name} -- true`)).toMatchObject({
+    const d = policy.desktopUser;
+    expect(
+      await shIn(
+        `unshare --mount sh -c "sed 's/^${u.name}:x:${u.uid}:${u.gid}:/${u.name}:x:${d.uid}:${d.gid}:/' /etc/passwd > ${lab.dir}/passwd && mount --bind ${lab.dir}/passwd /etc/passwd && exec ${exe.launcher} ${tbb.name} -- id"`,
+      ),
+    ).toMatchObject({ exitCode: 1, stderr: expect.stringContaining(`${u.name} is ${d.uid}:${d.gid}, the policy says ${u.uid}:${u.gid}`) });
+    expect(await shIn(`setpriv --reuid=${d.uid} --regid=${d.gid} --clear-groups ${exe.launcher} ${tbb.name} -- true`)).toMatchObject({
       exitCode: 1,
       stderr: expect.stringContaining('must be started as root'),
     });
