@@ -211,6 +211,9 @@ export const MKISO_SH = `#!/bin/bash
 set -euo pipefail
 cd "$ARTIFACTDIR"
 ST=$1; OUT=$2; VOL=$3; UEFI=$4; SDE=\${SOURCE_DATE_EPOCH:?}
+# mtools stamps the directories mmd makes in efi.img with SOURCE_DATE_EPOCH in local time: a builder's
+# time zone would reach the image (seen: two builders in UTC and UTC-3:30 differed only there)
+export TZ=UTC
 case "$UEFI" in signed|unsigned) ;; *) echo "mkiso: UEFI GRUB must be signed or unsigned, got $UEFI" >&2; exit 2 ;; esac
 export LC_ALL=C
 umask 022

@@ -49,6 +49,8 @@ export async function resolvePackages(o: ResolveOptions): Promise<PackageId[]> {
     'Dir::Etc::Trusted=/etc/apt/trusted.gpg',
     'Dir::Etc::TrustedParts=/etc/apt/trusted.gpg.d',
     `APT::Architecture=${o.arch ?? 'amd64'}`,
+    // apt's _apt download sandbox cannot write this private state directory (a file: repository failed there)
+    'APT::Sandbox::User=root',
     'Debug::NoLocking=1',
   ].flatMap((x) => ['-o', x]);
   const update = await execa('apt-get', [...opts, 'update'], { reject: false, all: true, env: { LC_ALL: 'C' } });
