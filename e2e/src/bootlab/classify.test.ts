@@ -20,6 +20,10 @@ const facts: ClassifierFacts = {
   checkHost: { name: 'fedoraproject.org', address: '198.51.100.90', port: 80, path: '/static/hotspot.txt' },
   relays: [{ address: '198.51.100.21', port: 9001 }],
   control: { address: ROUTER, port: 9999, token: 'lk01-control' },
+  probes: [
+    { protocol: 'tcp', address: '198.51.100.10', port: 8081 },
+    { protocol: 'udp', address: '192.168.78.53', port: 53 },
+  ],
 };
 
 // ---- frame builders --------------------------------------------------------------------------------
@@ -224,6 +228,22 @@ describe('the networked boot’s classifier', () => {
       expect(c.leaks).toEqual([]);
     });
   }
+
+  it('allows the self-test’s positive controls to its destinations, and nothing else there', () => {
+    const ok = run([
+      fromGuest(ipv4(GUEST, '198.51.100.10', 6, tcp(45000, 8081, SYN))),
+      fromGuest(ipv4(GUEST, '198.51.100.10', 6, tcp(45000, 8081, FINACK))),
+      fromGuest(ipv4(GUEST, '192.168.78.53', 17, udp(45001, 53, Buffer.from('leakless-selftest\n')))),
+    ]);
+    expect(ok.packets.map((p) => p.cls)).toEqual(['selftest-probe', 'selftest-probe', 'selftest-probe']);
+    const bad = run([
+      fromGuest(ipv4(GUEST, '198.51.100.10', 6, tcp(45000, 8081, PSHACK, Buffer.from('GET / HTTP/1.1\r\n\r\n')))),
+      fromGuest(ipv4(GUEST, '192.168.78.53', 17, udp(45001, 53, dnsQuery(['example.org'])))),
+      fromGuest(ipv4(GUEST, '198.51.100.10', 17, udp(45002, 8081, Buffer.from('leakless-selftest\n')))),
+      fromGuest(ipv4(GUEST, '198.51.100.10', 6, tcp(45003, 8080, SYN))),
+    ]);
+    expect(bad.leaks).toHaveLength(4);
+  });
 
   it('judges only the guest’s frames, but an undecodable frame from the lab still fails', () => {
     const answer = fromLab(ipv4('198.51.100.10', GUEST, 6, tcp(8080, 44000, SYN | ACK)));

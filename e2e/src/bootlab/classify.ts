@@ -37,10 +37,16 @@ export interface ClassifierFacts {
   /** Relay ORPorts (consensus), and configured bridges. */
   readonly relays: readonly Endpoint[];
   readonly control?: Endpoint & { readonly token: string };
+  /**
+   * The self-test's active probes (given to it through the test settings):
+   * its positive controls reach these, as the tor or clearnet user, which the
+   * policy allows; UDP carries the self-test's payload.
+   */
+  readonly probes?: readonly (Endpoint & { readonly protocol: 'tcp' | 'udp' })[];
 }
 
-export type PacketClass = 'arp' | 'dhcp' | 'pretor-dns' | 'pretor-http' | 'tor-relay' | 'control' | 'lab' | 'leak' | 'unparsable';
-export const ALLOWED_CLASSES: readonly PacketClass[] = ['arp', 'dhcp', 'pretor-dns', 'pretor-http', 'tor-relay', 'control'];
+export type PacketClass = 'arp' | 'dhcp' | 'pretor-dns' | 'pretor-http' | 'tor-relay' | 'selftest-probe' | 'control' | 'lab' | 'leak' | 'unparsable';
+export const ALLOWED_CLASSES: readonly PacketClass[] = ['arp', 'dhcp', 'pretor-dns', 'pretor-http', 'tor-relay', 'selftest-probe', 'control'];
 
 export interface ClassifiedPacket {
   /** 1-based position in the capture. */
@@ -221,6 +227,8 @@ export function decodeDnsQuestions(p: Buffer): DnsQuestion[] | undefined {
 // Classification
 
 const CHECK_REQUEST = (path: string) => `GET ${path} HTTP/1.1\r\n`;
+/** What the self-test's UDP probe sends (packages/selftest evaluate.ts). */
+const SELFTEST_PAYLOAD = 'leakless-selftest\n';
 
 export function classify(records: readonly { readonly ms: number; readonly frame: Buffer }[], facts: ClassifierFacts, t0Ms: number): Classification {
   const lab = new Set(facts.labMacs.map((m) => m.toLowerCase()));
@@ -312,6 +320,14 @@ export function classify(records: readonly { readonly ms: number; readonly frame
         return { cls: 'pretor-http' };
       }
       if (d.tcp && relays.has(`${ip.dst}:${d.tcp.dport}`)) return { cls: 'tor-relay' };
+      const probe = (facts.probes ?? []).find(
+        (x) => x.address === ip.dst && x.port === (d.tcp?.dport ?? d.udp?.dport) && x.protocol === (d.tcp ? 'tcp' : d.udp ? 'udp' : ''),
+      );
+      if (probe) {
+        if (d.tcp?.payload.length) return { cls: 'leak', note: "payload to the self-test's TCP destination (its probe only connects)" };
+        if (d.udp && !d.udp.payload.toString('latin1').startsWith(SELFTEST_PAYLOAD)) return { cls: 'leak', note: "not the self-test's probe datagram" };
+        return { cls: 'selftest-probe' };
+      }
       if (d.udp && facts.control && ip.dst === facts.control.address && d.udp.dport === facts.control.port) {
         return d.udp.payload.toString('latin1').startsWith(facts.control.token)
           ? { cls: 'control' }

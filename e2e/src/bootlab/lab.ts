@@ -51,6 +51,12 @@ export const BOOTLAB_HOSTS = {
 } as const;
 export const SINK_PORTS = { tcp: 8080, udp: 8053 } as const;
 export const CONTROL_PORT = 9999;
+/**
+ * Where the self-test's active probes go (leakless-selftest --destinations,
+ * through the test settings): echo listeners, apart from the senders' sink,
+ * so a probe's positive control is never mistaken for a sender's leak.
+ */
+export const PROBE_PORTS = { internet: 8081, resolver: 53 } as const;
 
 const PRETOR_SERVERS = new URL('../time/servers/pretor-servers.mjs', import.meta.url);
 const POOL_SERVERS = new URL('../time/servers/pool-servers.mjs', import.meta.url);
@@ -63,6 +69,8 @@ export interface BootLabOptions {
 export interface GuestLan {
   readonly subnet: string;
   readonly router: string;
+  /** A second LAN host: the self-test's LAN resolver (an echo on udp/53; the router's dnsmasq answers only DNS). */
+  readonly resolver: string;
   readonly dhcpFirst: string;
   readonly dhcpLast: string;
 }
@@ -76,6 +84,8 @@ export interface BootLab {
   readonly tap: string;
   readonly tapMac: string;
   readonly lan: GuestLan;
+  /** The self-test's active probes: destination name → address and port, and their protocol. */
+  readonly probes: readonly { readonly name: string; readonly protocol: 'tcp' | 'udp'; readonly address: string; readonly port: number }[];
   readonly check: { readonly name: string; readonly address: string; readonly port: number; readonly path: string };
   readonly ca: TestCa;
   /** The desktop user and a uid the policy does not name. */
@@ -109,7 +119,7 @@ export function guestLan(policy: Policy, labLanSubnet: string): GuestLan {
   if (!policy.lanRanges.some((r) => cidrWithin(c, parseCidr4(r))) || cidrWithin(c, parseCidr4(policy.internalRange)))
     throw new Error(`boot lab: ${subnet} is not inside lan.ipv4Ranges outside ${policy.internalRange}`);
   const p = net.split('.').slice(0, 3).join('.');
-  return { subnet, router: `${p}.1`, dhcpFirst: `${p}.100`, dhcpLast: `${p}.199` };
+  return { subnet, router: `${p}.1`, resolver: `${p}.53`, dhcpFirst: `${p}.100`, dhcpLast: `${p}.199` };
 }
 
 const hexMac = (prefix: readonly number[]) => [...prefix, ...randomBytes(6 - prefix.length)].map((b) => b.toString(16).padStart(2, '0')).join(':');
@@ -146,6 +156,7 @@ export async function startBootLab(o: BootLabOptions): Promise<BootLab> {
     await must('ip', ['-n', lab.lan, 'tuntap', 'add', 'dev', tap, 'mode', 'tap']);
     await must('ip', ['-n', lab.lan, 'link', 'set', tap, 'address', tapMac]);
     await must('ip', ['-n', lab.lan, 'addr', 'add', `${lan.router}/24`, 'dev', tap]);
+    await must('ip', ['-n', lab.lan, 'addr', 'add', `${lan.resolver}/24`, 'dev', tap]);
     await must('ip', ['-n', lab.lan, 'link', 'set', tap, 'up']);
     // the Internet namespace answers the guest's LAN through the LAN router (its default route); nothing else to add
 
@@ -188,8 +199,18 @@ export async function startBootLab(o: BootLabOptions): Promise<BootLab> {
     const sink: Listener = await startListener(lab, lab.inet, [
       { id: 'sink-tcp', proto: 'tcp', addr: BOOTLAB_HOSTS.sink, port: SINK_PORTS.tcp },
       { id: 'sink-udp', proto: 'udp', addr: BOOTLAB_HOSTS.sink, port: SINK_PORTS.udp },
+      { id: 'probe-internet', proto: 'tcp', addr: BOOTLAB_HOSTS.sink, port: PROBE_PORTS.internet },
+      { id: 'probe-internet-resolver', proto: 'udp', addr: BOOTLAB_HOSTS.sink, port: PROBE_PORTS.resolver },
     ]);
-    const control: Listener = await startListener(lab, lab.lan, [{ id: 'control', proto: 'udp', addr: lan.router, port: CONTROL_PORT }]);
+    const control: Listener = await startListener(lab, lab.lan, [
+      { id: 'control', proto: 'udp', addr: lan.router, port: CONTROL_PORT },
+      { id: 'probe-lan-resolver', proto: 'udp', addr: lan.resolver, port: PROBE_PORTS.resolver },
+    ]);
+    const probes = [
+      { name: 'internet', protocol: 'tcp' as const, address: BOOTLAB_HOSTS.sink, port: PROBE_PORTS.internet },
+      { name: 'internet-resolver', protocol: 'udp' as const, address: BOOTLAB_HOSTS.sink, port: PROBE_PORTS.resolver },
+      { name: 'lan-resolver', protocol: 'udp' as const, address: lan.resolver, port: PROBE_PORTS.resolver },
+    ];
 
     // DHCP and the LAN's DNS server, on the tap only.
     const dnsLines: string[] = [];
@@ -225,7 +246,12 @@ export async function startBootLab(o: BootLabOptions): Promise<BootLab> {
       ),
     );
 
-    const settings: TestSettings = { torrc: ['TestingTorNetwork 1', ...net.dirAuthorityLines], ca: ca.certPem, agent: true };
+    const settings: TestSettings = {
+      torrc: ['TestingTorNetwork 1', ...net.dirAuthorityLines],
+      ca: ca.certPem,
+      agent: true,
+      destinations: Object.fromEntries(probes.map((p) => [p.name, `${p.address}:${p.port}`])),
+    };
     encodeTestSettings(settings); // refused here if the image would refuse it
     const desktop = policy.desktopUser;
     const tornet = net;
@@ -247,6 +273,7 @@ export async function startBootLab(o: BootLabOptions): Promise<BootLab> {
       tap,
       tapMac,
       lan,
+      probes,
       check,
       ca,
       desktop: { uid: desktop.uid, gid: desktop.gid },
@@ -268,8 +295,8 @@ export async function startBootLab(o: BootLabOptions): Promise<BootLab> {
         throw new Error('boot lab: no authority of the private network holds a consensus');
       },
       nicMac: () => hexMac([0x52, 0x54, 0x00]),
-      control: () => control.events(),
-      sink: () => sink.events(),
+      control: () => control.events().filter((e) => e.id === 'control'),
+      sink: () => sink.events().filter((e) => e.id.startsWith('sink-')),
       dnsmasqLog: () => [...dnsLines],
       poolHits: () => readJsonl<{ name: string; servername: string }>('hits.jsonl'),
       checkRequests: () => readJsonl<{ address?: string; dns?: string; request?: string }>('requests.jsonl'),

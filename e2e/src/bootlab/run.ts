@@ -83,6 +83,7 @@ export function classifierFacts(bl: BootLab, nicMac: string, relays: readonly En
     checkHost: bl.check,
     relays,
     control: { address: bl.lan.router, port: CONTROL_PORT, token: `${token}-control` },
+    probes: bl.probes,
   };
 }
 

@@ -399,8 +399,17 @@ export async function corruptedRuleset(bl: BootLab, run: Run, ping: (broadcast: 
   let w: Window | undefined;
   try {
     await run.boot.hello(420_000);
-    const sys = await run.boot.request<{ system: string }>({ op: 'wait-boot', timeoutMs: 300_000 }, 320_000);
-    notes.push(`system state when boot finished: ${sys.result.system} at ${secs(sys.at)}`);
+    // not "boot finished": with no network, units that wait for Tor never finish; the point is the firewall's verdict
+    const settled = await until(
+      'the firewall unit done',
+      () => run.status(),
+      (s) => ['failed', 'active'].includes(s.units[UNITS.firewall]?.active ?? ''),
+      300_000,
+      2000,
+    );
+    notes.push(`firewall unit ${JSON.stringify(settled.units[UNITS.firewall])} at ${secs(run.boot.now())}; system ${settled.system}`);
+    // whatever would start after it (NetworkManager, tor, the pre-Tor check) has time to try
+    await sleep(20_000);
     w = await run.window(
       'corrupted',
       async () => {

@@ -10,10 +10,12 @@ import {
   labAgentUnit,
   labGuestFiles,
   TEST_SETTINGS_PROGRAM,
+  TEST_SETTINGS_UNIT,
   testSettingsUnit,
 } from './guest-files.js';
 import { LAB_PORT } from './lab-agent.js';
-import { TEST_SETTINGS_PATHS } from './test-channel.js';
+import { SELFTEST_NETWORK_VAR, SELFTEST_WITHOUT_NETWORK, TEST_SETTINGS_PATHS } from './test-channel.js';
+import { selftestUnit } from './iso-plan.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
@@ -40,6 +42,15 @@ describe('the image’s side of the lab boot', () => {
     expect(unitValues(agent, 'Service', 'ExecStart')).toEqual([LAB_AGENT_PROGRAM]);
     expect(labAgentUdevRule()).toContain(`ATTR{name}=="${LAB_PORT}"`);
     expect(labAgentUdevRule()).toContain(`ENV{SYSTEMD_WANTS}+="${LAB_AGENT_UNIT}"`);
+  });
+
+  it('the self-test runs its active probes only with destinations from the test settings, never blind', () => {
+    const u = parseUnit(selftestUnit());
+    expect(unitValues(u, 'Service', 'Environment')).toEqual([`"${SELFTEST_NETWORK_VAR}=${SELFTEST_WITHOUT_NETWORK}"`]);
+    expect(unitValues(u, 'Service', 'EnvironmentFile')).toEqual([`-${TEST_SETTINGS_PATHS.selftestEnv}`]);
+    expect(unitValues(u, 'Service', 'ExecStart')[0]).toMatch(new RegExp(` \\$${SELFTEST_NETWORK_VAR}$`));
+    expect(unitValues(u, 'Unit', 'After').join(' ')).toContain(TEST_SETTINGS_UNIT);
+    expect(SELFTEST_WITHOUT_NETWORK.split(' ')).toEqual(['--scope', 'system', '--scope', 'netns']);
   });
 
   it('are image files with explicit modes, next to the self-test’s unit and rule', () => {

@@ -52,6 +52,7 @@ export { USERS_SH } from './iso-scripts.js';
 export { bootIso, qemuArgs, OVMF_CODE, OVMF_VARS, STALL_LIMIT_MS } from './boot.js';
 export type { BootOptions, BootResult, Firmware, QemuPlan } from './boot.js';
 export { startLabBoot } from './boot-lab.js';
+export { expectedResults, isoAssertions } from './iso-assertions.js';
 export type { LabBoot, LabBootOptions, TimedEvent } from './boot-lab.js';
 export type { QemuLabDevices } from './boot.js';
 export {

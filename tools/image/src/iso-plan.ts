@@ -8,6 +8,7 @@ import type { SelftestAssertion, SelftestDocument } from '@leakless/selftest';
 import { byteOrder, PATHS, sha256 } from '@leakless/policy';
 import { dirname } from 'node:path';
 import { LAB_AGENT_UNIT, labGuestFiles, TEST_SETTINGS_UNIT } from './guest-files.js';
+import { SELFTEST_NETWORK_VAR, SELFTEST_WITHOUT_NETWORK, TEST_SETTINGS_PATHS } from './test-channel.js';
 
 export class PlanError extends Error {
   override readonly name = 'PlanError';
@@ -176,15 +177,21 @@ export function selftestUnit(): string {
 # target back for as long as there is no network, which in a test VM is
 # forever. It starts once the basic system is up and re-checks what does not
 # hold yet (services still starting) for up to --settle seconds.
+# The active probes (scope network) need destinations on a network; only a lab
+# boot gives them, through the test-only settings
+# (docs/threat-model.md#test-settings-fw-cfg), which write ${TEST_SETTINGS_PATHS.selftestEnv}.
+# Without them the probes are left out, never run blind.
 [Unit]
 Description=leakless self-test (runtime assertions of every module)
 ConditionKernelCommandLine=|${SELFTEST_KERNEL_ARG}
 ConditionPathExists=|/dev/virtio-ports/${SELFTEST_PORT}
-After=basic.target
+After=basic.target ${TEST_SETTINGS_UNIT}
 
 [Service]
 Type=oneshot
-ExecStart=${SELFTEST_PATH} --settle 120 --result-port /dev/virtio-ports/${SELFTEST_PORT}
+Environment="${SELFTEST_NETWORK_VAR}=${SELFTEST_WITHOUT_NETWORK}"
+EnvironmentFile=-${TEST_SETTINGS_PATHS.selftestEnv}
+ExecStart=${SELFTEST_PATH} --settle 120 --result-port /dev/virtio-ports/${SELFTEST_PORT} $${SELFTEST_NETWORK_VAR}
 StandardOutput=journal+console
 StandardError=journal+console
 

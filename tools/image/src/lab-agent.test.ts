@@ -11,7 +11,6 @@ describe('the lab agent’s commands', () => {
   it('accepts each operation with checked values', () => {
     const ok = [
       { op: 'status' },
-      { op: 'wait-boot', timeoutMs: 60_000 },
       {
         op: 'http',
         as: desktop,

@@ -40,8 +40,6 @@ export type HttpVia =
 
 export type AgentRequest =
   | { readonly op: 'status' }
-  /** systemctl is-system-running --wait, bounded. */
-  | { readonly op: 'wait-boot'; readonly timeoutMs: number }
   | {
       readonly op: 'http';
       readonly as: Ids;
@@ -249,10 +247,6 @@ export function parseCommand(
       case 'analyze':
         keys();
         req = { op: o.op };
-        break;
-      case 'wait-boot':
-        keys('timeoutMs');
-        req = { op: 'wait-boot', timeoutMs: int(o.timeoutMs, 'timeoutMs', 1000, 900_000) };
         break;
       case 'http': {
         keys('as', 'via', 'host', 'port', 'path', 'timeoutMs');

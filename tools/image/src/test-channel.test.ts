@@ -5,8 +5,11 @@ import {
   encodeTestSettings,
   fwCfgArgs,
   parseTestSettings,
+  SELFTEST_NETWORK_VAR,
+  selftestFiles,
   TEST_SETTINGS_FW_CFG,
   TEST_SETTINGS_MAX_BYTES,
+  TEST_SETTINGS_PATHS,
   torrcDropIn,
   type TestSettings,
 } from './test-channel.js';
@@ -53,6 +56,12 @@ describe.skipIf(skip)('the test-settings channel (fw_cfg)', () => {
     ['no authority', doc({ torrc: ['TestingTorNetwork 1'] }), /0 DirAuthority lines/],
     ['a line twice', doc({ torrc: ['TestingTorNetwork 1', AUTH, AUTH] }), /appears twice/],
     ['agent not a boolean', doc({ agent: 'yes' }), /^agent/],
+    ['destinations that are not an object', doc({ destinations: ['internet=1.2.3.4'] }), /^destinations: expected an object/],
+    ['a destination name with a space', doc({ destinations: { 'in ternet': '198.51.100.10' } }), /is not a destination name/],
+    ['a destination by host name', doc({ destinations: { internet: 'example.org:80' } }), /^destinations\.internet/],
+    ['a destination port beyond 65535', doc({ destinations: { internet: '198.51.100.10:65536' } }), /^destinations\.internet/],
+    ['a destination smuggling an option', doc({ destinations: { internet: '198.51.100.10 --module x' } }), /^destinations\.internet/],
+    ['seventeen destinations', doc({ destinations: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`d${i}`, '198.51.100.10'])) }), /17 entries/],
     ['a CA that is not PEM', doc({ ca: 'MIIB...' }), /exactly one PEM certificate/],
     ['two certificates', doc({ ca: `${'-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'.repeat(2)}` }), /exactly one PEM/],
     ['a PEM that is no certificate', doc({ ca: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n' }), /not a certificate/],
@@ -64,6 +73,18 @@ describe.skipIf(skip)('the test-settings channel (fw_cfg)', () => {
       if (!p.ok) expect(p.reason).toMatch(why);
     });
   }
+
+  it('gives the self-test its probe destinations (and only then lets the probes run)', () => {
+    const p = parseTestSettings(doc({ destinations: { internet: '198.51.100.10:8081', 'lan-resolver': '192.168.78.53' } }));
+    expect(p).toMatchObject({ ok: true });
+    if (!p.ok) return;
+    expect(selftestFiles(p.settings)).toEqual({
+      destinations: 'internet=198.51.100.10:8081\nlan-resolver=192.168.78.53\n',
+      env: `${SELFTEST_NETWORK_VAR}=--destinations ${TEST_SETTINGS_PATHS.selftestDestinations}\n`,
+    });
+    const without = parseTestSettings(doc({}));
+    expect(without.ok && selftestFiles(without.settings)).toBeUndefined();
+  });
 
   it('refuses a leaf certificate as the CA (CA:FALSE)', () => {
     const p = parseTestSettings(doc({ ca: leaf() }));

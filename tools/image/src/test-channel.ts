@@ -34,7 +34,18 @@ export const TEST_SETTINGS_PATHS = {
   state: '/run/leakless/test-settings.json',
   /** Present only when accepted settings ask for the lab agent; the agent's unit requires it. */
   agentFlag: '/run/leakless/lab-agent',
+  /** Where the self-test's active probes go (leakless-selftest --destinations FILE), and the switch that lets them run. */
+  selftestDestinations: '/run/leakless/selftest-destinations',
+  selftestEnv: '/run/leakless/selftest.env',
 } as const;
+
+/**
+ * The self-test unit's switch (an EnvironmentFile variable): without the
+ * settings its active probes (scope network) are left out, with them they
+ * get their destinations. A probe is never run without one.
+ */
+export const SELFTEST_NETWORK_VAR = 'LEAKLESS_SELFTEST_NETWORK';
+export const SELFTEST_WITHOUT_NETWORK = '--scope system --scope netns';
 
 export interface TestSettings {
   /** torrc lines: `TestingTorNetwork 1` and the private network's `DirAuthority` lines, nothing else. */
@@ -43,6 +54,8 @@ export interface TestSettings {
   readonly ca?: string;
   /** Start the lab agent on the virtio-serial port leakless.lab (when the hypervisor offers it). */
   readonly agent: boolean;
+  /** The self-test's active probe destinations (name → IPv4[:port]) on the lab network. */
+  readonly destinations?: Readonly<Record<string, string>>;
 }
 
 export type ParsedSettings = { readonly ok: true; readonly settings: TestSettings } | { readonly ok: false; readonly reason: string };
@@ -61,7 +74,10 @@ const DIR_AUTHORITY = new RegExp(
 );
 const TESTING = 'TestingTorNetwork 1';
 const PEM = /^-----BEGIN CERTIFICATE-----\n(?:[A-Za-z0-9+/=]{1,76}\n)+-----END CERTIFICATE-----\n?$/;
-const KEYS = new Set(['format', 'version', 'torrc', 'ca', 'agent']);
+const KEYS = new Set(['format', 'version', 'torrc', 'ca', 'agent', 'destinations']);
+const DESTINATION_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+const DESTINATION = new RegExp(`^${IPV4}(?::${PORT})?$`);
+const MAX_DESTINATIONS = 16;
 
 const portsValid = (line: string) => [...line.matchAll(/(?:orport=|:)(\d+)/g)].every((m) => Number(m[1]) <= 65_535);
 
@@ -97,6 +113,18 @@ export function parseTestSettings(raw: Buffer | string): ParsedSettings {
   const authorities = torrc.filter((l) => l !== TESTING).length;
   if (authorities < 1 || authorities > MAX_AUTHORITIES) return refuse(`torrc: ${authorities} DirAuthority lines, expected 1 to ${MAX_AUTHORITIES}`);
   if (o.agent !== undefined && typeof o.agent !== 'boolean') return refuse('agent: expected true or false');
+  let destinations: Record<string, string> | undefined;
+  if (o.destinations !== undefined) {
+    const d = o.destinations;
+    if (typeof d !== 'object' || d === null || Array.isArray(d)) return refuse('destinations: expected an object of name: "ADDRESS[:PORT]"');
+    const entries = Object.entries(d as Record<string, unknown>);
+    if (entries.length > MAX_DESTINATIONS) return refuse(`destinations: ${entries.length} entries, at most ${MAX_DESTINATIONS}`);
+    for (const [k, v] of entries) {
+      if (!DESTINATION_NAME.test(k)) return refuse(`destinations: ${JSON.stringify(k)} is not a destination name`);
+      if (typeof v !== 'string' || !DESTINATION.test(v) || !portsValid(v)) return refuse(`destinations.${k}: expected IPv4 ADDRESS[:PORT]`);
+    }
+    destinations = Object.fromEntries(entries) as Record<string, string>;
+  }
   let ca: string | undefined;
   if (o.ca !== undefined) {
     if (typeof o.ca !== 'string' || !PEM.test(o.ca)) return refuse('ca: expected exactly one PEM certificate');
@@ -108,12 +136,20 @@ export function parseTestSettings(raw: Buffer | string): ParsedSettings {
     }
     ca = o.ca.endsWith('\n') ? o.ca : `${o.ca}\n`;
   }
-  return { ok: true, settings: { torrc, ...(ca ? { ca } : {}), agent: o.agent === true } };
+  return { ok: true, settings: { torrc, ...(ca ? { ca } : {}), agent: o.agent === true, ...(destinations ? { destinations } : {}) } };
 }
 
 /** The bytes `leakless boot --lab` hands to QEMU; refused here if the guest would refuse them. */
 export function encodeTestSettings(s: TestSettings): string {
-  const text = `${JSON.stringify({ format: TEST_SETTINGS_FORMAT, version: TEST_SETTINGS_VERSION, torrc: s.torrc, ...(s.ca ? { ca: s.ca } : {}), agent: s.agent }, null, 2)}\n`;
+  const doc = {
+    format: TEST_SETTINGS_FORMAT,
+    version: TEST_SETTINGS_VERSION,
+    torrc: s.torrc,
+    ...(s.ca ? { ca: s.ca } : {}),
+    agent: s.agent,
+    ...(s.destinations ? { destinations: s.destinations } : {}),
+  };
+  const text = `${JSON.stringify(doc, null, 2)}\n`;
   const back = parseTestSettings(text);
   if (!back.ok) throw new Error(`test settings would be refused by the image: ${back.reason}`);
   return text;
@@ -127,6 +163,17 @@ export function torrcDropIn(s: TestSettings): string {
     ...s.torrc,
     '',
   ].join('\n');
+}
+
+/** The self-test's destinations file (leakless-selftest --destinations: NAME=ADDRESS[:PORT] per line) and its switch. */
+export function selftestFiles(s: TestSettings): { readonly destinations: string; readonly env: string } | undefined {
+  if (!s.destinations || Object.keys(s.destinations).length === 0) return undefined;
+  return {
+    destinations: Object.entries(s.destinations)
+      .map(([k, v]) => `${k}=${v}\n`)
+      .join(''),
+    env: `${SELFTEST_NETWORK_VAR}=--destinations ${TEST_SETTINGS_PATHS.selftestDestinations}\n`,
+  };
 }
 
 /** QEMU's arguments that offer a settings file to the guest. */

@@ -1,6 +1,5 @@
 // `leakless boot`: flags, prerequisites and the report around @leakless/image's bootIso.
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
@@ -16,6 +15,8 @@ import {
   STALL_LIMIT_MS,
   type AccelFlag,
   type BootResult,
+  expectedResults,
+  isoAssertions,
   type Firmware,
 } from '@leakless/image';
 import { parseArgs, UsageError } from './args.js';
@@ -40,8 +41,10 @@ virtio-serial port; this command reads it back and prints it.
   --accel A           auto (default: KVM only if a KVM guest boots a Debian kernel), kvm or tcg
   --cache DIR         where the probe's Debian kernel is cached; default $LEAKLESS_CACHE or dist/cache
   --memory MB         guest memory (default 2048)
-  --expect N          the number of assertions the image carries; default from
-                      the manifest next to the ISO (a short report fails)
+  --expect N          how many results a complete self-test reports; default: the
+                      assertions the ISO carries (a short report fails), without
+                      the active probes (scope network) unless --lab gives them
+                      their destinations
   --json              print the results as JSON
 
 --lab boots it on the network lab instead (root, from a checkout of the
@@ -98,14 +101,13 @@ export async function bootCommand(argv: readonly string[], io: CommandIo): Promi
   if (typeof flags.expect === 'string') {
     expected = Number(flags.expect);
     if (!Number.isInteger(expected) || expected < 1) throw new UsageError('--expect must be a positive whole number');
-  } else {
-    const manifest = iso.replace(/\.iso$/, '.manifest.json');
-    if (existsSync(manifest)) expected = (JSON.parse(await readFile(manifest, 'utf8')) as { selftest?: { assertions?: number } }).selftest?.assertions;
   }
 
   const missing: string[] = [];
   if ((await execa('qemu-system-x86_64', ['--version'], { reject: false })).exitCode !== 0) missing.push('qemu-system-x86');
   if (firmwares.includes('uefi') && !existsSync(OVMF_CODE)) missing.push('ovmf');
+  if (expected === undefined && (await execa('xorriso', ['-version'], { reject: false })).exitCode !== 0) missing.push('xorriso');
+  if (expected === undefined && (await execa('unsquashfs', ['-help'], { reject: false })).exitCode !== 0) missing.push('squashfs-tools');
   if (missing.length) {
     if (process.getuid?.() === 0 && (await installDeps('e2e', io))) missing.length = 0;
     else {
@@ -131,6 +133,16 @@ export async function bootCommand(argv: readonly string[], io: CommandIo): Promi
   }
   const { accel, accelReason } = decision;
   if (accelFlag !== 'auto') io.err(`[boot] accelerator: ${accel} (${accelReason})`);
+  // a complete report has one result per assertion the image carries, for the scopes this boot can
+  // evaluate: without a network the active probes are left out, a lab boot runs them all
+  if (expected === undefined) {
+    try {
+      expected = expectedResults(await isoAssertions(iso), flags.lab === true);
+    } catch (e) {
+      io.err(`leakless boot: cannot tell how many results a complete self-test has: ${(e as Error).message} (--expect N)`);
+      return 1;
+    }
+  }
   if (flags.lab) {
     const config = resolve((flags.config as string | undefined) ?? 'image-config/default.yaml');
     return labBoot(

@@ -342,10 +342,6 @@ async function handle(cmd: AgentCommand): Promise<unknown> {
   switch (cmd.op) {
     case 'status':
       return status();
-    case 'wait-boot': {
-      const r = await run('systemctl', ['is-system-running', '--wait'], cmd.timeoutMs);
-      return { system: r.stdout.trim(), uptime: uptime() };
-    }
     case 'http':
       return http(cmd);
     case 'lookup':

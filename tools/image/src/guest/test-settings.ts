@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { parseTestSettings, TEST_SETTINGS_MAX_BYTES, TEST_SETTINGS_PATHS, TEST_SETTINGS_SYSFS, torrcDropIn } from '../test-channel.js';
+import { parseTestSettings, selftestFiles, TEST_SETTINGS_MAX_BYTES, TEST_SETTINGS_PATHS, TEST_SETTINGS_SYSFS, torrcDropIn } from '../test-channel.js';
 
 const log = (s: string) => process.stdout.write(`leakless-test-settings: ${s}\n`);
 
@@ -64,11 +64,18 @@ function main(): number {
     ca = new X509Certificate(s.ca).subject.replace(/\n/g, ', ');
   }
   if (s.agent) writeFileSync(TEST_SETTINGS_PATHS.agentFlag, '', { mode: 0o644 });
+  const selftest = selftestFiles(s);
+  if (selftest) {
+    writeFileSync(TEST_SETTINGS_PATHS.selftestDestinations, selftest.destinations, { mode: 0o644 });
+    writeFileSync(TEST_SETTINGS_PATHS.selftestEnv, selftest.env, { mode: 0o644 });
+  }
   const authorities = s.torrc.filter((l) => l.startsWith('DirAuthority ')).length;
-  record({ status: 'accepted', authorities, ...(ca ? { ca } : {}), agent: s.agent });
+  const probes = Object.keys(s.destinations ?? {});
+  record({ status: 'accepted', authorities, ...(ca ? { ca } : {}), agent: s.agent, destinations: probes });
   log(
     `accepted: ${authorities} DirAuthority line(s) and TestingTorNetwork in ${TEST_SETTINGS_PATHS.torrcDropIn}` +
-      `${ca ? `, CA "${ca}" added to ${TEST_SETTINGS_PATHS.caBundle}` : ''}${s.agent ? ', lab agent on' : ''}`,
+      `${ca ? `, CA "${ca}" added to ${TEST_SETTINGS_PATHS.caBundle}` : ''}${s.agent ? ', lab agent on' : ''}` +
+      `${probes.length ? `, self-test destinations ${probes.join(', ')}` : ''}`,
   );
   return 0;
 }
