@@ -9,5 +9,6 @@ import { readFileSync } from 'node:fs';
 
 const script = readFileSync(new URL('./leakless/install-deps.sh', import.meta.url), 'utf8');
 const pkgs = /^test_pkgs="([^"]*)"/m.exec(script)?.[1]?.split(/\s+/).filter(Boolean) ?? [];
+// biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own ${field} format, not a template
 const q = spawnSync('dpkg-query', ['-W', '-f', '${Package}=${Version};', ...pkgs], { encoding: 'utf8' });
 process.stdout.write(`uid=${process.getuid?.()} CI=${process.env.CI ?? ''} ${q.stdout ?? ''}\n`);

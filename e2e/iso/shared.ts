@@ -5,6 +5,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { IsoBuildResult, Manifest } from '@leakless/image';
 import { execa } from 'execa';
 import { inject } from 'vitest';
 
@@ -13,12 +14,24 @@ export const cli = join(repo, 'tools', 'leakless', 'bin', 'leakless.js');
 export const work = join(repo, 'dist', 'e2e-iso');
 export const cache = join(work, 'cache');
 
+/** Data read back from JSON: the library's shape, nothing readonly. */
+type Parsed<T> = { -readonly [K in keyof T]: Parsed<T[K]> };
+
+/** What `leakless iso --json` prints. */
+export type IsoReport = Parsed<
+  Pick<IsoBuildResult, 'ok' | 'iso' | 'accel' | 'base' | 'image' | 'verify' | 'totalMs'> & {
+    readonly manifest: string;
+    readonly sha256: string;
+    readonly bytes: number;
+  }
+>;
+
 export interface SharedIso {
   readonly dir: string;
   readonly iso: string;
-  readonly manifest: Record<string, any>;
+  readonly manifest: Manifest;
   /** The `leakless iso --json` report of the cold build, and how long it took. */
-  readonly report: Record<string, any>;
+  readonly report: IsoReport;
   readonly buildMs: number;
 }
 
@@ -27,7 +40,7 @@ export async function leakless(args: readonly string[]): Promise<{ exitCode: num
   return { exitCode: r.exitCode, stdout: r.stdout };
 }
 
-export const manifestOf = (dir: string): Record<string, any> => JSON.parse(readFileSync(join(dir, 'leakless-amd64.manifest.json'), 'utf8'));
+export const manifestOf = (dir: string): Manifest => JSON.parse(readFileSync(join(dir, 'leakless-amd64.manifest.json'), 'utf8'));
 
 /** The cold-built default ISO of this run (built on first use). Throws if the build fails. */
 export async function sharedIso(): Promise<SharedIso> {
@@ -36,14 +49,14 @@ export async function sharedIso(): Promise<SharedIso> {
   const runId = inject('isoRunId');
   const iso = join(dir, 'leakless-amd64.iso');
   if (existsSync(marker)) {
-    const m = JSON.parse(readFileSync(marker, 'utf8')) as { runId: string; report: Record<string, any>; buildMs: number };
+    const m = JSON.parse(readFileSync(marker, 'utf8')) as { runId: string; report: IsoReport; buildMs: number };
     if (m.runId === runId) return { dir, iso, manifest: manifestOf(dir), report: m.report, buildMs: m.buildMs };
   }
   const t = Date.now();
   const r = await leakless(['iso', '--out', dir, '--cache', cache, '--fresh-base', '--json']);
   const buildMs = Date.now() - t;
   if (r.exitCode !== 0) throw new Error(`leakless iso failed (exit ${r.exitCode}); see its output above`);
-  const report = JSON.parse(r.stdout) as Record<string, any>;
+  const report = JSON.parse(r.stdout) as IsoReport;
   writeFileSync(marker, JSON.stringify({ runId, report, buildMs }));
   return { dir, iso, manifest: manifestOf(dir), report, buildMs };
 }

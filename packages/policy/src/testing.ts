@@ -6,13 +6,17 @@ import { parsePolicy } from './validate.js';
 import type { Policy } from './policy.js';
 import { defaultProfilePath } from './profile.js';
 
+/** The policy as parsed YAML, before validation: a test reaches into it at any depth to break one field. */
+// biome-ignore lint/suspicious/noExplicitAny: unvalidated input has no type yet; validation is what gives it one
+export type RawPolicy = Record<string, any>;
+
 /** A fresh deep copy of the shipped default profile as a plain object. */
-export function defaultPolicyInput(): Record<string, any> {
+export function defaultPolicyInput(): RawPolicy {
   return parse(readFileSync(defaultProfilePath(), 'utf8'));
 }
 
 /** The default profile after `mutate`, validated like any policy: a variant that breaks a rule throws here, not in the test using it. */
-export function policyWith(mutate: (p: Record<string, any>) => void = () => {}): Policy {
+export function policyWith(mutate: (p: RawPolicy) => void = () => {}): Policy {
   const input = defaultPolicyInput();
   mutate(input);
   const r = parsePolicy(input);
@@ -24,7 +28,7 @@ export function defaultPolicy(): Policy {
   return policyWith();
 }
 
-export type InvalidCase = { name: string; mutate: (p: Record<string, any>) => void; path: string; message: RegExp };
+export type InvalidCase = { name: string; mutate: (p: RawPolicy) => void; path: string; message: RegExp };
 
 // Each case breaks the default profile in one way; validation must name the
 // field and say why in one line.

@@ -174,6 +174,7 @@ async function firstLine(cmd: string, args: string[], where: Where = []): Promis
 
 async function debVersion(pkg: string, where: Where = []): Promise<string> {
   const [bin, ...pre] = [...where, 'dpkg-query'];
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own ${field} format, not a template
   const r = await execa(bin!, [...pre, '-W', '-f', '${Version}', pkg], { reject: false });
   return r.exitCode === 0 ? r.stdout : 'not installed';
 }

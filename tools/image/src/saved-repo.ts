@@ -134,6 +134,7 @@ export function toolClosure(installed: readonly Installed[], seeds: readonly str
   return [...want.values()].map(({ name, version, arch }) => ({ name, version, arch })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
+// biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own ${field} format, not a template
 const DPKG_FORMAT = '${Package}\t${Version}\t${Architecture}\t${Essential}\t${Priority}\t${Status}\t${Provides}\t${Pre-Depends}\t${Depends}\n';
 
 /** The build environment this machine builds in: the tools, their closure and the essential set, at the installed versions. */
@@ -179,6 +180,7 @@ export interface FetchedDebs {
 const UNAVAILABLE = /Can't find a source to download version '([^']+)' of '([^':]+)(?::[^']*)?'/g;
 
 async function debControl(file: string): Promise<PackageId> {
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-deb's own ${field} format, not a template
   const r = await execa('dpkg-deb', ['--show', '--showformat', '${Package}\t${Version}\t${Architecture}', file]);
   const [name, version, arch] = r.stdout.split('\t');
   return { name: name!, version: version!, arch: arch! };

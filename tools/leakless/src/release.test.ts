@@ -20,25 +20,20 @@ beforeEach(() => {
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('leakless rebuild', () => {
+  /** `leakless rebuild` of a manifest with this content. */
+  const rebuildWith = (manifest: string): string[] => {
+    writeFileSync(join(dir, 'm.json'), manifest);
+    return ['rebuild', join(dir, 'm.json')];
+  };
   const cases: [string, () => string[], RegExp][] = [
     ['no manifest', () => ['rebuild'], /takes one argument, the manifest/],
     ['a manifest that does not exist', () => ['rebuild', join(dir, 'nope.json')], /^leakless: MANIFEST: .* does not exist$/],
-    ['a manifest that is not JSON', () => (writeFileSync(join(dir, 'm.json'), 'x'), ['rebuild', join(dir, 'm.json')]), /MANIFEST: .* is not JSON/],
-    ['a manifest without an ISO sha256', () => (writeFileSync(join(dir, 'm.json'), '{}'), ['rebuild', join(dir, 'm.json')]), /records no ISO sha256/],
-    [
-      'a manifest without a git revision',
-      () => (writeFileSync(join(dir, 'm.json'), JSON.stringify({ iso: { sha256: 'a'.repeat(64) } })), ['rebuild', join(dir, 'm.json')]),
-      /records no git revision/,
-    ],
+    ['a manifest that is not JSON', () => rebuildWith('x'), /MANIFEST: .* is not JSON/],
+    ['a manifest without an ISO sha256', () => rebuildWith('{}'), /records no ISO sha256/],
+    ['a manifest without a git revision', () => rebuildWith(JSON.stringify({ iso: { sha256: 'a'.repeat(64) } })), /records no git revision/],
     [
       'no saved repository next to the manifest',
-      () => (
-        writeFileSync(
-          join(dir, 'm.json'),
-          JSON.stringify({ iso: { sha256: 'a'.repeat(64) }, source: { revision: 'r', dirty: false, config: { path: 'x', sha256: 'y' } } }),
-        ),
-        ['rebuild', join(dir, 'm.json')]
-      ),
+      () => rebuildWith(JSON.stringify({ iso: { sha256: 'a'.repeat(64) }, source: { revision: 'r', dirty: false, config: { path: 'x', sha256: 'y' } } })),
       /^leakless: --repo: .* is not a saved repository/,
     ],
     ['an unknown option', () => ['rebuild', 'm.json', '--fresh'], /unknown option --fresh/],
