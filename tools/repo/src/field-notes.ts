@@ -21,7 +21,7 @@ export const FIELD_NOTES: Readonly<Record<string, FieldNote>> = {
   name: {
     meaning: 'The name of this policy (profile), in lower case.',
     uses: {
-      firewall: 'named in the header of `/etc/leakless/firewall.nft`',
+      firewall: 'named in the header of `/usr/lib/leakless/firewall.nft`',
       resolver: 'seeds the stable UUID of the wired NetworkManager profile, so two builds give the same keyfile',
       image: 'recorded in the manifest and in the self-test document the image carries',
     },
@@ -36,7 +36,7 @@ export const FIELD_NOTES: Readonly<Record<string, FieldNote>> = {
       'SOURCE_DATE_EPOCH (seconds since 1970): the mtime of every file in the tarball and the image, and the earliest time the system will ever accept as "now".',
     uses: {
       policy: 'the mtime of every entry of `dist/chroot-includes.tar`',
-      htpdate: "`release-floor` in `/etc/leakless/time.conf`: the pre-Tor check and set-clock refuse any time before it (Tails' date-in-past)",
+      htpdate: "`release-floor` in `/usr/lib/leakless/time.conf`: the pre-Tor check and set-clock refuse any time before it (Tails' date-in-past)",
       image: 'SOURCE_DATE_EPOCH of mmdebstrap, mksquashfs, the initramfs and xorriso: two builds give the same ISO',
     },
   },

@@ -1,5 +1,6 @@
+import { allModules } from '@leakless/crosscheck';
 import { policyJsonSchema } from '@leakless/policy';
-import { defaultPolicyInput } from '@leakless/policy/testing';
+import { defaultPolicy, defaultPolicyInput } from '@leakless/policy/testing';
 import { describe, expect, it } from 'vitest';
 import { anchorsOf } from './anchors.js';
 import { FIELD_NOTES } from './field-notes.js';
@@ -12,6 +13,13 @@ describe('docs/policy.md', () => {
   // Regenerate after a schema, profile or note change: npm run docs -w tools/repo
   it('is the rendering of the schema, the default profile and the field notes', async () => {
     await expect(doc()).toMatchFileSnapshot('../../../docs/policy.md');
+  });
+
+  it('names only leakless files the default policy ships, at the path it ships them', () => {
+    const shipped = new Set(allModules.flatMap((m) => m.emit(defaultPolicy()).files.map((f) => f.path)));
+    const named = Object.values(FIELD_NOTES).flatMap((n) => Object.values(n.uses ?? {}).flatMap((u) => u.match(/\/[\w./-]*\/leakless\/[\w./-]+/g) ?? []));
+    expect(named.length).toBeGreaterThan(0);
+    expect(named.filter((p) => !shipped.has(p))).toEqual([]);
   });
 
   it('is deterministic', () => {
