@@ -184,9 +184,11 @@ export async function privateRunTmpHome(lab: Lab): Promise<void> {
     'mkdir -p "$d/run" "$d/tmp"',
     'mount -n -t tmpfs -o mode=0755 lk-run "$d/run"',
     'mount -n -t tmpfs -o mode=1777 lk-tmp "$d/tmp"',
-    'mkdir -p "$d/run/netns" "$d/tmp$1"',
+    'mkdir -p "$d/run/netns"',
     'mount -n --move /run/netns "$d/run/netns"',
-    'mount -n --bind "$1" "$d/tmp$1"',
+    // the lab's directory keeps its path: under /tmp it is bound at the same
+    // place in the new /tmp (a checkout or TMPDIR elsewhere is not hidden)
+    'case "$1" in /tmp/*) mkdir -p "$d/tmp/${1#/tmp/}" && mount -n --bind "$1" "$d/tmp/${1#/tmp/}" ;; esac',
     'mount -n --move "$d/run" /run',
     'mount -n --move "$d/tmp" /tmp',
     'mount -n -t tmpfs -o mode=0755 lk-home /home',

@@ -55,7 +55,7 @@ const skip = skipUnless('the private Tor network (e2e/src/tornet)', ...labNeeds(
  */
 function labPolicy(): Policy {
   const d = defaultPolicyInput();
-  d.users.push({ name: 'iuk', uid: 117, gid: 125, role: 'service' });
+  d.users.push({ name: 'iuk', uid: 119, gid: 127, role: 'service' });
   const bulk = d.tor.socksPorts.find((s: { isolation: unknown[] }) => s.isolation.length === 0);
   bulk.clients = ['iuk'];
   const r = parsePolicy(d);

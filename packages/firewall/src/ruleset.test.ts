@@ -213,10 +213,10 @@ describe('flow ownership', () => {
   it('renders the owners as maps and sets an administrator can read', () => {
     const text = renderNft(t);
     expect(text).toContain(
-      'ct mark 0x00000000 ct state new counter ct mark set meta skuid map { 0 : 0x00000001, 42 : 0x0000002b, 106 : 0x0000006b, 114 : 0x00000073, 116 : 0x00000075, 1000 : 0x000003e9 }',
+      'ct mark 0x00000000 ct state new counter ct mark set meta skuid map { 0 : 0x00000001, 42 : 0x0000002b, 106 : 0x0000006b, 114 : 0x00000073, 116 : 0x00000075, 117 : 0x00000076, 118 : 0x00000077, 1000 : 0x000003e9 }',
     );
     expect(text).toContain('ct direction original ct mark != 0xffffffff meta skuid . ct mark != { 0 . 0x00000001, 42 . 0x0000002b,');
-    expect(text).toContain('ct direction original ct mark 0xffffffff meta skuid { 0, 42, 106, 114, 116, 1000 } counter drop');
+    expect(text).toContain('ct direction original ct mark 0xffffffff meta skuid { 0, 42, 106, 114, 116, 117, 118, 1000 } counter drop');
     expect(text).toContain(
       'ip saddr { 10.200.1.1, 127.0.0.1 } tcp sport { 9040, 9050, 9052, 9062, 9063 } ct direction reply meta skuid != { 0, 106 } counter drop',
     );

@@ -39,13 +39,18 @@ trap cleanup EXIT
 # 1. NetworkManager from Debian and whatever it needs that this host lacks,
 #    downloaded by apt into our directory (never installed) and unpacked.
 mkdir -p "$work/debs/partial" "$work/root"
+# --download-only fetches only what is not installed: on a host that has
+# network-manager (the LAN-privacy lab installs it) it would fetch nothing, so
+# the package itself comes from apt-get download, the rest from the former.
 download() {
   apt-get install -qq --download-only --no-install-recommends \
-    -o Dir::Cache::archives="$work/debs" -o Debug::NoLocking=1 network-manager >/dev/null 2>"$work/apt.log"
+    -o Dir::Cache::archives="$work/debs" -o Debug::NoLocking=1 network-manager >/dev/null 2>"$work/apt.log" &&
+    (cd "$work/debs" && apt-get download -qq -o APT::Sandbox::User=root network-manager >/dev/null 2>>"$work/apt.log")
 }
 download || { apt-get update -qq >/dev/null 2>&1 && download; } || { echo "record.sh: apt could not download network-manager:" >&2; tail -n 5 "$work/apt.log" >&2; exit 1; }
 for f in "$work"/debs/*.deb; do dpkg -x "$f" "$work/root"; done
-nmver=$(dpkg-deb -f "$work"/debs/network-manager_*.deb Version)
+nmdeb=$(ls "$work"/debs/network-manager_*.deb | head -n 1)
+nmver=$(dpkg-deb -f "$nmdeb" Version)
 curlver=$(dpkg-query -W -f='${Version}' libcurl3-gnutls 2>/dev/null || dpkg-deb -f "$work"/debs/libcurl3-gnutls_*.deb Version)
 ldd_missing=$(LD_LIBRARY_PATH="$work/root/usr/lib/x86_64-linux-gnu" ldd "$work/root/usr/sbin/NetworkManager" | grep 'not found' || true)
 [ -z "$ldd_missing" ] || { echo "record.sh: NetworkManager still misses libraries: $ldd_missing" >&2; exit 1; }
