@@ -22,6 +22,8 @@ export { baseKey, baseInputsRecord, baseRecipe, topRecipe, grubCfg, usersTsv, IS
 export type { BaseInputs, RenderedRecipe } from './iso-recipes.js';
 export { buildIso, IsoBuildError, probeKernelSource, toolVersions, withBuildEnv, BUILD_ENV, BASE_KIND, BASES_KEPT, CACHE_KEEP } from './iso-build.js';
 export type { BuildSource, IsoBuildOptions, IsoBuildResult, Manifest } from './iso-build.js';
+export { planRecord } from './manifest.js';
+export type { PlanRecord } from './manifest.js';
 export { secureBootRecord, readPe, parseSbatLevel, PeError, SHIM_VERIFICATION_FAILED, EFI_BOOT_FILES } from './secureboot.js';
 export type { EfiBinary, SecureBootRecord } from './secureboot.js';
 export { makeSbom, validateSbom, rootfsPackages, parseDpkgStatus, dep5Licenses, debPurl, serialNumber, sbomPackageCount, SBOM_NAME } from './sbom.js';

@@ -35,6 +35,7 @@ import { resolvePackages, ResolveError } from './resolve.js';
 import { debRecords, fetchDebs, hostBuildEnv, openSavedRepo, SavedRepoError, saveRepo, type DebRecord, type PackageId } from './saved-repo.js';
 import { makeSbom, rootfsPackages, SBOM_NAME, sbomPackageCount, validateSbom } from './sbom.js';
 import { signRelease, type SignOptions } from './release-sign.js';
+import { planRecord, type PlanRecord } from './manifest.js';
 
 export interface IsoBuildOptions {
   /** Where dist/leakless-amd64.iso and its manifest go. */
@@ -89,12 +90,8 @@ export interface BuildSource {
   readonly config: { readonly path: string; readonly sha256: string };
 }
 
-export interface Manifest {
+export interface Manifest extends PlanRecord {
   readonly format: 1;
-  readonly policy: string;
-  readonly release: string;
-  readonly sourceDateEpoch: number;
-  readonly suite: string;
   readonly iso: FileDigest;
   readonly kernel: FileDigest & { readonly version: string };
   readonly initrd: FileDigest;
@@ -103,9 +100,6 @@ export interface Manifest {
   /** The base's cache key and how many packages the key's resolved set has. */
   readonly base: { readonly key: string; readonly resolved: number };
   readonly bootPlatforms: readonly string[];
-  readonly selftest: { readonly assertions: number };
-  readonly users: readonly { name: string; uid: number; gid: number }[];
-  readonly units: readonly string[];
   readonly tools: Readonly<Record<string, string>>;
   /** Every installed package and the sha256 of the .deb it was installed from. */
   readonly packages: readonly DebRecord[];
@@ -508,10 +502,7 @@ async function build(assembly: Assembly, o: IsoBuildOptions): Promise<IsoBuildRe
     const toolDebs = o.saveRepo && !saved ? await fetchDebs(await hostBuildEnv(), join(o.cacheDir, 'tool-debs'), note) : undefined;
     const core: Omit<Manifest, 'sbom'> = {
       format: 1,
-      policy: plan.selftest.policy,
-      release: plan.selftest.release,
-      sourceDateEpoch: sde,
-      suite: plan.suite,
+      ...planRecord(plan),
       iso: await digestFile(isoTmp, ISO_NAME),
       kernel: { ...(await digestFile(join(base.dir, 'vmlinuz'), 'live/vmlinuz')), version: (await readFile(join(base.dir, 'kernel-version'), 'utf8')).trim() },
       initrd: await digestFile(join(base.dir, 'initrd.img'), 'live/initrd.img'),
@@ -522,9 +513,6 @@ async function build(assembly: Assembly, o: IsoBuildOptions): Promise<IsoBuildRe
       tarballs: { chrootIncludes: digestBuffer(includesTar, 'chroot-includes.tar'), imageFiles: digestBuffer(imageTar, 'leakless-image.tar') },
       base: { key: base.key, resolved: resolved.length },
       bootPlatforms: platforms,
-      selftest: { assertions: plan.selftest.assertions.length },
-      users: plan.users.map(({ name, uid, gid }) => ({ name, uid, gid })),
-      units: plan.units,
       tools: versions.all,
       packages: await debRecords(join(base.dir, 'debs'), parsePackages(await readFile(join(base.dir, 'packages.tsv'), 'utf8'))),
       aptSources: sources,
