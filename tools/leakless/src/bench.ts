@@ -1,10 +1,10 @@
 // `leakless bench`: flags, root and build tools around @leakless/image's runBench.
 import { resolve } from 'node:path';
 import { formatDuration } from '@leakless/debos-ts';
-import { ACCEL_FLAGS, FAKEMACHINE_FLAGS, runBench, type AccelFlag, type FakemachineFlag } from '@leakless/image';
+import { runBench } from '@leakless/image';
 import { parseArgs, UsageError } from './args.js';
 import { table } from './table.js';
-import { choiceFlag, CLI_BIN, installDeps, loadAssembly, requireRoot, type CommandIo } from './iso.js';
+import { BUILD_FLAGS, buildChoices, CLI_BIN, installDeps, loadAssembly, requireRoot, type CommandIo } from './iso.js';
 
 export const BENCH_HELP = `usage: leakless bench [--config FILE] [--out DIR] [--live-build] [--accel auto|kvm|tcg]
                       [--fakemachine auto|on|off] [--json]
@@ -29,13 +29,10 @@ export async function benchCommand(argv: readonly string[], io: CommandIo): Prom
     config: 'string',
     out: 'string',
     'live-build': 'boolean',
-    json: 'boolean',
-    accel: 'string',
-    fakemachine: 'string',
+    ...BUILD_FLAGS,
   });
   if (positionals.length) throw new UsageError(`bench takes no arguments (got "${positionals[0]}")`);
-  const accel = choiceFlag<AccelFlag>(flags, 'accel', ACCEL_FLAGS);
-  const fakemachine = choiceFlag<FakemachineFlag>(flags, 'fakemachine', FAKEMACHINE_FLAGS);
+  const { accel, fakemachine } = buildChoices(flags);
   const notRoot = requireRoot('leakless bench');
   if (notRoot) {
     io.err(`leakless: ${notRoot}`);

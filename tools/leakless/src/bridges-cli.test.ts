@@ -9,6 +9,7 @@ import { defaultPolicyInput } from '@leakless/policy/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { main } from './main.js';
+import { capture } from './test/io.js';
 
 const CERT = 'AAcOFRwjKjE4P0ZNVFtiaXB3foWMk5qhqK+2vcTL0tng5+71/AMKERgfJi00O0JJUFdeZQ';
 const FP = '0123456789ABCDEF0123456789ABCDEF01234567';
@@ -24,12 +25,6 @@ function withBridges(bridges: Record<string, unknown>, more: (p: Input) => void 
   p.loopback.mode = 'allowlist';
   more(p);
   return stringify(p);
-}
-
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { io: { out: (s: string) => out.push(s), err: (s: string) => err.push(s) }, out, err };
 }
 
 let dir: string;

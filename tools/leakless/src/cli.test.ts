@@ -7,15 +7,10 @@ import { stringify } from 'yaml';
 import { defaultProfilePath } from '@leakless/policy';
 import { defaultPolicyInput, invalidCases } from '@leakless/policy/testing';
 import { main } from './main.js';
+import { capture } from './test/io.js';
 
 const ROOT = resolve(new URL('../../..', import.meta.url).pathname);
 const DEFAULT_CONFIG = defaultProfilePath();
-
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { io: { out: (s: string) => out.push(s), err: (s: string) => err.push(s) }, out, err };
-}
 
 let dir: string;
 beforeEach(() => {
@@ -127,6 +122,19 @@ describe('leakless emit', () => {
       const c = capture();
       expect(await main(argv, c.io), argv.join(' ')).toBe(2);
       expect(c.err.join('\n')).toMatch(/^leakless: /);
+    }
+  });
+
+  it('the build commands refuse a bad --accel or --fakemachine in one line naming it, before anything runs', async () => {
+    for (const [argv, msg] of [
+      [['iso', '--accel', 'fast'], /^leakless: --accel must be auto, kvm or tcg \(got "fast"\)$/],
+      [['bench', '--fakemachine', 'maybe'], /^leakless: --fakemachine must be auto, on or off \(got "maybe"\)$/],
+      [['bench', '--json', 'x'], /^leakless: bench takes no arguments \(got "x"\)$/],
+    ] as const) {
+      const c = capture();
+      expect(await main([...argv], c.io), argv.join(' ')).toBe(2);
+      expect(c.err).toEqual([expect.stringMatching(msg)]);
+      expect(c.out).toEqual([]);
     }
   });
 

@@ -7,12 +7,7 @@ import { defaultProfilePath } from '@leakless/policy';
 import { defaultPolicyInput } from '@leakless/policy/testing';
 import { needTool, skipUnless } from '@leakless/testing';
 import { main } from './main.js';
-
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { io: { out: (s: string) => out.push(s), err: (s: string) => err.push(s) }, out, err };
-}
+import { capture } from './test/io.js';
 
 let dir: string;
 beforeEach(() => {

@@ -125,6 +125,14 @@ export function choiceFlag<T extends string>(flags: Record<string, unknown>, nam
   return v as T;
 }
 
+/** The flags of the commands that build an image (iso, bench): how debos and QEMU run, and the report's form. */
+export const BUILD_FLAGS = { accel: 'string', fakemachine: 'string', json: 'boolean' } as const;
+
+/** --accel and --fakemachine, checked (undefined: auto). */
+export function buildChoices(flags: Record<string, unknown>): { accel: AccelFlag | undefined; fakemachine: FakemachineFlag | undefined } {
+  return { accel: choiceFlag<AccelFlag>(flags, 'accel', ACCEL_FLAGS), fakemachine: choiceFlag<FakemachineFlag>(flags, 'fakemachine', FAKEMACHINE_FLAGS) };
+}
+
 export function isoReport(r: IsoBuildResult): string {
   const m = r.manifest;
   const failed = r.verify.results.filter((x) => !x.ok);
@@ -212,13 +220,10 @@ export async function isoCommand(argv: readonly string[], io: CommandIo): Promis
     'package-order': 'string',
     'remote-cache': 'string',
     'remote-cache-netns': 'string',
-    json: 'boolean',
-    accel: 'string',
-    fakemachine: 'string',
+    ...BUILD_FLAGS,
   });
   if (positionals.length) throw new UsageError(`iso takes no arguments (got "${positionals[0]}")`);
-  const accel = choiceFlag<AccelFlag>(flags, 'accel', ACCEL_FLAGS);
-  const fakemachine = choiceFlag<FakemachineFlag>(flags, 'fakemachine', FAKEMACHINE_FLAGS);
+  const { accel, fakemachine } = buildChoices(flags);
   const packageOrder = choiceFlag<'sorted' | 'reversed'>(flags, 'package-order', ['sorted', 'reversed']);
   const compression = (flags.compression as string | undefined) ?? 'zstd';
   if (compression !== 'zstd' && compression !== 'xz') throw new UsageError(`--compression must be zstd or xz (got "${compression}")`);
