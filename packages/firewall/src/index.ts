@@ -20,6 +20,7 @@ import {
 } from '@leakless/policy';
 import { NFT, renderNft, renderTable, ruleCount, type Table } from '@leakless/nft';
 import { normalizeNftListing } from '@leakless/selftest';
+import { attackAssertions } from './attacks.js';
 import { lockdownCheck, structuralChecks } from './checks.js';
 import { lockdownRuleset, ruleset } from './ruleset.js';
 import {
@@ -40,6 +41,7 @@ export type { FlowOwners } from './ruleset.js';
 export { listenerGrants, loopbackGrants, unnamedUid } from './grants.js';
 export type { ListenerGrant, LoopbackGrant } from './grants.js';
 export { structuralChecks, checkRuleset, lockdownCheck } from './checks.js';
+export { attackAssertions, inventoryOf, PROBE_DESTINATIONS } from './attacks.js';
 export type { AstCheck } from './checks.js';
 export { UNIT_NAME, UNIT_PATH, RULESET_PATH, LOCKDOWN_PATH, NETWORK_SERVICES, MASKED_UNITS, dropInPath } from './unit.js';
 
@@ -157,6 +159,7 @@ function runtimeAssertions(policy: Policy): RuntimeAssertion[] {
       check: { kind: 'unit-active', unit: UNIT_NAME },
       scope: 'system',
     },
+    ...attackAssertions(policy, t),
   ];
 }
 

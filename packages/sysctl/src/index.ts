@@ -4,6 +4,7 @@ import { PATHS, emission, loadTemplate, type Emission, type GeneratedFile, type 
 import { FILE_PREFIX, blockedNetworkModules, isPerNetns, sysctlFiles, type SysctlFile, type SysctlSetting } from './settings.js';
 import { effectiveSysctl } from './effective.js';
 import { parseSysctlConf } from './parse.js';
+import { perInterfaceAssertions } from './per-interface.js';
 
 export { sysctlFiles, blockedNetworkModules, isPerNetns, FILE_PREFIX } from './settings.js';
 export { effectiveSysctl } from './effective.js';
@@ -136,6 +137,6 @@ export function emit(policy: Policy): Emission {
     ],
     packages: ['procps', 'kmod'],
     staticAssertions: staticAssertions(files),
-    runtimeAssertions: runtimeAssertions(files),
+    runtimeAssertions: [...runtimeAssertions(files), ...perInterfaceAssertions(files)],
   });
 }

@@ -15,8 +15,10 @@ import {
   type AptSource,
 } from './apps.js';
 import { runtimeAssertions, staticAssertions } from './assertions.js';
+import { listenersAssertion } from './listeners.js';
 import { DEBIAN_DEFAULTS_TORRC, TORRC, TORRC_D, TORRC_D_GLOB, torrcSections, type TorrcSection } from './torrc.js';
 
+export { TOR_PROCESS } from './listeners.js';
 export {
   TORRC,
   DEBIAN_DEFAULTS_TORRC,
@@ -144,6 +146,6 @@ export function emit(policy: Policy): Emission {
     users,
     units: [UNITS.torWrapper],
     staticAssertions: staticAssertions(policy),
-    runtimeAssertions: runtimeAssertions(policy, torrc),
+    runtimeAssertions: [...runtimeAssertions(policy, torrc), listenersAssertion(policy)],
   });
 }
