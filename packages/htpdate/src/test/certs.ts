@@ -1,6 +1,8 @@
 // A throwaway test CA made with openssl at test time (no key material is
 // committed): `openssl ca` takes explicit start and end dates, so a test can
-// have certificates that are valid, not yet valid, expired or for another host.
+// have certificates that are valid, not yet valid, expired or for another host,
+// and any X.509 v3 extension can be replaced (`ext`) to craft a chain a
+// verifier must refuse (a sub-CA for e-mail only, a path length exceeded).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,13 +20,44 @@ export interface Issued {
   readonly keyPem: string;
 }
 
+/**
+ * Extension lines replacing the defaults (openssl x509v3_config syntax, e.g.
+ * `{ extendedKeyUsage: 'emailProtection' }`); null drops the extension.
+ */
+export type ExtOverrides = Readonly<Record<string, string | null>>;
+
 export interface TestCa {
   readonly dir: string;
   readonly certPem: string;
-  issue(opts: { dns: readonly string[]; notBefore: number; notAfter: number; name?: string }): Issued;
+  issue(opts: { dns: readonly string[]; notBefore: number; notAfter: number; name?: string; ext?: ExtOverrides }): Issued;
   /** An intermediate CA signed by this one (its own issue() signs leaves). */
-  intermediate(name: string): TestCa;
+  intermediate(name: string, ext?: ExtOverrides): TestCa;
   remove(): void;
+}
+
+const CA_EXT: ExtOverrides = {
+  basicConstraints: 'critical,CA:TRUE',
+  keyUsage: 'critical,keyCertSign,cRLSign',
+  subjectKeyIdentifier: 'hash',
+  authorityKeyIdentifier: 'keyid',
+};
+const LEAF_EXT: ExtOverrides = {
+  basicConstraints: 'critical,CA:FALSE',
+  keyUsage: 'critical,digitalSignature',
+  extendedKeyUsage: 'serverAuth',
+  subjectKeyIdentifier: 'hash',
+  authorityKeyIdentifier: 'keyid',
+  subjectAltName: '$ENV::LK_SAN',
+};
+
+/** An -extfile holding one section `ext`: the defaults with the overrides applied. */
+function extFile(dir: string, file: string, base: ExtOverrides, over: ExtOverrides = {}): string {
+  const lines = Object.entries({ ...base, ...over })
+    .filter((e): e is [string, string] => e[1] !== null)
+    .map(([k, v]) => `${k} = ${v}\n`);
+  const path = join(dir, file);
+  writeFileSync(path, `[ ext ]\n${lines.join('')}`);
+  return path;
 }
 
 const CNF = (dir: string): string => `[ ca ]
@@ -40,18 +73,6 @@ unique_subject = no
 email_in_dn = no
 [ policy_any ]
 commonName = supplied
-[ v3_ca ]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-[ v3_leaf ]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = serverAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-subjectAltName = $ENV::LK_SAN
 `;
 
 function openssl(args: readonly string[], env: Record<string, string> = {}): void {
@@ -63,7 +84,7 @@ function caIn(dir: string, certPem: string, keyFile: string, certFile: string): 
   const self: TestCa = {
     dir,
     certPem,
-    issue({ dns, notBefore, notAfter, name }) {
+    issue({ dns, notBefore, notAfter, name, ext }) {
       const base = join(dir, `leaf${++n}`);
       openssl([
         'req',
@@ -95,8 +116,10 @@ function caIn(dir: string, certPem: string, keyFile: string, certFile: string): 
           `${base}.csr`,
           '-out',
           `${base}.pem`,
+          '-extfile',
+          extFile(dir, `leaf${n}.ext`, LEAF_EXT, ext),
           '-extensions',
-          'v3_leaf',
+          'ext',
           '-startdate',
           asn1Time(notBefore),
           '-enddate',
@@ -106,7 +129,7 @@ function caIn(dir: string, certPem: string, keyFile: string, certFile: string): 
       );
       return { certPem: readFileSync(`${base}.pem`, 'utf8'), keyPem: readFileSync(`${base}.key`, 'utf8') };
     },
-    intermediate(name) {
+    intermediate(name, ext) {
       const sub = join(dir, `sub-${name}`);
       prepare(sub);
       openssl([
@@ -139,8 +162,10 @@ function caIn(dir: string, certPem: string, keyFile: string, certFile: string): 
         join(sub, 'ca.csr'),
         '-out',
         join(sub, 'ca.pem'),
+        '-extfile',
+        extFile(sub, 'ca.ext', CA_EXT, ext),
         '-extensions',
-        'v3_ca',
+        'ext',
         '-startdate',
         asn1Time(now - 3650 * DAY),
         '-enddate',
@@ -164,7 +189,7 @@ function prepare(dir: string): void {
 }
 
 /** A self-signed root valid for ten years either side of now (so it covers every leaf a test makes). */
-export function makeTestCa(name = 'leakless test CA'): TestCa {
+export function makeTestCa(name = 'leakless test CA', ext?: ExtOverrides): TestCa {
   const dir = mkdtempSync(join(tmpdir(), 'lk-testca-'));
   prepare(dir);
   openssl([
@@ -196,8 +221,10 @@ export function makeTestCa(name = 'leakless test CA'): TestCa {
     join(dir, 'ca.csr'),
     '-out',
     join(dir, 'ca.pem'),
+    '-extfile',
+    extFile(dir, 'ca.ext', CA_EXT, ext),
     '-extensions',
-    'v3_ca',
+    'ext',
     '-startdate',
     asn1Time(now - 3650 * DAY),
     '-enddate',
