@@ -20,7 +20,8 @@
 //   anti-tests (planted images): an ordinary user's direct connection is
 //     reported as a leak; a firewall ordered after NetworkManager fails the
 //     corrupted-ruleset scenario
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as firewall from '@leakless/firewall';
@@ -29,7 +30,7 @@ import { renderNft } from '@leakless/nft';
 import { assemble, type Assembly, type Policy, readPolicyFile, type Tree, UNITS } from '@leakless/policy';
 import { buildIso, chooseAccel, probeKernelSource } from '@leakless/image';
 import { type Missing, needTool, skipUnless } from '@leakless/testing';
-import { antiTests, labNeeds, sh } from '../src/lab/index.js';
+import { antiTests, labNeeds, must, sh } from '../src/lab/index.js';
 import { type Classification, describePacket } from '../src/bootlab/classify.js';
 import { BOOTLAB_HOSTS, type BootLab, startBootLab } from '../src/bootlab/lab.js';
 import { type BootReport, type ScenarioReport, writeBootReport } from '../src/bootlab/report.js';
@@ -62,11 +63,58 @@ const skip = skipUnless(
   needTool('ping', ['-V'], hint),
   needTool('qemu-system-x86_64', ['--version'], hint),
   needTool('unsquashfs', ['-help'], hint),
+  needTool('xorriso', ['-version'], hint),
   needTool('debos', ['--help'], hint),
   needFile('/usr/share/OVMF/OVMF_CODE_4M.fd', 'OVMF'),
 );
 
 const OUT = join(repo, 'dist', 'lab', 'boot');
+
+/** Authority and fallback lines as tor's binary carries them (its compiled-in directory endpoints). */
+const TOR_STRINGS = [
+  'moria1 orport=9201 no-v2 v3ident=F533C81CEF0BC0267857C99B2F471ADF249FA232 128.31.0.39:9231 1A25C6358DB91342AA51720A5038B72742732498',
+  'tor26 orport=443 v3ident=2F3DF9CA0E5D36F2685A2DA67184EB8DCB8CBA8C ipv6=[2a02:16a8:662:2203::1]:443 217.196.147.77:80 FAA4 BCA4',
+  'dizum orport=443 v3ident=E8A9C45EDE6D711294FADF8E7951F4DE6CA56B58 45.66.35.11:80 7EA6 EAD6 FD83 083C 538F 4403 8BBF A077 587D D755',
+  '"185.220.101.1:80 orport=443 id=0123456789ABCDEF0123456789ABCDEF01234567"',
+  '"192.0.2.200:9030 orport=9001 id=89ABCDEF0123456789ABCDEF0123456789ABCDEF"',
+];
+
+describe.skipIf(skipUnless('reading tor from an ISO', needTool('xorriso', ['-version'], hint), needTool('mksquashfs', ['-version'], hint)))(
+  "the image's tor defaults",
+  () => {
+    it('are read from the ISO without mounting it (this kernel may have no iso9660 driver)', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'lk-tordefaults-'));
+      try {
+        const root = join(dir, 'root');
+        mkdirSync(join(root, 'usr', 'bin'), { recursive: true });
+        // the strings among binary noise, as in the real executable
+        writeFileSync(join(root, 'usr', 'bin', 'tor'), Buffer.concat(TOR_STRINGS.flatMap((l) => [Buffer.from([0, 1, 2, 0]), Buffer.from(l)])));
+        mkdirSync(join(dir, 'iso', 'live'), { recursive: true });
+        await must('mksquashfs', [root, join(dir, 'iso', 'live', 'filesystem.squashfs'), '-quiet', '-noappend']);
+        const iso = join(dir, 'test.iso');
+        await must('xorriso', ['-as', 'mkisofs', '-quiet', '-R', '-o', iso, join(dir, 'iso')]);
+        const eps = await imageTorDefaults(iso);
+        const keys = eps.map((e) => `${e.address}:${e.port}`).sort();
+        expect(keys).toEqual(
+          [
+            '128.31.0.39:9201',
+            '128.31.0.39:9231',
+            '217.196.147.77:443',
+            '217.196.147.77:80',
+            '45.66.35.11:443',
+            '45.66.35.11:80',
+            '185.220.101.1:443',
+            '185.220.101.1:80',
+            '192.0.2.200:9001',
+            '192.0.2.200:9030',
+          ].sort(),
+        );
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  },
+);
 
 describe.skipIf(skip).sequential('the booted image on a network: every packet from power-on to power-off', () => {
   let policy: Policy;

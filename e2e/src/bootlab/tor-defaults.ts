@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { must, sh } from '../lab/index.js';
+import { must } from '../lab/index.js';
 import type { Endpoint } from './classify.js';
 
 /**
@@ -27,22 +27,21 @@ export function compiledEndpoints(binary: Buffer): Endpoint[] {
   return [...out.values()];
 }
 
-/** tor's compiled-in directory endpoints, from the ISO's base squashfs (loop-mounted read-only, then unmounted). */
+/**
+ * tor's compiled-in directory endpoints, from the ISO's base squashfs. Read
+ * with xorriso, not a loop mount: the kernel the suite runs on may have no
+ * iso9660 driver (mount then fails with "unknown filesystem type").
+ */
 export async function imageTorDefaults(iso: string): Promise<Endpoint[]> {
-  const mnt = mkdtempSync(join(tmpdir(), 'lk-iso-'));
+  const dir = mkdtempSync(join(tmpdir(), 'lk-iso-'));
   try {
-    await must('mount', ['-o', 'loop,ro', iso, mnt]);
-    try {
-      const r = await must('sh', ['-c', 'unsquashfs -cat "$1" usr/bin/tor | base64 -w0', 'sh', join(mnt, 'live', 'filesystem.squashfs')], {
-        timeoutMs: 120_000,
-      });
-      const eps = compiledEndpoints(Buffer.from(r.stdout, 'base64'));
-      if (eps.length < 10) throw new Error(`only ${eps.length} directory endpoints found in the image's tor`);
-      return eps;
-    } finally {
-      await sh('umount', [mnt]);
-    }
+    const squashfs = join(dir, 'filesystem.squashfs');
+    await must('xorriso', ['-osirrox', 'on', '-indev', iso, '-extract', '/live/filesystem.squashfs', squashfs], { timeoutMs: 120_000 });
+    const r = await must('sh', ['-c', 'unsquashfs -cat "$1" usr/bin/tor | base64 -w0', 'sh', squashfs], { timeoutMs: 120_000 });
+    const eps = compiledEndpoints(Buffer.from(r.stdout, 'base64'));
+    if (eps.length < 10) throw new Error(`only ${eps.length} directory endpoints found in the image's tor`);
+    return eps;
   } finally {
-    rmSync(mnt, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
   }
 }
