@@ -1,5 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { CLEARNET_RESOLVER_DROPIN, ETC_KEPT, PATHS, UNITS, layoutProblem, layoutProblems, unitDropInDirs, unitDropInPath, unitOfPath } from './names.js';
+import {
+  CLEARNET_RESOLVER_DROPIN,
+  ETC_KEPT,
+  PATHS,
+  UNITS,
+  hostnameIsSent,
+  layoutProblem,
+  layoutProblems,
+  unitDropInDirs,
+  unitDropInPath,
+  unitOfPath,
+} from './names.js';
 import { defaultPolicy, policyWith } from './testing.js';
 
 describe('shared names', () => {
@@ -88,5 +99,14 @@ describe('the Debian layout', () => {
   ])('anti-test: %s is refused', (path, why) => {
     expect(layoutProblem(path)).toMatch(why);
     expect(layoutProblems(['/usr/lib/leakless/ok', path])).toHaveLength(1);
+  });
+});
+
+describe('the host names NetworkManager never sends in DHCP', () => {
+  it.each(['localhost', 'LOCALHOST.', 'localhost.localdomain', 'localhost6', 'bench.localhost', 'a.b.localhost4.localdomain4'])('%s is never sent', (name) => {
+    expect(hostnameIsSent(name)).toBe(false);
+  });
+  it.each(['amnesia', 'localhost-bench', 'xlocalhost', 'localhost.example', 'localdomain'])('anti-test: %s would be sent', (name) => {
+    expect(hostnameIsSent(name)).toBe(true);
   });
 });

@@ -126,6 +126,27 @@ export const VENDOR_LOCATIONS: readonly string[] = [
   PATHS.nmConnections,
 ];
 
+/**
+ * The host names NetworkManager never puts in a DHCP request: its "localhost"
+ * names, or a name below one of them (nm_utils_is_localhost). 1.42 sends the
+ * static host name (/etc/hostname) in the DHCP requests of every profile that
+ * does not say dhcp-send-hostname=false, and has no global switch for that
+ * (docs/threat-model.md#dhcp-hostname).
+ */
+export const UNSENT_HOSTNAMES = [
+  'localhost',
+  'localhost4',
+  'localhost6',
+  'localhost.localdomain',
+  'localhost4.localdomain4',
+  'localhost6.localdomain6',
+] as const;
+
+export function hostnameIsSent(name: string): boolean {
+  const n = name.trim().toLowerCase().replace(/\.$/, '');
+  return !UNSENT_HOSTNAMES.some((l) => n === l || n.endsWith(`.${l}`));
+}
+
 /** The commands leakless ships: /usr/sbin/leakless-* (PATHS.sbin) or, for one a normal user runs, /usr/bin/leakless-*. */
 const COMMAND = /^\/usr\/s?bin\/leakless-[a-z0-9-]+$/;
 

@@ -5,6 +5,7 @@ import { type PolicyDocument, SUPPORTED_SUITES } from './schema.js';
 import { isIPv4 } from 'node:net';
 import { LOOPBACK_V4, type Cidr4, cidrWithin, cidrsOverlap, formatCidr4, hasHostBits, parseCidr4 } from './net.js';
 import { bridgesRule } from './bridges.js';
+import { UNSENT_HOSTNAMES, hostnameIsSent } from './names.js';
 
 /** RFC 1918. */
 const PRIVATE_V4 = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'].map(parseCidr4);
@@ -354,6 +355,20 @@ const suite: Rule = {
   },
 };
 
+const hostname: Rule = {
+  id: 'image.hostname',
+  check(doc, report) {
+    // A Wi-Fi or other profile made after boot sends it to every DHCP server
+    // (docs/threat-model.md#dhcp-hostname): "amnesia" tells the LAN which
+    // system this is.
+    if (hostnameIsSent(doc.image.hostname))
+      report(
+        'image.hostname',
+        `"${doc.image.hostname}" would go out in the DHCP requests of any NetworkManager profile made after boot (1.42 has no global switch): use a name NetworkManager never sends (${UNSENT_HOSTNAMES[0]}, or NAME.${UNSENT_HOSTNAMES[0]})`,
+      );
+  },
+};
+
 const reachablePorts: Rule = {
   id: 'tor.reachable-ports',
   check(doc, report) {
@@ -380,6 +395,7 @@ export const rules: readonly Rule[] = [
   loopbackAllowlist,
   reachablePorts,
   suite,
+  hostname,
   bridgesRule,
 ];
 

@@ -143,6 +143,18 @@ export const invalidCases: InvalidCase[] = [
     message: /"wheezy" is not a suite the image is built and tested on/,
   },
   {
+    name: 'a host name NetworkManager would send in DHCP',
+    mutate: (p) => (p.image.hostname = 'amnesia'),
+    path: 'image.hostname',
+    message: /"amnesia" would go out in the DHCP requests of any NetworkManager profile made after boot/,
+  },
+  {
+    name: 'a host name that only starts like localhost',
+    mutate: (p) => (p.image.hostname = 'localhost-bench'),
+    path: 'image.hostname',
+    message: /"localhost-bench" would go out in the DHCP requests/,
+  },
+  {
     name: 'the internal namespace range in public space',
     mutate: (p) => {
       p.netns.internalRange = '100.200.1.0/24';

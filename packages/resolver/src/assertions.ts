@@ -2,10 +2,13 @@
 // on a built rootfs (where Debian's own NetworkManager conf.d files and units
 // are present and must not undo ours).
 import { checkResult, type Policy, type StaticAssertion, type TreeReader } from '@leakless/policy';
+import { UNSENT_HOSTNAMES, hostnameIsSent } from '@leakless/policy/names';
 import { mergeIni, parseIni } from './ini.js';
 import { NM_CONF_D, NM_CONNECTIONS, NM_DISPATCHER, NM_ETC, RESOLV_CONF, nmFiles } from './settings.js';
 
 const NM_ETC_CONF_D = `${NM_ETC}/conf.d`;
+/** The static host name NetworkManager reads (through hostnamed, or itself) and sends in DHCP. */
+const HOSTNAME = '/etc/hostname';
 const NM_RUN_CONF_D = '/run/NetworkManager/conf.d';
 /** The base file: the deprecated nm-system-settings.conf when it exists, else NetworkManager.conf. */
 const NM_BASE = [`${NM_ETC}/nm-system-settings.conf`, `${NM_ETC}/NetworkManager.conf`];
@@ -98,7 +101,7 @@ export function staticAssertions(policy: Policy): StaticAssertion[] {
     {
       id: 'resolver.networkmanager',
       statement:
-        'NetworkManager’s effective config: dns=none, connectivity check off, no DHCP/reverse-DNS hostname, random Wi-Fi MAC for scans and connections, IPv6 privacy addresses',
+        'NetworkManager’s effective config: dns=none, connectivity check off, no DHCP/reverse-DNS hostname, random MAC for Wi-Fi scans and for every Wi-Fi and wired connection, IPv6 privacy addresses',
       check: ({ tree }) => checkResult(nmProblems(tree, policy), 'every NetworkManager key as the policy says'),
     },
     {
@@ -106,6 +109,22 @@ export function staticAssertions(policy: Policy): StaticAssertion[] {
       statement:
         'every NetworkManager profile (ours in /usr/lib, any in /etc or /run) uses DHCP without sending the host name, and ours is not readable by others',
       check: ({ tree }) => checkResult(keyfileProblems(tree), 'no profile sends the host name'),
+    },
+    {
+      id: 'resolver.hostname-unsent',
+      statement: `the static host name is one NetworkManager never sends in DHCP (${UNSENT_HOSTNAMES[0]} or below it), so a profile made after boot, which may send it, sends nothing that identifies the machine`,
+      check: ({ tree }) => {
+        // the built image has /etc/hostname (the image writes it); the emitted tree leaves it to the image, which writes image.hostname
+        const file = tree.read(HOSTNAME);
+        const name = file === undefined ? policy.document.image.hostname : file.trim();
+        const where = file === undefined ? 'image.hostname' : HOSTNAME;
+        return hostnameIsSent(name)
+          ? {
+              ok: false,
+              detail: `${where} is ${JSON.stringify(name)}: NetworkManager sends it in the DHCP requests of any profile without dhcp-send-hostname=false`,
+            }
+          : { ok: true, detail: `${where} is ${JSON.stringify(name)}, never sent` };
+      },
     },
     {
       id: 'resolver.dispatcher',

@@ -56,13 +56,14 @@ describe('resolver emit', () => {
     expect(lines(emit(p).files.find((f) => f.path === RESOLV_CONF)!.content)).toEqual(['nameserver 127.0.0.2']);
   });
 
-  it('NetworkManager: dns=none, check off, random Wi-Fi MAC, IPv6 privacy, a wired profile without the host name', () => {
+  it('NetworkManager: dns=none, check off, random Wi-Fi and wired MACs, IPv6 privacy, a wired profile without the host name', () => {
     const ini = parseIni(file(`${NM_CONF_D}/50-leakless-dns.conf`).content).ini;
     expect(ini.get('main')?.get('dns')).toBe('none');
     const priv = parseIni(file(PRIVACY).content).ini;
     expect(priv.get('connectivity')?.get('enabled')).toBe('false');
     expect(priv.get('device')?.get('wifi.scan-rand-mac-address')).toBe('yes');
     expect(priv.get('connection')?.get('wifi.cloned-mac-address')).toBe('random');
+    expect(priv.get('connection')?.get('ethernet.cloned-mac-address')).toBe('random');
     expect(priv.get('connection')?.get('ipv6.ip6-privacy')).toBe('2');
     const wired = parseIni(file(WIRED).content);
     expect(wired.errors).toEqual([]);
@@ -118,6 +119,18 @@ describe('resolver emit', () => {
         'Wi-Fi MAC preserved',
         edit(out.files, PRIVACY, (f) => ({ ...f, content: f.content.replace('wifi.cloned-mac-address=random', 'wifi.cloned-mac-address=preserve') })),
       ],
+      [
+        'resolver.networkmanager',
+        'wired MAC preserved (the NIC’s own, as before this setting)',
+        edit(out.files, PRIVACY, (f) => ({ ...f, content: f.content.replace('ethernet.cloned-mac-address=random', 'ethernet.cloned-mac-address=preserve') })),
+      ],
+      [
+        'resolver.networkmanager',
+        'no wired MAC setting',
+        edit(out.files, PRIVACY, (f) => ({ ...f, content: f.content.replace(/^ethernet\.cloned-mac-address=.*$/m, '') })),
+      ],
+      ['resolver.hostname-unsent', 'the image’s host name is amnesia', [...out.files, extra('/etc/hostname', 'amnesia\n')]],
+      ['resolver.hostname-unsent', 'a host name that only starts like localhost', [...out.files, extra('/etc/hostname', 'localhost-bench\n')]],
       ['resolver.dhcp-no-hostname', 'profile readable by others', edit(out.files, WIRED, (f) => ({ ...f, mode: 0o644 }))],
       [
         'resolver.dhcp-no-hostname',
@@ -148,6 +161,12 @@ describe('resolver emit', () => {
       ['resolver.dispatcher', 'shell syntax error', edit(out.files, NM_DISPATCHER, (f) => ({ ...f, content: f.content.replace('done', 'done; fi') }))],
     ];
     for (const [id, name, files] of cases) expect((await check(id, files)).ok, `${id}: ${name}`).toBe(false);
+  });
+
+  it('the host name NetworkManager would send: none, for localhost and names below it (the image’s /etc/hostname, or image.hostname)', async () => {
+    expect(await check('resolver.hostname-unsent', out.files)).toMatchObject({ ok: true, detail: expect.stringMatching(/image\.hostname is "localhost"/) });
+    for (const name of ['localhost', 'localhost.localdomain', 'bench.localhost', 'LOCALHOST.'])
+      expect((await check('resolver.hostname-unsent', [...out.files, extra('/etc/hostname', `${name}\n`)])).ok, name).toBe(true);
   });
 
   it('reads NetworkManager’s files in its own order, and Debian’s NetworkManager.conf undoes nothing', async () => {

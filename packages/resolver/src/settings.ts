@@ -97,6 +97,11 @@ export function nmFiles(policy: Policy): IniFile[] {
           section: 'connection',
           keys: [
             k('wifi.cloned-mac-address', 'random', 'a new random MAC for every Wi-Fi connection: access points cannot recognise the machine'),
+            k(
+              'ethernet.cloned-mac-address',
+              'random',
+              'a new random MAC for every wired connection too, in every profile that does not set its own (ours, and any made after boot): the LAN and its DHCP server cannot recognise the machine',
+            ),
             k('ipv6.ip6-privacy', '2', 'if IPv6 is ever enabled: RFC 8981 temporary addresses, no EUI-64 MAC in the address (Tails #20478)'),
           ],
         },
@@ -104,7 +109,8 @@ export function nmFiles(policy: Policy): IniFile[] {
     },
     {
       path: `${NM_CONNECTIONS}/leakless-wired.nmconnection`,
-      title: 'The wired profile (NetworkManager 1.42 cannot default dhcp-send-hostname globally)',
+      title:
+        'The wired profile (NetworkManager 1.42 cannot default dhcp-send-hostname globally; a profile made later sends no host name because the image’s is one it never sends)',
       clause: 'docs/threat-model.md#dhcp-hostname',
       // NetworkManager ignores keyfiles readable by others.
       mode: 0o600,

@@ -347,7 +347,11 @@ export const FIELD_NOTES: Readonly<Record<string, FieldNote>> = {
   },
   'image.hostname': {
     meaning: 'The host name of the live system.',
-    uses: { image: '`/etc/hostname` and `/etc/hosts` (unless a module emits them)' },
+    uses: {
+      image: '`/etc/hostname` and `/etc/hosts` (unless a module emits them)',
+      resolver: 'static check `resolver.hostname-unsent`: NetworkManager never sends it in DHCP (docs/threat-model.md#dhcp-hostname)',
+      policy: 'a name NetworkManager would send in the DHCP requests of a profile made after boot is refused (`amnesia`): `localhost` or a name below it',
+    },
   },
   'image.packages': {
     meaning: 'Extra Debian packages, on top of what the modules and the live system need.',
