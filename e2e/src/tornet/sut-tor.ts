@@ -30,6 +30,8 @@ export interface SutTor {
   readonly startedAt: number;
   /** Highest "Bootstrapped N%" in the log so far. */
   progress(): number;
+  /** The last "Bootstrapped N% (tag): summary" of the log (tor's own word for where it is stuck). */
+  lastBootstrap(): string | undefined;
   /** Resolves with the ms from start to 100 %, rejects after timeoutMs. */
   waitBootstrapped(timeoutMs: number): Promise<number>;
   logTail(lines?: number): string;
@@ -89,10 +91,15 @@ export async function startSutTor(opts: SutTorOptions): Promise<SutTor> {
   writeFileSync(clearnet, opts.clearnetResolv ?? '', { mode: 0o644 });
 
   const startedAt = Date.now();
+  // tor reports a refused configuration on stdout, before its log file is open.
+  const stdout: string[] = [];
   // The emitted /etc/tor and the unit's bind, in a private mount namespace (the host's /etc is never touched), then the tor uid.
   const proc = await startServer(lab, 'sut', ['tor', '--defaults-torrc', defaults, '-f', '/etc/tor/torrc', '--RunAsDaemon', '0'], {
     label: 'the sut’s tor',
     as: { uid: t.uid, gid: t.gid },
+    // Debian's tor@default has NoNewPrivileges=yes: tor and the pluggable transport it starts run under it here too.
+    via: ['setpriv', '--no-new-privs', '--'],
+    onLine: (l) => stdout.push(l) > 20 && stdout.shift(),
     binds: [
       { source: etc, target: '/etc/tor' },
       { source: clearnet, target: binds[0]!.target, readOnly: true },
@@ -114,11 +121,12 @@ export async function startSutTor(opts: SutTorOptions): Promise<SutTor> {
     cookieFile: join(data, 'control.authcookie'),
     startedAt,
     progress,
+    lastBootstrap: () => [...readLog().matchAll(/Bootstrapped \d+% \([^)]*\): [^\n]*/g)].at(-1)?.[0],
     async waitBootstrapped(timeoutMs) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         if (progress() === 100) return Date.now() - startedAt;
-        if (!proc.running()) throw new Error(`sut tor exited: ${proc.stderr().trim()} ${logTail()}`);
+        if (!proc.running()) throw new Error(`sut tor exited: ${proc.stderr().trim()} ${stdout.join(' | ')} ${logTail()}`);
         if (Date.now() > deadline) throw new Error(`sut tor not bootstrapped after ${timeoutMs} ms (at ${progress()} %): ${logTail()}`);
         await sleep(250);
       }
