@@ -9,7 +9,7 @@
 // reference chroot with the same dependencies, file list and /etc digests
 // compared). Figures (sizes, build, install and purge times, lintian) go to
 // dist/e2e-deb/report.json.
-import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -230,8 +230,22 @@ describe.skipIf(skip).sequential('the Debian packages', () => {
     const t = Date.now();
     await mustChroot(sut, 'apt-get install -y -qq --no-install-recommends leakless');
     figures.installMs = Date.now() - t;
-    const r = await sh('node', [cli, 'check', '--installed', '--tree', sut, '--json']);
-    const report = JSON.parse(r.stdout) as { passed: number; failed: number; results: { id: string; ok: boolean; detail: string }[] };
+    type Report = { passed: number; failed: number; results: { id: string; ok: boolean; detail: string }[] };
+    const check = async () => {
+      const r = await sh('node', [cli, 'check', '--installed', '--tree', sut, '--json']);
+      return { exitCode: r.exitCode, report: JSON.parse(r.stdout) as Report };
+    };
+    // mmdebstrap left the mirror it bootstrapped from in sources.list.d, in the clear: apt would fetch from it
+    const plain = readdirSync(join(sut, 'etc/apt/sources.list.d')).filter((f) => f.startsWith('0000'));
+    expect(plain).toHaveLength(1);
+    const before = await check();
+    expect(before.report.results.filter((x) => !x.ok).map((x) => x.id)).toEqual(['tor.apt-through-tor']);
+    expect(before.report.results.find((x) => x.id === 'tor.apt-through-tor')!.detail).toContain(`sources.list.d/${plain[0]}: not through tor`);
+    // set aside while checking: the later tests reinstall Debian packages from that mirror
+    const [on, off] = [join(sut, 'etc/apt/sources.list.d', plain[0]!), join(sut, 'etc/apt/sources.list.d', `${plain[0]}.off`)];
+    renameSync(on, off);
+    const r = await check().finally(() => renameSync(off, on));
+    const report = r.report;
     figures.check = { passed: report.passed, failed: report.failed };
     expect(report.results.filter((x) => !x.ok).map((x) => `${x.id}: ${x.detail}`)).toEqual([]);
     expect(report.results.map((x) => x.id)).toEqual(expect.arrayContaining(['installed.files', 'installed.users', 'installed.units', 'tor.verify-config']));

@@ -54,6 +54,8 @@ export {
   unitOfPath,
 } from './names.js';
 export { parseUnit, parseUnitWithDropIns, unitValues, unitWords } from './unit-file.js';
+export { APT_SOURCES_D, APT_SOURCES_LIST, aptSourceFiles, parseAptSources } from './apt-sources.js';
+export type { AptSourceEntry } from './apt-sources.js';
 export type { UnitFile } from './unit-file.js';
 export { defaultProfilePath, readDefaultPolicy } from './profile.js';
 export { hostToolRunner } from './tool-runner.js';

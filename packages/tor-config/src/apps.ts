@@ -1,14 +1,15 @@
 // Which SocksPort each kind of program uses (the Tails stream-isolation
 // design): SOCKS-aware desktop programs and torsocks-wrapped commands the
 // desktop user's loopback port, APT its own port as Debian's _apt user.
-import type { Policy, TorListener, User } from '@leakless/policy';
+import { APT_SOURCES_LIST, type Policy, type TorListener, type User } from '@leakless/policy';
 
 /** Debian's apt drops privileges to this user for downloads (apt's sandbox user, not a policy choice). */
 export const APT_USER = '_apt';
 export const ENVIRONMENT = '/etc/environment';
 export const TORSOCKS_CONF = '/etc/tor/torsocks.conf';
 export const APT_PROXY_CONF = '/etc/apt/apt.conf.d/50leakless-tor';
-export const APT_SOURCES = '/etc/apt/sources.list';
+/** The sources tor-config writes; apt also reads sources.list.d, which the image leaves empty. */
+export const APT_SOURCES = APT_SOURCES_LIST;
 /** deb.debian.org's CDN, reached through tor like Tails' tor+https sources. */
 export const DEBIAN_MIRROR = { host: 'deb.debian.org', archive: 'debian', security: 'debian-security' } as const;
 

@@ -3,6 +3,8 @@
 import {
   CLEARNET_RESOLVER_DROPIN,
   PATHS,
+  aptSourceFiles,
+  parseAptSources,
   checkResult,
   unitDropInDirs,
   sha256,
@@ -127,9 +129,24 @@ function aptProblems(tree: TreeReader, policy: Policy): string[] {
   if (!m) problems.push(`${APT_PROXY_CONF}: no socks5h Acquire::tor::proxy`);
   else if (m[1] !== port.address || Number(m[2]) !== port.port)
     problems.push(`${APT_PROXY_CONF}: proxy ${m[1]}:${m[2]}, expected the ${port.name} SocksPort ${port.address}:${port.port}`);
-  const sources = (tree.read(APT_SOURCES) ?? '').split('\n').filter((l) => /^\s*deb(-src)?\s/.test(l));
-  if (sources.length === 0) problems.push(`${APT_SOURCES}: no sources`);
-  for (const s of sources) if (!/^\s*deb(-src)?\s+(\[[^\]]*\]\s+)?tor\+https?:\/\//.test(s)) problems.push(`${APT_SOURCES}: not through tor: ${s.trim()}`);
+  return [...problems, ...aptSourceProblems(tree)];
+}
+
+// A local repository (file:, copy:, cdrom:) sends nothing; every other source
+// must be tor+http(s), or apt would try it in the clear (Tails' APT sources).
+const THROUGH_TOR_OR_LOCAL = /^(tor\+https?:\/\/|file:|copy:|cdrom:)/;
+
+/** Every source apt reads (sources.list and sources.list.d, one-line and deb822): none in the clear, and at least one. */
+function aptSourceProblems(tree: TreeReader): string[] {
+  const problems: string[] = [];
+  let entries = 0;
+  for (const file of aptSourceFiles(tree.paths())) {
+    for (const e of parseAptSources(file, tree.read(file) ?? '')) {
+      entries++;
+      for (const uri of e.uris) if (!THROUGH_TOR_OR_LOCAL.test(uri)) problems.push(`${file}: not through tor: ${e.types.join(' ')} ${uri}`);
+    }
+  }
+  if (entries === 0) problems.push(`${APT_SOURCES}: no sources`);
   return problems;
 }
 
@@ -215,7 +232,8 @@ export function staticAssertions(policy: Policy): StaticAssertion[] {
     },
     {
       id: 'tor.apt-through-tor',
-      statement: 'APT downloads as _apt through its own SocksPort (socks5h, no DNS), every source is tor+http(s)',
+      statement:
+        'APT downloads as _apt through its own SocksPort (socks5h, no DNS); every source apt reads (sources.list and sources.list.d, one-line and deb822) is tor+http(s) or local',
       check: ({ tree }) => checkResult(aptProblems(tree, policy), `APT uses the ${aptSocksPort(policy)?.name ?? '-'} SocksPort, all sources through tor`),
     },
   ];

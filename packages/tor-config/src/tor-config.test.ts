@@ -35,6 +35,11 @@ import {
 const policy = defaultPolicy();
 const out = emit(policy);
 
+const aptFile = (path: string, content: string): GeneratedFile => ({ path, content, mode: 0o644, clause: 'test' });
+/** What mmdebstrap writes when handed the build host's deb822 sources. */
+const MMDEBSTRAP_SOURCES =
+  'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\nTypes: deb\nURIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\nComponents: main\n';
+
 const noTools: ToolRunner = async () => ({ exitCode: 127, stdout: '', stderr: 'no tools' });
 
 function ctxFor(files: readonly GeneratedFile[], p: Policy = policy, run: ToolRunner = hostToolRunner): StaticContext {
@@ -155,6 +160,22 @@ describe('tor-config emit', () => {
     for (const a of out.staticAssertions.filter((x) => x.tools?.includes('tor'))) expect((await a.check(ctx)).ok, a.id).toBe(false);
   });
 
+  it('apt-through-tor reads what apt reads: local, disabled and ignored sources are not fetched in the clear', async () => {
+    const a = out.staticAssertions.find((x) => x.id === 'tor.apt-through-tor')!;
+    const files = [
+      ...out.files,
+      aptFile('/etc/apt/sources.list.d/leakless.list', 'deb [trusted=yes] file:/srv/leakless-repo ./\n'),
+      aptFile('/etc/apt/sources.list.d/off.sources', 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nEnabled: no\n'),
+      aptFile('/etc/apt/sources.list.d/0000debian.sources.disabled', MMDEBSTRAP_SOURCES),
+      aptFile('/etc/apt/sources.list.d/tor.sources', 'Types: deb\nURIs: tor+https://deb.debian.org/debian\nSuites: bookworm\nComponents: main\n'),
+    ];
+    expect(await a.check(ctxFor(files, policy, noTools))).toMatchObject({ ok: true });
+    const plain = await a.check(ctxFor([...out.files, aptFile('/etc/apt/sources.list.d/0000debian.sources', MMDEBSTRAP_SOURCES)], policy, noTools));
+    expect(plain.detail).toBe(
+      '2 problem(s): /etc/apt/sources.list.d/0000debian.sources: not through tor: deb http://deb.debian.org/debian; /etc/apt/sources.list.d/0000debian.sources: not through tor: deb http://deb.debian.org/debian-security',
+    );
+  });
+
   it('tree-only assertions catch tampering', async () => {
     const dropIn = `${unitDropInDir(policy)}/${UNIT_DROPIN_NAME}`;
     const cases: [string, readonly GeneratedFile[], string][] = [
@@ -190,6 +211,17 @@ describe('tor-config emit', () => {
       [
         'plain http source',
         edit(out.files, APT_SOURCES, (f) => ({ ...f, content: f.content + 'deb http://deb.debian.org/debian bookworm contrib\n' })),
+        'tor.apt-through-tor',
+      ],
+      // apt reads sources.list.d too: mmdebstrap leaves the mirror it bootstrapped from there, in the clear
+      [
+        "mmdebstrap's deb822 sources left in sources.list.d",
+        [...out.files, aptFile('/etc/apt/sources.list.d/0000debian.sources', MMDEBSTRAP_SOURCES)],
+        'tor.apt-through-tor',
+      ],
+      [
+        'a one-line .list in sources.list.d',
+        [...out.files, aptFile('/etc/apt/sources.list.d/extra.list', 'deb-src http://deb.debian.org/debian bookworm main\n')],
         'tor.apt-through-tor',
       ],
     ];

@@ -103,7 +103,7 @@ export interface Manifest extends PlanRecord {
   readonly tools: Readonly<Record<string, string>>;
   /** Every installed package and the sha256 of the .deb it was installed from. */
   readonly packages: readonly DebRecord[];
-  /** The apt sources the image carries. */
+  /** The apt sources the base was resolved from (a rebuild resolves from them again); the image carries only tor-config's. */
   readonly aptSources: { readonly name: string; readonly content: string };
   /** The build environment: the build tools and everything they run on, at the versions installed where it was built. */
   readonly buildEnv: {

@@ -49,7 +49,7 @@ describe('the base recipe', () => {
     expect(base.yaml).toContain('"$ROOTDIR" "$RECIPEDIR"/apt/fetch/*');
     expect(base.recipe.actions[3]).toMatchObject({ action: 'run', chroot: true, script: 'scripts/packages.sh' });
     expect(base.files.get('scripts/packages.txt')!.content).toBe(plan.packages.map((p) => `${p}\n`).join(''));
-    // the image carries the recorded sources, the packages are fetched from wherever `fetch` says
+    // the recorded sources are keyed, the packages are fetched from wherever `fetch` says
     expect(base.files.get('apt/fetch/debian.sources')!.content).toBe(inputs.sources.content);
     expect(base.files.get('scripts/image-sources/debian.sources')!.content).toBe(inputs.sources.content);
   });

@@ -35,7 +35,7 @@ export interface RenderedRecipe {
 
 export interface BaseInputs {
   readonly plan: ImagePlan;
-  /** The apt sources the image carries (deb822 or one-line): /etc/apt/sources.list.d/0000<name>. */
+  /** The apt sources the base is resolved from (deb822 or one-line); in the key, never in the image, whose only sources are tor-config's. */
   readonly sources: { readonly name: string; readonly content: string };
   /**
    * Where the packages are fetched from when that is not `sources`: a
@@ -118,6 +118,7 @@ export function baseRecipe(inp: BaseInputs): RenderedRecipe {
   );
   const files = new Map<string, { content: string; mode: number }>([
     [`${FETCH_DIR}/${fetch.name}`, { content: fetch.content, mode: 0o644 }],
+    // in the key (the mirror the base came from), not installed: cleanup.sh removes every build source
     [`scripts/image-sources/${inp.sources.name}`, { content: inp.sources.content, mode: 0o644 }],
     ['scripts/packages.sh', { content: PACKAGES_SH, mode: 0o755 }],
     [PACKAGE_LIST, { content: order.map((p) => `${p}\n`).join(''), mode: 0o644 }],

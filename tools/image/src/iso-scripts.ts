@@ -102,12 +102,10 @@ for i in /boot/initrd.img-*; do
 done
 # the build host's resolver and name must not end up in the image
 rm -f /etc/resolv.conf /etc/hostname
-# the image's apt sources are the ones recorded for it (image-sources/ next to
-# this script), whichever mirror or saved repository the packages came from
+# no apt source of the build stays: mmdebstrap leaves the mirror it fetched
+# from (plain http, or the saved repository) in sources.list.d, and apt would
+# use it next to the module layer's tor+http sources.list (Tails' APT sources)
 rm -f /etc/apt/sources.list /etc/apt/sources.list.d/*
-for f in "$(dirname "$0")"/image-sources/*; do
-  install -m 0644 "$f" "/etc/apt/sources.list.d/0000$(basename "$f")"
-done
 # machine ids: empty means "generate at boot" (each live session gets its own)
 : > /etc/machine-id
 rm -f /var/lib/dbus/machine-id /var/lib/systemd/random-seed /etc/adjtime

@@ -5,6 +5,7 @@
 // source of packages.
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { parseAptSources } from '@leakless/policy';
 
 export class SourcesError extends Error {
   override readonly name = 'SourcesError';
@@ -44,47 +45,11 @@ export interface SourceEntry {
   readonly components: readonly string[];
 }
 
-function parseDeb822(text: string): SourceEntry[] {
-  const out: SourceEntry[] = [];
-  for (const stanza of text.split(/\n[ \t]*\n/)) {
-    const fields = new Map<string, string>();
-    let last: string | undefined;
-    for (const raw of stanza.split('\n')) {
-      if (/^\s*#/.test(raw) || raw.trim() === '') continue;
-      if (/^[ \t]/.test(raw) && last) {
-        fields.set(last, `${fields.get(last)} ${raw.trim()}`);
-        continue;
-      }
-      const m = /^([A-Za-z0-9-]+):\s*(.*)$/.exec(raw);
-      if (!m) continue;
-      last = m[1]!.toLowerCase();
-      fields.set(last, m[2]!.trim());
-    }
-    const list = (k: string) => (fields.get(k) ?? '').split(/\s+/).filter(Boolean);
-    if (!list('types').includes('deb')) continue;
-    if ((fields.get('enabled') ?? 'yes').toLowerCase() === 'no') continue;
-    out.push({ uris: list('uris'), suites: list('suites'), components: list('components') });
-  }
-  return out;
-}
-
-function parseOneLine(text: string): SourceEntry[] {
-  const out: SourceEntry[] = [];
-  for (const raw of text.split('\n')) {
-    const line = raw
-      .replace(/#.*$/, '')
-      .replace(/\[[^\]]*\]/, ' ')
-      .trim();
-    const [type, uri, suite, ...components] = line.split(/\s+/);
-    if (type !== 'deb' || !uri || !suite) continue;
-    out.push({ uris: [uri], suites: [suite], components });
-  }
-  return out;
-}
-
 /** The `deb` entries of a sources file (deb822 or one-line). */
 export function parseSources(s: AptSources): SourceEntry[] {
-  return s.name.endsWith('.sources') ? parseDeb822(s.content) : parseOneLine(s.content);
+  return parseAptSources(s.name, s.content)
+    .filter((e) => e.types.includes('deb'))
+    .map(({ uris, suites, components }) => ({ uris, suites, components }));
 }
 
 /** The first mirror that serves `suite`, with the trailing slash live-build writes. */
