@@ -5,7 +5,7 @@
 // tools nor a mirror that has moved on. The image's packages are served from
 // the saved repository on 127.0.0.1 inside that namespace.
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
@@ -48,6 +48,49 @@ async function must(cmd: string, args: readonly string[], what: string): Promise
   return r.stdout;
 }
 
+/**
+ * Make `root` a chroot that systemd-nspawn can run in (debos runs every chroot
+ * action of host mode with it). nspawn's first step marks "/" MS_SLAVE|MS_REC,
+ * which the kernel refuses (EINVAL) unless "/" is a mount point, and a chroot's
+ * "/" is a plain directory: so root is bound onto itself (private: nothing
+ * mounted under it reaches the host's mounts), then gets the /proc, /sys (with
+ * /sys/fs/cgroup, where nspawn reads the cgroup mode), /dev and /run nspawn
+ * needs, and the host directories in `binds` at their own paths. nspawn also
+ * refuses to start without the host's machine ID, which mmdebstrap leaves
+ * empty for a reproducible tree: the chroot gets a random one of its own (it
+ * is the tools' chroot's, never written into the image). Returns the undo,
+ * which unmounts everything it mounted, innermost first.
+ */
+export async function prepareChroot(root: string, binds: readonly string[]): Promise<() => Promise<void>> {
+  const machineId = join(root, 'etc', 'machine-id');
+  if (!/^[0-9a-f]{32}$/.test((await readFile(machineId, 'utf8').catch(() => '')).trim())) {
+    await mkdir(dirname(machineId), { recursive: true });
+    await writeFile(machineId, `${randomBytes(16).toString('hex')}\n`);
+  }
+  const mounted: string[] = [];
+  const undo = async () => {
+    for (const m of mounted.splice(0).reverse()) await execa('umount', ['-R', '-l', m], { reject: false });
+  };
+  const mount = async (args: string[], to: string, what: string) => {
+    await mkdir(to, { recursive: true });
+    await must('mount', [...args, to], what);
+    mounted.push(to);
+  };
+  try {
+    await mount(['--bind', root], root, 'the chroot onto itself');
+    await must('mount', ['--make-private', root], 'the chroot onto itself');
+    await mount(['-t', 'proc', 'proc'], join(root, 'proc'), 'proc');
+    await mount(['--rbind', '/sys'], join(root, 'sys'), 'bind /sys');
+    await mount(['--rbind', '/dev'], join(root, 'dev'), 'bind /dev');
+    await mount(['-t', 'tmpfs', 'tmpfs'], join(root, 'run'), 'tmpfs /run');
+    for (const b of binds) await mount(['--bind', b], join(root, b), `bind ${b}`);
+    return undo;
+  } catch (e) {
+    await undo();
+    throw e;
+  }
+}
+
 export interface BuildEnvOptions {
   /** The saved repository (image/ and tools/). */
   readonly repoDir: string;
@@ -64,14 +107,14 @@ export interface BuildEnvOptions {
 export async function openBuildEnv(o: BuildEnvOptions): Promise<BuildEnv> {
   const netns = `lk-rebuild-${randomBytes(3).toString('hex')}`;
   const root = o.root;
-  const mounted: string[] = [];
+  let unmount: (() => Promise<void>) | undefined;
   let server: ResultPromise | undefined;
   const close = async () => {
     if (server) {
       server.kill('SIGTERM');
       await server.catch(() => undefined);
     }
-    for (const m of mounted.reverse()) await execa('umount', ['-R', '-l', m], { reject: false });
+    await unmount?.();
     await safeRemove(root).catch(() => undefined);
     await rm(`${root}.debos`, { force: true });
     await execa('ip', ['netns', 'del', netns], { reject: false });
@@ -107,16 +150,7 @@ export async function openBuildEnv(o: BuildEnvOptions): Promise<BuildEnv> {
       ],
       'build environment (mmdebstrap from the saved tools)',
     );
-    const bind = async (from: string, to: string, args: string[]) => {
-      await mkdir(to, { recursive: true });
-      await must('mount', [...args, from, to], `bind ${from}`);
-      mounted.push(to);
-    };
-    await bind('proc', join(root, 'proc'), ['-t', 'proc']);
-    await bind('/sys', join(root, 'sys'), ['--rbind']);
-    await bind('/dev', join(root, 'dev'), ['--rbind']);
-    await bind('tmpfs', join(root, 'run'), ['-t', 'tmpfs']);
-    for (const b of o.binds) await bind(b, join(root, b), ['--bind']);
+    unmount = await prepareChroot(root, o.binds);
 
     // the image repository, served inside the namespace
     server = execa('ip', ['netns', 'exec', netns, process.execPath, join(here, 'repo-server.js'), join(o.repoDir, 'image'), String(REPO_PORT)], {
