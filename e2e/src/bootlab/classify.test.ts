@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { pcapRecords } from '../lab/index.js';
-import { type ClassifierFacts, classify, decodeDhcp, decodeDnsQuestions, describePacket } from './classify.js';
+import { type ClassifiedPacket, type ClassifierFacts, classify, decodeDhcp, decodeDnsQuestions, describePacket, onlyResent } from './classify.js';
 
 const GUEST_MAC = '02:11:22:33:44:55';
 const NIC_MAC = '52:54:00:aa:bb:cc';
@@ -329,5 +329,34 @@ describe('the classifier on a capture recorded from a real networked boot', () =
     const { recorded, records } = load();
     const c = classify(records, { ...recorded.facts, relays: [] }, recorded.t0);
     expect(c.leaks.length).toBe(recorded.expected['tor-relay']);
+  });
+});
+
+describe('after tor is killed: a resent segment is not new traffic', () => {
+  const flow = 'tcp 192.168.78.102:44706 ⇄ 198.51.100.21:9001';
+  const seg = (t: number, seqEnd: number, f = flow): ClassifiedPacket => ({
+    n: 1,
+    t,
+    from: 'guest',
+    cls: 'tor-relay',
+    what: 'tcp',
+    flow: f,
+    tcpFlags: 'PA',
+    payload: 536,
+    seqEnd,
+  });
+  const before = [seg(10, 5000), seg(11, 5536)];
+  it('data the flow had sent before the kill may be sent again; a byte beyond it may not', () => {
+    expect(onlyResent(seg(30, 5536), before, 20_000)).toBe(true);
+    expect(onlyResent(seg(30, 5000), before, 20_000)).toBe(true);
+    expect(onlyResent(seg(30, 6072), before, 20_000)).toBe(false);
+  });
+  it('counts only what the same flow sent, before the kill', () => {
+    expect(onlyResent(seg(30, 5536, 'tcp 192.168.78.102:1 ⇄ 198.51.100.21:9001'), before, 20_000)).toBe(false);
+    expect(onlyResent(seg(30, 5536), [seg(25, 5536)], 20_000)).toBe(false);
+  });
+  it('across the wrap of the sequence space', () => {
+    expect(onlyResent(seg(30, 0xfffffff0), [seg(10, 0x10)], 20_000)).toBe(true);
+    expect(onlyResent(seg(30, 0x20), [seg(10, 0x10)], 20_000)).toBe(false);
   });
 });

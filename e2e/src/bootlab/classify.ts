@@ -62,6 +62,8 @@ export interface ClassifiedPacket {
   /** TCP flags and payload length, for window rules (teardown of a flow is payload-less). */
   readonly tcpFlags?: string;
   readonly payload?: number;
+  /** TCP: the sequence number after this segment's payload (seq + length, mod 2^32): a retransmission ends at or before what was already sent. */
+  readonly seqEnd?: number;
   /** Why it is a leak or unparsable, or a detail of an allowed packet. */
   readonly note?: string;
 }
@@ -115,7 +117,7 @@ export interface DecodedFrame {
   readonly ethertype: number;
   readonly arp?: { readonly op: number; readonly senderMac: string; readonly senderIp: string; readonly targetIp: string };
   readonly ipv4?: Ipv4;
-  readonly tcp?: { readonly sport: number; readonly dport: number; readonly flags: string; readonly payload: Buffer };
+  readonly tcp?: { readonly sport: number; readonly dport: number; readonly flags: string; readonly seq: number; readonly payload: Buffer };
   readonly udp?: { readonly sport: number; readonly dport: number; readonly payload: Buffer };
   readonly icmp?: { readonly type: number; readonly code: number };
   /** Set when the frame could not be decoded. */
@@ -146,7 +148,11 @@ export function decodeFrame(f: Buffer): DecodedFrame {
   if (ipv4.proto === 6) {
     if (b.length < 20 || (b[12]! >> 4) * 4 < 20 || b.length < (b[12]! >> 4) * 4) return { ...base, ipv4, error: 'truncated TCP header' };
     const flags = [...TCP_FLAGS].filter((_, i) => (b[13]! >> i) & 1).join('');
-    return { ...base, ipv4, tcp: { sport: b.readUInt16BE(0), dport: b.readUInt16BE(2), flags, payload: b.subarray((b[12]! >> 4) * 4) } };
+    return {
+      ...base,
+      ipv4,
+      tcp: { sport: b.readUInt16BE(0), dport: b.readUInt16BE(2), flags, seq: b.readUInt32BE(4), payload: b.subarray((b[12]! >> 4) * 4) },
+    };
   }
   if (ipv4.proto === 17) {
     if (b.length < 8) return { ...base, ipv4, error: 'truncated UDP header' };
@@ -290,7 +296,10 @@ export function classify(records: readonly { readonly ms: number; readonly frame
           ? ` type ${d.icmp.type} code ${d.icmp.code}`
           : '';
     const what = `${proto} ${arrow}${tcpInfo}`;
-    const extra = { ...(flowKey ? { flow: flowKey } : {}), ...(d.tcp ? { tcpFlags: d.tcp.flags, payload: d.tcp.payload.length } : {}) };
+    const extra = {
+      ...(flowKey ? { flow: flowKey } : {}),
+      ...(d.tcp ? { tcpFlags: d.tcp.flags, payload: d.tcp.payload.length, seqEnd: (d.tcp.seq + d.tcp.payload.length) >>> 0 } : {}),
+    };
     const verdict = ((): { cls: PacketClass; note?: string } => {
       if (!guestSide) return { cls: 'lab' };
       if (d.udp && d.udp.sport === 68 && d.udp.dport === 67) {
@@ -349,7 +358,7 @@ export function classify(records: readonly { readonly ms: number; readonly frame
   }
 
   const counts = Object.fromEntries(
-    (['arp', 'dhcp', 'pretor-dns', 'pretor-http', 'tor-relay', 'control', 'lab', 'leak', 'unparsable'] as const).map((c) => [
+    (['arp', 'dhcp', 'pretor-dns', 'pretor-http', 'tor-relay', 'selftest-probe', 'control', 'lab', 'leak', 'unparsable'] as const).map((c) => [
       c,
       packets.filter((p) => p.cls === c).length,
     ]),
@@ -367,4 +376,16 @@ export function classify(records: readonly { readonly ms: number; readonly frame
 /** A leak or unparsable packet as the report prints it: the second it was sent, and the packet. */
 export function describePacket(p: ClassifiedPacket): string {
   return `${p.t.toFixed(3)} s  #${p.n}  ${p.what}${p.note ? `  (${p.note})` : ''}`;
+}
+
+/**
+ * Whether a guest's TCP segment carries only bytes its flow had already sent
+ * before `beforeMs` (a retransmission: the kernel still delivers what a
+ * process wrote before it died), judged by sequence numbers (mod 2^32).
+ */
+export function onlyResent(p: ClassifiedPacket, earlier: readonly ClassifiedPacket[], beforeMs: number): boolean {
+  if (p.seqEnd === undefined || !p.flow) return false;
+  const sent = earlier.filter((x) => x.from === 'guest' && x.flow === p.flow && x.t * 1000 <= beforeMs && x.seqEnd !== undefined);
+  // "a at or before b" in sequence space: b − a, as an unsigned 32-bit difference, is less than half the space
+  return sent.some((x) => (x.seqEnd! - p.seqEnd!) >>> 0 < 0x80000000);
 }

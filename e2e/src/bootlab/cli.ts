@@ -9,12 +9,15 @@ import { startBootLab } from './lab.js';
 import { type BootReport, type ScenarioReport, writeBootReport } from './report.js';
 import { startRun } from './run.js';
 import {
+  activeProbesOnBoot,
+  analyzeNotes,
   bootToTor,
   firewallRestart,
   guestRequests,
   lanIdentifiers,
   linkReconnect,
   type Milestones,
+  milestoneTimes,
   type Outcome,
   secs,
   selftestOnBoot,
@@ -93,7 +96,11 @@ export async function runLabBoot(o: LabBootRun): Promise<LabBootResult> {
     };
     await step('clean boot', 'the image boots on the lab LAN, checks the time, bootstraps Tor and sets the clock through it', () => bootToTor(bl, run, m));
     await step('requests', 'the desktop user, the tor-only namespace and the DNSPort reach the lab Internet through Tor', () => guestRequests(bl, run));
-    await step('self-test', 'every runtime assertion holds on the networked boot', () => selftestOnBoot(run, assembly, o.expectedAssertions, m));
+    const st = await step('self-test', 'every runtime assertion holds on the networked boot', () => selftestOnBoot(run, assembly, o.expectedAssertions, m));
+    await step('self-test active probes', 'the refused probes and their positive controls ran against the lab’s destinations', async () => {
+      if (!st) throw new Error('the self-test did not report');
+      return activeProbesOnBoot(assembly, st.report);
+    });
     if (o.failClosed) {
       await step('firewall restart', 'restarting the firewall unit lets nothing out', () => firewallRestart(bl, run));
       await step('link reconnect', 'a lost and regained link changes neither resolv.conf nor the ruleset', () => linkReconnect(bl, run));
@@ -107,6 +114,7 @@ export async function runLabBoot(o: LabBootRun): Promise<LabBootResult> {
       'boot to DHCP': secs(m.dhcp),
       'boot to Tor bootstrap 100 %': secs(m.torBootstrap),
       'boot to self-test result': secs(m.selftest),
+      'systemd-analyze (read back from the guest)': m.analyze?.time.replace(/\s+/g, ' ') ?? '–',
       'boot to power-off': secs(m.powerOff),
       'packets by class': Object.entries(done.whole.counts)
         .map(([k, v]) => `${k} ${v}`)
@@ -118,9 +126,9 @@ export async function runLabBoot(o: LabBootRun): Promise<LabBootResult> {
       firmware: o.firmware,
       settings: 'lab (accepted)',
       seconds: done.exit.at / 1000,
-      timings: { ...m },
+      timings: milestoneTimes(m),
       classification: done.whole,
-      notes: [],
+      notes: analyzeNotes(m),
     });
   } finally {
     await bl.teardown();

@@ -49,6 +49,12 @@ export const BOOTLAB_HOSTS = {
   /** Where the senders aim: anything that arrives here left the guest. */
   sink: '198.51.100.10',
 } as const;
+/**
+ * A name only the lookup through the DNSPort asks for: the exits' DNS server
+ * has never seen it before, so its query there proves the lookup went through
+ * Tor (a name a request already used may come from an exit's cache).
+ */
+export const DNSPORT_LOOKUP = { hostname: 'dnsport-lookup.tornet.test', address: '203.0.113.91' } as const;
 export const SINK_PORTS = { tcp: 8080, udp: 8053 } as const;
 export const CONTROL_PORT = 9999;
 /**
@@ -64,6 +70,25 @@ const POOL_SERVERS = new URL('../time/servers/pool-servers.mjs', import.meta.url
 export interface BootLabOptions {
   readonly policy: Policy;
   readonly log?: (line: string) => void;
+  /**
+   * Guests that may boot at once (default 1): each gets its own tap, /24,
+   * DHCP range, control listener and settings, so its capture holds its own
+   * frames only and one guest's broadcasts never reach another's classifier.
+   */
+  readonly slots?: number;
+}
+
+/** One place on the LAN for one guest at a time. */
+export interface BootSlot {
+  readonly index: number;
+  /** The tap QEMU attaches to (in the LAN namespace) and the lab's MAC on it. */
+  readonly tap: string;
+  readonly tapMac: string;
+  readonly lan: GuestLan;
+  /** The self-test's active probes: destination name → address and port, and their protocol. */
+  readonly probes: readonly { readonly name: string; readonly protocol: 'tcp' | 'udp'; readonly address: string; readonly port: number }[];
+  /** The test-only settings for a guest here (private authorities, the test CA, the agent, this slot's probe destinations). */
+  readonly settings: TestSettings;
 }
 
 export interface GuestLan {
@@ -79,20 +104,14 @@ export interface BootLab {
   readonly lab: Lab;
   readonly policy: Policy;
   readonly net: TorNet;
-  /** The namespace QEMU runs in and the tap's name there. */
+  /** The namespace QEMU runs in (every slot's tap is there). */
   readonly netns: string;
-  readonly tap: string;
-  readonly tapMac: string;
-  readonly lan: GuestLan;
-  /** The self-test's active probes: destination name → address and port, and their protocol. */
-  readonly probes: readonly { readonly name: string; readonly protocol: 'tcp' | 'udp'; readonly address: string; readonly port: number }[];
+  readonly slots: readonly BootSlot[];
   readonly check: { readonly name: string; readonly address: string; readonly port: number; readonly path: string };
   readonly ca: TestCa;
   /** The desktop user and a uid the policy does not name. */
   readonly desktop: { readonly uid: number; readonly gid: number };
   readonly unnamed: { readonly uid: number; readonly gid: number };
-  /** The test-only settings of this lab (private authorities, the test CA, the agent). */
-  readonly settings: TestSettings;
   /** Write a settings file for QEMU's fw_cfg (the accepted one, or any bytes for refusal tests). */
   settingsFile(name: string, content: string): string;
   /** Relay ORPorts of the private network's consensus (read now). */
@@ -111,9 +130,9 @@ export interface BootLab {
   teardown(): Promise<void>;
 }
 
-/** A /24 for the guest next to the lab's LAN, inside the policy's LAN ranges and outside its internal range. */
-export function guestLan(policy: Policy, labLanSubnet: string): GuestLan {
-  const net = intToIpv4(parseCidr4(labLanSubnet).base + 256);
+/** The /24 of slot `index`, next to the lab's LAN, inside the policy's LAN ranges and outside its internal range. */
+export function guestLan(policy: Policy, labLanSubnet: string, index = 0): GuestLan {
+  const net = intToIpv4(parseCidr4(labLanSubnet).base + 256 * (index + 1));
   const subnet = `${net}/24`;
   const c = parseCidr4(subnet);
   if (!policy.lanRanges.some((r) => cidrWithin(c, parseCidr4(r))) || cidrWithin(c, parseCidr4(policy.internalRange)))
@@ -141,24 +160,29 @@ export async function startBootLab(o: BootLabOptions): Promise<BootLab> {
   const procs: Proc[] = [];
   let net: TorNet | undefined;
   let ca: TestCa | undefined;
-  const tap = `lktap-${lab.suffix}`;
+  const slotCount = o.slots ?? 1;
+  if (!Number.isInteger(slotCount) || slotCount < 1 || slotCount > 4) throw new Error(`boot lab: slots must be 1 to 4, not ${slotCount}`);
+  const taps = Array.from({ length: slotCount }, (_, i) => `lktap${i}-${lab.suffix}`);
   const stopAll = async () => {
     for (const p of procs.splice(0).reverse()) await p.stop('SIGTERM', 2000).catch(() => undefined);
     await net?.stop().catch(() => undefined);
-    await sh('ip', ['-n', lab.lan, 'link', 'del', tap]);
+    for (const tap of taps) await sh('ip', ['-n', lab.lan, 'link', 'del', tap]);
     ca?.remove();
     await teardownLab(lab);
   };
   try {
-    const lan = guestLan(policy, lab.addresses.lanSubnet);
-    const tapMac = hexMac([0x02, 0x6c, 0x6b]);
-    // The guest's side of the LAN: a tap QEMU attaches to, owned by the LAN namespace.
-    await must('ip', ['-n', lab.lan, 'tuntap', 'add', 'dev', tap, 'mode', 'tap']);
-    await must('ip', ['-n', lab.lan, 'link', 'set', tap, 'address', tapMac]);
-    await must('ip', ['-n', lab.lan, 'addr', 'add', `${lan.router}/24`, 'dev', tap]);
-    await must('ip', ['-n', lab.lan, 'addr', 'add', `${lan.resolver}/24`, 'dev', tap]);
-    await must('ip', ['-n', lab.lan, 'link', 'set', tap, 'up']);
-    // the Internet namespace answers the guest's LAN through the LAN router (its default route); nothing else to add
+    const places = taps.map((tap, index) => ({ index, tap, tapMac: hexMac([0x02, 0x6c, 0x6b]), lan: guestLan(policy, lab.addresses.lanSubnet, index) }));
+    for (const { tap, tapMac, lan } of places) {
+      // A guest's side of the LAN: a tap QEMU attaches to, owned by the LAN namespace. No IPv6 on it: the lab's
+      // own router solicitations and MLD reports would only be noise in the guest's capture.
+      await must('ip', ['-n', lab.lan, 'tuntap', 'add', 'dev', tap, 'mode', 'tap']);
+      await must('ip', ['-n', lab.lan, 'link', 'set', tap, 'address', tapMac]);
+      await must('ip', ['netns', 'exec', lab.lan, 'sysctl', '-q', '-w', `net.ipv6.conf.${tap}.disable_ipv6=1`]);
+      await must('ip', ['-n', lab.lan, 'addr', 'add', `${lan.router}/24`, 'dev', tap]);
+      await must('ip', ['-n', lab.lan, 'addr', 'add', `${lan.resolver}/24`, 'dev', tap]);
+      await must('ip', ['-n', lab.lan, 'link', 'set', tap, 'up']);
+    }
+    // the Internet namespace answers the guests' LANs through the LAN router (its default route); nothing else to add
 
     const url = new URL(policy.document.time.preTorCheck.url);
     const check = { name: url.hostname.toLowerCase(), address: BOOTLAB_HOSTS.check, port: Number(url.port || 80), path: url.pathname };
@@ -166,7 +190,13 @@ export async function startBootLab(o: BootLabOptions): Promise<BootLab> {
     await addInternetHosts(lab, [BOOTLAB_HOSTS.check, BOOTLAB_HOSTS.dns, BOOTLAB_HOSTS.pools]);
 
     log('boot lab: private Tor network');
-    net = await startTorNet({ lab, relays: 3, exits: 2, log, names: pools.map((hostname) => ({ hostname, address: BOOTLAB_HOSTS.pools })) });
+    net = await startTorNet({
+      lab,
+      relays: 3,
+      exits: 2,
+      log,
+      names: [...pools.map((hostname) => ({ hostname, address: BOOTLAB_HOSTS.pools })), DNSPORT_LOOKUP],
+    });
 
     // The connectivity-check host and the Internet DNS server the LAN resolver forwards to.
     const dir = join(lab.dir, 'bootlab');
@@ -202,17 +232,21 @@ export async function startBootLab(o: BootLabOptions): Promise<BootLab> {
       { id: 'probe-internet', proto: 'tcp', addr: BOOTLAB_HOSTS.sink, port: PROBE_PORTS.internet },
       { id: 'probe-internet-resolver', proto: 'udp', addr: BOOTLAB_HOSTS.sink, port: PROBE_PORTS.resolver },
     ]);
-    const control: Listener = await startListener(lab, lab.lan, [
-      { id: 'control', proto: 'udp', addr: lan.router, port: CONTROL_PORT },
-      { id: 'probe-lan-resolver', proto: 'udp', addr: lan.resolver, port: PROBE_PORTS.resolver },
-    ]);
-    const probes = [
+    const control: Listener = await startListener(
+      lab,
+      lab.lan,
+      places.flatMap(({ index, lan }) => [
+        { id: `control-${index}`, proto: 'udp' as const, addr: lan.router, port: CONTROL_PORT },
+        { id: `probe-lan-resolver-${index}`, proto: 'udp' as const, addr: lan.resolver, port: PROBE_PORTS.resolver },
+      ]),
+    );
+    const probesOf = (lan: GuestLan) => [
       { name: 'internet', protocol: 'tcp' as const, address: BOOTLAB_HOSTS.sink, port: PROBE_PORTS.internet },
       { name: 'internet-resolver', protocol: 'udp' as const, address: BOOTLAB_HOSTS.sink, port: PROBE_PORTS.resolver },
       { name: 'lan-resolver', protocol: 'udp' as const, address: lan.resolver, port: PROBE_PORTS.resolver },
     ];
 
-    // DHCP and the LAN's DNS server, on the tap only.
+    // DHCP and the LANs' DNS server, on the taps' router addresses only (one range per slot, each with its own router and DNS server).
     const dnsLines: string[] = [];
     procs.push(
       await startServer(
@@ -225,13 +259,17 @@ export async function startBootLab(o: BootLabOptions): Promise<BootLab> {
           '--no-resolv',
           '--no-hosts',
           '--bind-interfaces',
-          `--interface=${tap}`,
-          `--listen-address=${lan.router}`,
+          // by address, not --interface: with an interface dnsmasq also takes every other address on it (the
+          // self-test's LAN resolver on udp/53, whose probes it swallowed) and loopback; DHCP still serves each
+          // range on the tap that has its router's address
+          ...places.flatMap(({ index, lan }) => [
+            `--listen-address=${lan.router}`,
+            `--dhcp-range=set:s${index},${lan.dhcpFirst},${lan.dhcpLast},255.255.255.0,12h`,
+            `--dhcp-option=tag:s${index},option:router,${lan.router}`,
+            `--dhcp-option=tag:s${index},option:dns-server,${lan.router}`,
+          ]),
           '--port=53',
           `--server=${BOOTLAB_HOSTS.dns}`,
-          `--dhcp-range=${lan.dhcpFirst},${lan.dhcpLast},255.255.255.0,12h`,
-          `--dhcp-option=option:router,${lan.router}`,
-          `--dhcp-option=option:dns-server,${lan.router}`,
           `--dhcp-leasefile=${join(dir, 'leases')}`,
           '--dhcp-authoritative',
           '--no-ping',
@@ -246,13 +284,19 @@ export async function startBootLab(o: BootLabOptions): Promise<BootLab> {
       ),
     );
 
-    const settings: TestSettings = {
-      torrc: ['TestingTorNetwork 1', ...net.dirAuthorityLines],
-      ca: ca.certPem,
-      agent: true,
-      destinations: Object.fromEntries(probes.map((p) => [p.name, `${p.address}:${p.port}`])),
-    };
-    encodeTestSettings(settings); // refused here if the image would refuse it
+    const torrc = ['TestingTorNetwork 1', ...net.dirAuthorityLines];
+    const caPem = ca.certPem;
+    const slots: BootSlot[] = places.map((p) => {
+      const probes = probesOf(p.lan);
+      const settings: TestSettings = {
+        torrc,
+        ca: caPem,
+        agent: true,
+        destinations: Object.fromEntries(probes.map((x) => [x.name, `${x.address}:${x.port}`])),
+      };
+      encodeTestSettings(settings); // refused here if the image would refuse it
+      return { ...p, probes, settings };
+    });
     const desktop = policy.desktopUser;
     const tornet = net;
     const readJsonl = <T>(f: string): T[] => {
@@ -270,15 +314,11 @@ export async function startBootLab(o: BootLabOptions): Promise<BootLab> {
       policy,
       net,
       netns: lab.lan,
-      tap,
-      tapMac,
-      lan,
-      probes,
+      slots,
       check,
       ca,
       desktop: { uid: desktop.uid, gid: desktop.gid },
       unnamed: { uid: unnamedUid(policy), gid: 65534 },
-      settings,
       settingsFile: (name, content) => {
         const p = join(dir, name);
         writeFileSync(p, content, { mode: 0o644 });
@@ -295,7 +335,7 @@ export async function startBootLab(o: BootLabOptions): Promise<BootLab> {
         throw new Error('boot lab: no authority of the private network holds a consensus');
       },
       nicMac: () => hexMac([0x52, 0x54, 0x00]),
-      control: () => control.events().filter((e) => e.id === 'control'),
+      control: () => control.events().filter((e) => e.id.startsWith('control-')),
       sink: () => sink.events().filter((e) => e.id.startsWith('sink-')),
       dnsmasqLog: () => [...dnsLines],
       poolHits: () => readJsonl<{ name: string; servername: string }>('hits.jsonl'),

@@ -6,14 +6,14 @@
 // the classification of all of it on one timeline (host ms since QEMU
 // started).
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentStatus, Firmware, LabBoot, SenderResult, SenderSpec } from '@leakless/image';
 import { encodeTestSettings, startLabBoot } from '@leakless/image';
 import type { Progress } from '@leakless/debos-ts';
 import { pcapRecords } from '../lab/index.js';
 import { type Classification, type ClassifiedPacket, type ClassifierFacts, classify, type Endpoint } from './classify.js';
-import { BOOTLAB_HOSTS, type BootLab, CONTROL_PORT, SINK_PORTS } from './lab.js';
+import { BOOTLAB_HOSTS, type BootLab, type BootSlot, CONTROL_PORT, SINK_PORTS } from './lab.js';
 
 export type SettingsChoice = { readonly kind: 'lab' } | { readonly kind: 'absent' } | { readonly kind: 'raw'; readonly content: string };
 
@@ -24,6 +24,8 @@ export interface RunOptions {
   readonly firmware: Firmware;
   readonly accel: 'kvm' | 'tcg';
   readonly settings: SettingsChoice;
+  /** The lab slot (tap, LAN, settings) this boot uses; boots at once need different slots. */
+  readonly slot?: number;
   /** Where the captures and logs of this run go. */
   readonly outDir: string;
   readonly timeoutMs: number;
@@ -45,6 +47,7 @@ export interface Window {
 
 export interface Run {
   readonly name: string;
+  readonly slot: BootSlot;
   readonly boot: LabBoot;
   readonly nicMac: string;
   readonly token: string;
@@ -74,32 +77,35 @@ export interface Finished {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export function classifierFacts(bl: BootLab, nicMac: string, relays: readonly Endpoint[], token: string): ClassifierFacts {
+export function classifierFacts(bl: BootLab, slot: BootSlot, nicMac: string, relays: readonly Endpoint[], token: string): ClassifierFacts {
   return {
-    labMacs: [bl.tapMac],
+    labMacs: [slot.tapMac],
     nicMac,
-    lanSubnet: bl.lan.subnet,
-    lanDns: bl.lan.router,
+    lanSubnet: slot.lan.subnet,
+    lanDns: slot.lan.router,
     checkHost: bl.check,
     relays,
-    control: { address: bl.lan.router, port: CONTROL_PORT, token: `${token}-control` },
-    probes: bl.probes,
+    control: { address: slot.lan.router, port: CONTROL_PORT, token: `${token}-control` },
+    probes: slot.probes,
   };
 }
 
 export async function startRun(o: RunOptions): Promise<Run> {
   const { bl } = o;
+  const slot = bl.slots[o.slot ?? 0];
+  if (!slot) throw new Error(`boot lab: no slot ${o.slot} (the lab has ${bl.slots.length})`);
+  const slotPrefix = `${slot.lan.subnet.split('.').slice(0, 3).join('.')}.`;
   mkdirSync(o.outDir, { recursive: true });
   const nicMac = bl.nicMac();
   const token = `lk${randomBytes(4).toString('hex')}`;
   const tapFile = join(o.outDir, `${o.name}.pcap`);
   const uplinkFile = join(o.outDir, `${o.name}-lan-uplink.pcap`);
-  const tapCap = await bl.capture(bl.tap, tapFile);
+  const tapCap = await bl.capture(slot.tap, tapFile);
   const upCap = await bl.capture('lan-inet', uplinkFile);
   const settingsFile =
     o.settings.kind === 'absent'
       ? undefined
-      : bl.settingsFile(`${o.name}-settings.json`, o.settings.kind === 'lab' ? encodeTestSettings(bl.settings) : o.settings.content);
+      : bl.settingsFile(`${o.name}-settings.json`, o.settings.kind === 'lab' ? encodeTestSettings(slot.settings) : o.settings.content);
   let boot: LabBoot;
   try {
     boot = await startLabBoot({
@@ -107,10 +113,13 @@ export async function startRun(o: RunOptions): Promise<Run> {
       firmware: o.firmware,
       accel: o.accel,
       netns: bl.netns,
-      tap: bl.tap,
+      tap: slot.tap,
       mac: nicMac,
       ...(settingsFile ? { settingsFile } : {}),
       timeoutMs: o.timeoutMs,
+      // boots share the machine with the lab and each other: a quiet console from GRUB to the first
+      // unit that prints can outlast the plain boot's stall limit without anything being stuck
+      stallMs: 420_000,
       logDir: join(o.outDir, `${o.name}-qemu`),
       ...(o.progress ? { progress: o.progress } : {}),
     });
@@ -122,7 +131,8 @@ export async function startRun(o: RunOptions): Promise<Run> {
   const windows: Window[] = [];
   const senders = (tag: string): SenderSpec[] => {
     const t = `${token}-${tag}`;
-    const { desktop, unnamed, lan } = bl;
+    const { desktop, unnamed } = bl;
+    const { lan } = slot;
     return [
       { label: 'desktop user → Internet (TCP)', as: desktop, proto: 'tcp', host: BOOTLAB_HOSTS.sink, port: SINK_PORTS.tcp, token: `${t}-dt` },
       { label: 'desktop user → Internet (UDP)', as: desktop, proto: 'udp', host: BOOTLAB_HOSTS.sink, port: SINK_PORTS.udp, token: `${t}-du` },
@@ -142,6 +152,7 @@ export async function startRun(o: RunOptions): Promise<Run> {
   const status = async () => (await boot.request<AgentStatus>({ op: 'status' }, 60_000)).result;
   const run: Run = {
     name: o.name,
+    slot,
     boot,
     nicMac,
     token,
@@ -152,7 +163,7 @@ export async function startRun(o: RunOptions): Promise<Run> {
     status,
     async window(name, action, opts = {}) {
       const file = join(o.outDir, `${o.name}-${name}.pcap`);
-      const cap = await bl.capture(bl.tap, file);
+      const cap = await bl.capture(slot.tap, file);
       const from = boot.now();
       const specs = senders(name);
       await boot.request({ op: 'senders-start', window: name, senders: specs, attempts: opts.attempts ?? 400, gapMs: opts.gapMs ?? 200 }, 60_000);
@@ -170,27 +181,37 @@ export async function startRun(o: RunOptions): Promise<Run> {
       });
       const to = boot.now();
       await cap.stop();
-      const classification = classify(pcapRecords(readFileSync(file)), classifierFacts(bl, nicMac, bl.relays(), token), boot.startedAt);
+      const classification = classify(pcapRecords(readFileSync(file)), classifierFacts(bl, slot, nicMac, bl.relays(), token), boot.startedAt);
       const w: Window = { name, from, to, file, senders: stopped.result, evidence, classification };
       windows.push(w);
       if (failure) throw failure;
       return w;
     },
-    classifyNow: (relays) => classify(pcapRecords(readFileSync(tapFile)), classifierFacts(bl, nicMac, relays ?? bl.relays(), token), boot.startedAt),
+    classifyNow: (relays) => classify(pcapRecords(readFileSync(tapFile)), classifierFacts(bl, slot, nicMac, relays ?? bl.relays(), token), boot.startedAt),
     async finish(relays) {
       if (boot.running()) await boot.stop();
       const exit = await boot.exited();
+      // what the guest said (its watched units' journal, the agent's hello): the evidence a failed scenario is read from
+      writeFileSync(
+        join(o.outDir, `${o.name}-agent.jsonl`),
+        boot
+          .events()
+          .map((e) => `${JSON.stringify(e)}\n`)
+          .join(''),
+      );
       await sleep(500);
       await tapCap.stop();
       await upCap.stop();
       const rel = relays ?? bl.relays();
-      const facts = classifierFacts(bl, nicMac, rel, token);
+      const facts = classifierFacts(bl, slot, nicMac, rel, token);
       const whole = classify(pcapRecords(readFileSync(tapFile)), facts, boot.startedAt);
       const uplink = pcapRecords(readFileSync(uplinkFile)).flatMap((r) => {
         const f = r.frame;
         if (f.length < 34 || f.readUInt16BE(12) !== 0x0800) return [];
         const dst = `${f[30]}.${f[31]}.${f[32]}.${f[33]}`;
         const src = `${f[26]}.${f[27]}.${f[28]}.${f[29]}`;
+        // the uplink is shared by every slot: this boot's packets come from its own /24
+        if (!src.startsWith(slotPrefix)) return [];
         return [{ t: Math.round(r.ms - boot.startedAt) / 1000, dst, what: `${src} → ${dst} proto ${f[23]}` }];
       });
       return {

@@ -10,19 +10,24 @@ import type { Endpoint } from './classify.js';
 
 /**
  * The endpoints in tor's compiled-in strings: an authority line
- * ("moria1 orport=9201 v3ident=… 128.31.0.39:9231 …") or a fallback line
- * ("185.x.x.x:80 orport=443 id=…"): its IPv4 address with both its ORPort
- * and its DirPort (the client may use either).
+ * ("moria1 orport=9201 v3ident=… 128.31.0.39:9231 …", its ORPort and its
+ * DirPort: the client may use either) or a fallback directory line
+ * ("176.65.134.37 orport=443 id=… ipv6=[…]:443", tor 0.4.8's form without a
+ * DirPort; older ones had "ADDRESS:DIRPORT orport=…").
  */
 export function compiledEndpoints(binary: Buffer): Endpoint[] {
   const text = binary.toString('latin1');
   const out = new Map<string, Endpoint>();
+  const add = (address: string, port: number) => out.set(`${address}:${port}`, { address, port });
   for (const m of text.matchAll(/[\x20-\x7e]{20,}/g)) {
     const s = m[0];
     const orport = /\borport=(\d{1,5})\b/.exec(s);
-    const addr = /\b(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})\b/.exec(s);
-    if (!orport || !addr) continue;
-    for (const port of [Number(orport[1]), Number(addr[2])]) out.set(`${addr[1]}:${port}`, { address: addr[1]!, port });
+    if (!orport) continue;
+    // the first IPv4 address, with its port if it has one (the IPv6 "ipv6=[…]:PORT" is never taken for it)
+    const addr = /(?:^|[\s"])(\d{1,3}(?:\.\d{1,3}){3})(?::(\d{1,5}))?(?=[\s"]|$)/.exec(s);
+    if (!addr) continue;
+    add(addr[1]!, Number(orport[1]));
+    if (addr[2]) add(addr[1]!, Number(addr[2]));
   }
   return [...out.values()];
 }
