@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -71,6 +71,22 @@ describe.skipIf(skip)('a repository of real packages', () => {
       'lk-beta 2:1.0-1 ./lk-beta_1.0-1_all.deb',
     ]);
     expect(packagesOf(readFileSync(join(r1.dir, 'Packages'), 'utf8'))).toEqual(r1.packages);
+  });
+
+  it("the archive's Priority and Section replace the control file's (mmdebstrap picks the required set by them)", async () => {
+    const a = deb('lk-gamma', '1.0', 1000);
+    const plain = await makeAptRepo({ dir: join(work, 'o1'), debs: [a], sourceDateEpoch: 1700000000 });
+    const over = await makeAptRepo({
+      dir: join(work, 'o2'),
+      debs: [a],
+      sourceDateEpoch: 1700000000,
+      overrides: new Map([['lk-gamma', { priority: 'required', section: 'admin' }]]),
+    });
+    expect(readFileSync(join(plain.dir, 'Packages'), 'utf8')).not.toMatch(/^Priority: required$/m);
+    const stanza = readFileSync(join(over.dir, 'Packages'), 'utf8');
+    expect(stanza).toMatch(/^Priority: required$/m);
+    expect(stanza).toMatch(/^Section: admin$/m);
+    expect(readdirSync(work).filter((f) => f.endsWith('.override'))).toEqual([]);
   });
 
   it('apt reads it: the packages are installable candidates from the file: source', async () => {

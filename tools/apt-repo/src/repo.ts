@@ -23,6 +23,13 @@ export interface AptRepoOptions {
   readonly suite?: string;
   readonly codename?: string;
   readonly description?: string;
+  /**
+   * The archive's Priority and Section per package (dpkg-scanpackages'
+   * override file): Debian's archive overrides what a .deb's control says
+   * (apt's says important, the archive makes it required), and mmdebstrap
+   * picks its required set by the index's Priority.
+   */
+  readonly overrides?: ReadonlyMap<string, { readonly priority: string; readonly section: string }>;
 }
 
 export interface RepoPackage {
@@ -192,7 +199,12 @@ export async function makeAptRepo(o: AptRepoOptions): Promise<AptRepo> {
     for (const e of entries) await place(e.from, join(tmp, e.name));
     // dpkg-scanpackages sorts by package name and version: the index does not
     // depend on the order of `debs` or of the directory
-    const scan = await execa('dpkg-scanpackages', ['--multiversion', '.', '/dev/null'], { cwd: tmp, reject: false, env: { LC_ALL: 'C' } });
+    const override = `${tmp}.override`;
+    const lines = [...(o.overrides ?? new Map())].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([n, v]) => `${n} ${v.priority} ${v.section}\n`);
+    await writeFile(override, lines.join(''));
+    const scan = await execa('dpkg-scanpackages', ['--multiversion', '.', override], { cwd: tmp, reject: false, env: { LC_ALL: 'C' } }).finally(() =>
+      rm(override, { force: true }),
+    );
     if (scan.exitCode !== 0) throw new Error(`dpkg-scanpackages failed: ${scan.stderr.trim()}`);
     const packages = Buffer.from(scan.stdout.endsWith('\n') ? scan.stdout : `${scan.stdout}\n`);
     const indexes = [

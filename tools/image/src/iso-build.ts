@@ -428,10 +428,11 @@ async function build(assembly: Assembly, o: IsoBuildOptions): Promise<IsoBuildRe
         });
     // what the package set resolves to where the packages come from now (the saved repository of a rebuild)
     const resolveFrom = saved ? { name: 'saved-repo.list', content: `deb [trusted=yes] file:${join(saved.dir, 'image')} ./\n` } : sources;
+    const resolveState = join(o.cacheDir, 'apt-resolve', createHash('sha256').update(resolveFrom.content).digest('hex').slice(0, 16));
     const resolved = await resolvePackages({
       sources: resolveFrom,
       packages: plan.packages,
-      stateDir: join(o.cacheDir, 'apt-resolve', createHash('sha256').update(resolveFrom.content).digest('hex').slice(0, 16)),
+      stateDir: resolveState,
     }).catch((e: unknown) => {
       throw e instanceof ResolveError ? new IsoBuildError(e.message) : e;
     });
@@ -560,7 +561,15 @@ async function build(assembly: Assembly, o: IsoBuildOptions): Promise<IsoBuildRe
     await writeFile(join(o.outDir, SBOM_NAME), sbom);
     if (o.saveRepo) {
       const imageDebs = manifest.packages.map((p) => join(base.dir, 'debs', canonicalDebName(p.name, p.version, p.arch)));
-      const bytes = await saveRepo({ dir: resolve(o.saveRepo), imageDebs, toolDebs: toolDebs!.files, manifestPath, sourceDateEpoch: sde, suite: plan.suite });
+      const bytes = await saveRepo({
+        dir: resolve(o.saveRepo),
+        imageDebs,
+        toolDebs: toolDebs!.files,
+        manifestPath,
+        sourceDateEpoch: sde,
+        suite: plan.suite,
+        archiveLists: join(resolveState, 'lists'),
+      });
       note(`saved repository: ${o.saveRepo} (${imageDebs.length} image and ${toolDebs!.files.length} build-tool packages, ${(bytes / 1e6).toFixed(1)} MB)`);
     }
     if (o.sign) {

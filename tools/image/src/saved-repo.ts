@@ -260,6 +260,32 @@ export async function debRecords(debsDir: string, pkgs: readonly PackageId[]): P
   return out;
 }
 
+/**
+ * Priority and Section of `names` in apt's index files: what the archive says
+ * (it overrides the .debs' own control fields), the first index that lists a
+ * package winning.
+ */
+export function archiveOverrides(packagesText: string, names: ReadonlySet<string>): Map<string, { priority: string; section: string }> {
+  const out = new Map<string, { priority: string; section: string }>();
+  for (const stanza of packagesText.split(/\n\s*\n/)) {
+    const field = (f: string) => new RegExp(`^${f}: *(\\S+)`, 'm').exec(stanza)?.[1];
+    const name = field('Package');
+    const priority = field('Priority');
+    const section = field('Section');
+    if (name && priority && section && names.has(name) && !out.has(name)) out.set(name, { priority, section });
+  }
+  return out;
+}
+
+/** The index files of an apt state's lists directory (any compression apt reads), as one text. */
+export async function listsText(listsDir: string): Promise<string> {
+  const files = (await readdir(listsDir)).filter((f) => /_Packages(\.\w+)?$/.test(f)).sort();
+  if (files.length === 0) throw new SavedRepoError(`${listsDir}: no apt index files (the package set was resolved elsewhere)`);
+  const r = await execa('/usr/lib/apt/apt-helper', ['cat-file', ...files.map((f) => join(listsDir, f))], { reject: false, maxBuffer: 1e9 });
+  if (r.exitCode !== 0) throw new SavedRepoError(`reading the apt indexes of ${listsDir} failed: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
 export interface SaveRepoInputs {
   readonly dir: string;
   readonly imageDebs: readonly string[];
@@ -267,6 +293,8 @@ export interface SaveRepoInputs {
   readonly manifestPath: string;
   readonly sourceDateEpoch: number;
   readonly suite: string;
+  /** The apt lists the image's package set was resolved from: the archive's Priority and Section go into the image repository's index. */
+  readonly archiveLists: string;
 }
 
 /** Write the saved repository; returns its size in bytes. */
@@ -274,7 +302,18 @@ export async function saveRepo(o: SaveRepoInputs): Promise<number> {
   await mkdir(o.dir, { recursive: true });
   // the suite's codename: mmdebstrap picks the required set from the repository whose codename is the suite's
   const common = { sourceDateEpoch: o.sourceDateEpoch, suite: o.suite, codename: o.suite };
-  await makeAptRepo({ ...common, dir: join(o.dir, 'image'), debs: o.imageDebs, label: 'leakless-image', description: 'the packages of a leakless image' });
+  // mmdebstrap's minbase of a rebuild picks the required set by the index's Priority: the archive's, not the .debs' (apt is important in its
+  // control file, required in the archive; without this a rebuild's base has no apt)
+  const names = new Set(await Promise.all(o.imageDebs.map(async (f) => (await debControl(f)).name)));
+  const overrides = archiveOverrides(await listsText(o.archiveLists), names);
+  await makeAptRepo({
+    ...common,
+    dir: join(o.dir, 'image'),
+    debs: o.imageDebs,
+    label: 'leakless-image',
+    description: 'the packages of a leakless image',
+    overrides,
+  });
   await makeAptRepo({ ...common, dir: join(o.dir, 'tools'), debs: o.toolDebs, label: 'leakless-tools', description: 'the build tools of a leakless image' });
   await copyFile(o.manifestPath, join(o.dir, MANIFEST_COPY));
   const du = await execa('du', ['-sb', o.dir]);
