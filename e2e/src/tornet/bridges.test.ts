@@ -67,9 +67,27 @@ describe.skipIf(skip)('bridges: an obfs4 bridge in the private Tor network, the 
     sut = await startSutTor({ lab: lab!, policy: p, files: filesOf(p), labDropIn: labDropIn(), clearnetResolv: `nameserver ${lab!.addresses.lanRouter}\n` });
     return sut;
   }
+  /**
+   * Stop the sut's tor and wait until the kernel has finished closing its
+   * connections. An orphaned socket whose FIN is not answered (the next test
+   * blocks the relays first) is retransmitted for minutes from the same
+   * 5-tuple, and would show up in the next test's capture as a flow to a relay.
+   * Bounded: still closing after 30 s is a failure, not a pass.
+   */
   async function stopTor() {
     await sut?.stop();
     sut = undefined;
+    const closing = async () =>
+      (
+        await run(lab!, 'sut', 'ss', ['-Htn', 'state', 'established', 'state', 'syn-sent', 'state', 'fin-wait-1', 'state', 'closing', 'state', 'last-ack'])
+      ).stdout
+        .split('\n')
+        .filter((l) => l.trim() !== '' && !/\s127\.\d+\.\d+\.\d+:\d+\s*$/.test(l));
+    const deadline = Date.now() + 30_000;
+    for (let left = await closing(); left.length > 0; left = await closing()) {
+      if (Date.now() > deadline) throw new Error(`the sut's connections did not close within 30 s:\n${left.join('\n')}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
   }
   const who = (p: Policy, name: string): Who => {
     const u = p.userByName(name);
