@@ -208,10 +208,15 @@ describe.skipIf(skip)('private Tor network: the image’s tor through the emitte
     const desktop = await lookupAs(lab!, who(policy.desktopUser.name), resolv, site(1).hostname);
     expect(desktop).toMatchObject({ exitCode: 0, addresses: [site(1).address] });
     // The sut's tor sent the lookup over a circuit and the exit answered it (REMAP SOURCE=EXIT) …
-    const ev = control!
-      .events()
-      .slice(eventsBefore)
-      .filter((e) => e.includes(site(1).hostname) || e.includes(`${site(1).address}:0`));
+    // The answer reaches the resolver before tor's asynchronous events reach the
+    // control connection: wait for the REMAP, bounded (seen missing under load).
+    const resolveEvents = () =>
+      control!
+        .events()
+        .slice(eventsBefore)
+        .filter((e) => e.includes(site(1).hostname) || e.includes(`${site(1).address}:0`));
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline && !resolveEvents().some((e) => / REMAP \d+ /.test(e)); ) await sleep(100);
+    const ev = resolveEvents();
     expect(
       ev.some((e) => / NEWRESOLVE 0 /.test(e) && e.includes('CLIENT_PROTOCOL=DNS')),
       ev.join('\n'),
