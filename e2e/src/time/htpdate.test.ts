@@ -21,8 +21,11 @@ let ca: TestCa;
 let htp: Ids;
 const timings: Record<string, number> = {};
 
+/** 9999-12-31T23:00:00Z from now (an hour short of the last date an HTTP header can name). */
+const TO_9999 = Date.UTC(9999, 11, 31, 23, 0, 0) - Date.now();
+
 // name → [certificate kind, Date offset]
-const HOSTS: Record<string, ['valid' | 'future' | 'expired' | 'otherhost', number]> = {
+const HOSTS: Record<string, ['valid' | 'future' | 'expired' | 'otherhost' | 'email-sub-future', number]> = {
   'p1a.pool.example': ['valid', HOUR],
   'p1b.pool.example': ['valid', HOUR],
   'p2a.pool.example': ['valid', HOUR + 5000],
@@ -34,6 +37,11 @@ const HOSTS: Record<string, ['valid' | 'future' | 'expired' | 'otherhost', numbe
   'notyet.pool.example': ['future', HOUR],
   'expired.pool.example': ['expired', HOUR],
   'wronghost.pool.example': ['otherhost', HOUR],
+  // the attacks: a not-yet-valid certificate from a sub-CA for e-mail only; hosts saying it is 9999
+  'www.torproject.org': ['email-sub-future', HOUR],
+  'f1.pool.example': ['valid', TO_9999],
+  'f2.pool.example': ['valid', TO_9999],
+  'f3.pool.example': ['valid', TO_9999],
 };
 
 function config(name: string, pools: string[][], edit: (c: TimeConfig) => TimeConfig = (c) => c): string {
@@ -50,18 +58,22 @@ describe.skipIf(skip)('htpdate through a SOCKS port in the lab', () => {
     t.base = { ...t.base, htp: { ...t.base.htp, caFile: t.file('ca.pem', ca.certPem) } };
 
     const now = Date.now();
+    // a real CA of the lab's root, allowed to sign certificates, but for e-mail only
+    const emailOnly = ca.intermediate('e-mail only sub-CA', { extendedKeyUsage: 'emailProtection' });
     const hosts = Object.entries(HOSTS).map(([name, [kind, offsetMs]], i) => {
       const validity =
-        kind === 'future'
+        kind === 'future' || kind === 'email-sub-future'
           ? { notBefore: now + 3 * DAYS, notAfter: now + 90 * DAYS }
           : kind === 'expired'
             ? { notBefore: now - 90 * DAYS, notAfter: now - DAYS }
             : { notBefore: now - DAYS, notAfter: now + 90 * DAYS };
-      const cert = ca.issue({ dns: [kind === 'otherhost' ? 'elsewhere.example' : name], ...validity });
+      const issuer = kind === 'email-sub-future' ? emailOnly : ca;
+      const cert = issuer.issue({ dns: [kind === 'otherhost' ? 'elsewhere.example' : name], ...validity });
       return {
         name,
         address: poolAddress(i),
-        certFile: t.file(`${name}.pem`, cert.certPem),
+        // the server sends its chain: leaf, then the sub-CA
+        certFile: t.file(`${name}.pem`, cert.certPem + (issuer === ca ? '' : emailOnly.certPem)),
         keyFile: t.file(`${name}.key`, cert.keyPem, 0o600),
         offsetMs,
       };
@@ -157,6 +169,47 @@ describe.skipIf(skip)('htpdate through a SOCKS port in the lab', () => {
     expect(r.stderr).toMatch(/not-yet-valid/);
   });
 
+  describe('attack: a not-yet-valid certificate for www.torproject.org from a sub-CA for e-mail only (a malicious exit or a mis-issuing CA)', () => {
+    const pools = [['www.torproject.org'], ['p1a.pool.example'], ['p2a.pool.example']];
+    type Fetched = { pools: { ok: boolean; offsetMs?: number; failures: { error: string }[] }[] };
+    it('refused: the pool fails with the sub-CA’s usage named, nothing else is believed', async () => {
+      const r = await t.run(tool(), ['fetch', '--config', config('email-ca', pools)], { as: htp });
+      expect(r.exitCode, r.stderr).toBe(0);
+      const got = JSON.parse(r.stdout) as Fetched;
+      expect(got.pools[0]).toMatchObject({ ok: false });
+      expect(got.pools[0]!.failures[0]!.error).toMatch(/may not vouch for TLS servers \(extended key usage\).*e-mail only sub-CA/);
+      expect(got.pools.slice(1).every((p) => p.ok)).toBe(true); // control: the other pools answer through the same SOCKS port
+    });
+    it('anti-test: htpdate as shipped before takes its Date', async () => {
+      const r = await t.run(t.oldTool('htpdate'), ['fetch', '--config', t.oldConf('email-ca-old', { ...t.base, htp: { ...t.base.htp, pools } })], { as: htp });
+      expect(r.exitCode, r.stderr).toBe(0);
+      const got = JSON.parse(r.stdout) as Fetched;
+      expect(got.pools[0]).toMatchObject({ ok: true });
+      expect(Math.abs(got.pools[0]!.offsetMs! - HOUR)).toBeLessThan(5000);
+    });
+  });
+
+  describe('attack: every pool says it is 9999 (tor would never bootstrap again)', () => {
+    const pools = [['f1.pool.example'], ['f2.pool.example'], ['f3.pool.example']];
+    it('refused: each such host is a failed host, exit 10, the clock setter is never called', async () => {
+      const before = t.clockCalls().length;
+      const r = await t.run(tool(), ['sync', '--config', config('far-future', pools)]);
+      expect(r.exitCode, r.stderr).toBe(EXIT['pool-failed']);
+      expect(r.stderr).toMatch(/after the latest time this release accepts/);
+      expect(t.clockCalls().length).toBe(before);
+    });
+    it('anti-test: htpdate as shipped before sets the clock to 9999', async () => {
+      const before = t.clockCalls().length;
+      const old = t.oldConf('far-future-old', {
+        ...t.base,
+        htp: { ...t.base.htp, pools, doneFile: `${t.dir}/ff-old.done`, successFile: `${t.dir}/ff-old.success` },
+      });
+      const r = await t.run(t.oldTool('htpdate'), ['sync', '--config', old]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(t.clockCalls().slice(before)).toEqual([expect.stringMatching(/^--keep-tor 9999-12-31T2\d:\d\d:\d\d\+00:00$/)]);
+    });
+  });
+
   it('fetch refuses to run as root', async () => {
     const r = await t.run(tool(), ['fetch', '--config', config('root', [['z1.pool.example']])]);
     expect(r.exitCode).toBe(EXIT['invalid-config']);
@@ -169,13 +222,14 @@ describe.skipIf(skip)('htpdate through a SOCKS port in the lab', () => {
     expect(pools.every((p) => !p.ok && /ECONNREFUSED|EPERM/.test(p.failures[0]!.error))).toBe(true);
   });
 
-  describe('waiting for the bootstrap over the ControlPort', () => {
-    it('a real tor that cannot bootstrap (DisableNetwork): cookie auth works, exit 11 at the deadline', async () => {
+  describe('waiting for the bootstrap over tor’s control socket', () => {
+    it('a real tor (as the tor user) that cannot bootstrap (DisableNetwork): SAFECOOKIE works, exit 11 at the deadline', async () => {
+      const tor = t.policy.torUser;
       const data = `${t.dir}/tor-data`;
-      await t.run('install', ['-d', '-m', '0700', data]);
+      await t.run('install', ['-d', '-m', '0700', '-o', String(tor.uid), '-g', String(tor.gid), data]);
       const torrc = t.file('torrc', '');
       const ctl = t.base.torControl;
-      const tor = await startServer(
+      const real = await startServer(
         t.lab,
         'sut',
         [
@@ -187,28 +241,33 @@ describe.skipIf(skip)('htpdate through a SOCKS port in the lab', () => {
           data,
           '--SocksPort',
           '0',
-          '--ControlPort',
-          `${ctl.address}:${ctl.port}`,
+          '--ControlSocket',
+          `${ctl.socket} GroupWritable RelaxDirModeCheck`,
           '--CookieAuthentication',
+          '1',
+          '--CookieAuthFile',
+          ctl.cookie,
+          '--CookieAuthFileGroupReadable',
           '1',
           '--DisableNetwork',
           '1',
           '--Log',
           'notice stdout',
         ],
-        { ready: /Opened Control listener connection \(ready\)/, readyTimeoutMs: 15_000 },
+        { as: { uid: tor.uid, gid: tor.gid }, ready: /Opened Control listener connection \(ready\)/, readyTimeoutMs: 15_000 },
       );
       try {
         const r = await t.run(tool(), ['wait-bootstrap', '--config', config('wait', [['z1.pool.example']]), '--timeout', '3']);
         expect(r.exitCode, r.stderr).toBe(EXIT['tor-not-bootstrapped']);
         expect(r.stderr).toMatch(/tor bootstrap at \d+ %/); // authenticated and read the phase
       } finally {
-        await tor.stop();
+        await real.stop();
       }
     });
     it('exit 0 once tor reports 100 %', async () => {
       const ctl = t.base.torControl;
-      const control = await t.startServer('sut', SERVERS.fakeControl, [ctl.address, String(ctl.port), '1500']);
+      const tor = t.policy.torUser;
+      const control = await t.startServer('sut', SERVERS.fakeControl, [ctl.socket, ctl.cookie, '1500'], { uid: tor.uid, gid: tor.gid });
       try {
         const r = await t.run(tool(), ['wait-bootstrap', '--config', config('wait2', [['z1.pool.example']]), '--timeout', '20']);
         expect(r.exitCode, r.stderr).toBe(0);

@@ -68,10 +68,11 @@ describe.skipIf(skip)('pre-Tor time check in the lab', () => {
             'no-date.example': HTTP['no-date'],
             'bad-date.example': HTTP['bad-date'],
             'past.example': HTTP.past,
+            'future.example': HTTP.future,
             'closed.example': HTTP.closed,
           },
         },
-        http: (['online', 'redirect', 'portal-body', 'silent', 'no-date', 'bad-date', 'past'] as const).map((mode) => ({
+        http: (['online', 'redirect', 'portal-body', 'silent', 'no-date', 'bad-date', 'past', 'future'] as const).map((mode) => ({
           address: HTTP[mode],
           port: 80,
           mode,
@@ -141,6 +142,23 @@ describe.skipIf(skip)('pre-Tor time check in the lab', () => {
     expect(r.exitCode, r.stderr).toBe(EXIT[outcome]);
     expect(r.stderr).toContain(outcome);
     expect(t.clockCalls().length).toBe(before);
+  });
+
+  describe('attack: the answer says "Date: Fri, 31 Dec 9999" (from the LAN or the path)', () => {
+    const url = 'http://future.example/static/hotspot.txt';
+    it('refused: exit 13, the clock setter is never called', async () => {
+      const before = t.clockCalls().length;
+      const r = await sync(config('future', withUrl(url)));
+      expect(r.exitCode, r.stderr).toBe(EXIT['date-in-future']);
+      expect(r.stderr).toMatch(/after the latest time this release accepts \(2030-11-22T06:00:00\+00:00\)/);
+      expect(t.clockCalls().length).toBe(before);
+    });
+    it('anti-test: the pre-Tor check as shipped before sets the clock to 9999', async () => {
+      const before = t.clockCalls().length;
+      const r = await t.run(t.oldTool('pretor-time'), ['sync', '--config', t.oldConf('future-old', withUrl(url)(t.base))], { resolv, timeout: 60_000 });
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(t.clockCalls().slice(before)).toEqual(['9999-12-31T23:59:59+00:00']);
+    });
   });
 
   it('the Tails codes: missing 2, malformed 3, http failure 4, portal 5, past 6, timeout 7; bad configuration 8', () => {

@@ -46,6 +46,7 @@ describe.skipIf(skip)('set-clock (the root clock-setting helper)', () => {
     [['--keep-tor']],
     [['2030-01-01T00:00:00+00:00\n']],
     [['2020-01-01T00:00:00+00:00']], // before the release
+    [['9999-12-31T23:59:59+00:00']], // after the release's ceiling (time.maxYearsAfterRelease)
   ])('refuses %j with exit 8', async (args) => {
     const r = await inUserns(args);
     expect(r.exitCode, String(r.stderr)).toBe(EXIT['invalid-config']);

@@ -2,7 +2,9 @@
 // tools and time.conf in the lab's directory, a recording clock setter (the
 // host clock is never touched), the emitted firewall loaded in the sut, and
 // the servers the tools talk to on documentation addresses in the lab's
-// Internet. Both the pre-Tor check and htpdate suites start from here.
+// Internet, and a run directory for tor's control socket made like Debian's
+// /run/tor (only the tor user writes it). The pre-Tor check, htpdate and the
+// time attacks of the adversary suite all start from here.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +13,8 @@ import * as htpdate from '@leakless/htpdate';
 import { CONFIG_FILE, confLines, parseTimeConf, type TimeConfig, TOOL_PATHS } from '@leakless/htpdate';
 import { type Policy, readPolicyFile } from '@leakless/policy';
 import { addInternetHosts, buildLab, type Ids, type Lab, labFile, type Proc, type Ran, run, startServer, teardownLab } from '../lab/index.js';
+import { oldConf, oldTool } from './before-hardening.js';
+import { makeTorRun, type TorRun } from './tor-run.js';
 
 /** The DNS server the pre-Tor check's resolv.conf names. */
 export const DNS = '203.0.113.153';
@@ -24,6 +28,7 @@ export const HTTP = {
   'bad-date': '198.51.100.115',
   past: '198.51.100.116',
   closed: '198.51.100.117',
+  future: '198.51.100.118',
 } as const;
 const POOL_HOSTS = 30;
 /** Addresses for htpdate's pool hosts. */
@@ -45,11 +50,21 @@ export interface TimeLab {
   readonly policy: Policy;
   /** The lab's directory (tools, configs, certificates, server logs). */
   readonly dir: string;
-  /** The emitted time.conf with the recording clock setter; a suite may replace parts (its CA). */
+  /** The emitted time.conf with the recording clock setter and the lab's tor run directory; a suite may replace parts (its CA). */
   base: TimeConfig;
+  /**
+   * The lab's stand-in for /run/tor: a directory under /run (root's, 0755)
+   * owned by the tor user, 02755, as Debian's tor@default makes it; nothing
+   * listens there until a suite starts tor or a stand-in as the tor user.
+   */
+  readonly torRun: string;
   /** Why the emitted firewall ruleset could not be loaded in the sut, or undefined. */
   readonly rulesetLoaded: string | undefined;
   tool(name: keyof typeof TOOL_PATHS): string;
+  /** The same tool as shipped before its hardening (the planted weakness of the time attacks). */
+  oldTool(name: 'htpdate' | 'pretor-time'): string;
+  /** A time.conf the old tools read (their keys only), from `c`. */
+  oldConf(name: string, c: TimeConfig): string;
   /** Every call the clock setter got, oldest first. */
   clockCalls(): string[];
   file(name: string, content: string | Buffer, mode?: number): string;
@@ -72,6 +87,7 @@ export async function startTimeLab(): Promise<TimeLab> {
   if (!r.ok) throw new Error('default policy invalid');
   const policy = r.policy;
   const lab = await buildLab(policy);
+  let torRun: TorRun | undefined;
   try {
     await addInternetHosts(lab, [...Object.values(HTTP), DNS, ...Array.from({ length: POOL_HOSTS }, (_, i) => poolAddress(i))]);
     const e = htpdate.emit(policy);
@@ -96,13 +112,18 @@ export async function startTimeLab(): Promise<TimeLab> {
       const l = await loadRuleset();
       if (l.exitCode !== 0) rulesetLoaded = `nft -f failed: ${l.stderr.trim()}`;
     }
+    torRun = makeTorRun(policy);
+    const emitted = parseTimeConf(e.files.find((f) => f.path === CONFIG_FILE)!.content);
     const t: TimeLab = {
       lab,
       policy,
       dir: lab.dir,
-      base: { ...parseTimeConf(e.files.find((f) => f.path === CONFIG_FILE)!.content), setClock },
+      torRun: torRun.dir,
+      base: { ...emitted, setClock, torControl: { ...emitted.torControl, socket: torRun.socket, cookie: torRun.cookie } },
       rulesetLoaded,
       tool: (name) => `${lab.dir}/bin/${name}`,
+      oldTool: (name) => labFile(lab, `old-bin/${name}`, oldTool(name), 0o755),
+      oldConf: (name, c) => labFile(lab, `${name}.old.conf`, oldConf(c, policy.controlPort)),
       clockCalls: () => (existsSync(calls) ? readFileSync(calls, 'utf8').trim().split('\n').filter(Boolean) : []),
       file: (name, content, mode = 0o644) => labFile(lab, name, content, mode),
       conf: (name, c) =>
@@ -121,10 +142,14 @@ export async function startTimeLab(): Promise<TimeLab> {
       loadRuleset,
       startServer: (where, server, args, as) =>
         startServer(lab, where, { helper: server, args }, { ...(as ? { as } : {}), ready: /^ready$/, readyTimeoutMs: 15_000 }),
-      teardown: () => teardownLab(lab),
+      teardown: async () => {
+        torRun?.remove();
+        await teardownLab(lab);
+      },
     };
     return t;
   } catch (e) {
+    torRun?.remove();
     await teardownLab(lab);
     throw e;
   }

@@ -94,7 +94,12 @@ export async function startSutTor(opts: SutTorOptions): Promise<SutTor> {
   // tor reports a refused configuration on stdout, before its log file is open.
   const stdout: string[] = [];
   // The emitted /etc/tor and the unit's bind, in a private mount namespace (the host's /etc is never touched), then the tor uid.
-  const proc = await startServer(lab, 'sut', ['tor', '--defaults-torrc', defaults, '-f', '/etc/tor/torrc', '--RunAsDaemon', '0'], {
+  // The emitted torrc puts the control socket and cookie in /run/tor, which Debian's tor@default
+  // makes for the tor user before tor starts (docs/threat-model.md#controlport); the lab makes no
+  // such directory on the host, so the command line moves both into the run's data directory,
+  // as labDefaults does for Debian's defaults file (a command-line value replaces the torrc's).
+  const runDir = ['--ControlSocket', `${data}/control GroupWritable RelaxDirModeCheck`, '--CookieAuthFile', `${data}/control.authcookie`];
+  const proc = await startServer(lab, 'sut', ['tor', '--defaults-torrc', defaults, '-f', '/etc/tor/torrc', '--RunAsDaemon', '0', ...runDir], {
     label: 'the sut’s tor',
     as: { uid: t.uid, gid: t.gid },
     // Debian's tor@default has NoNewPrivileges=yes: tor and the pluggable transport it starts run under it here too.

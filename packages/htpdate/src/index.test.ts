@@ -63,7 +63,10 @@ describe('emit', () => {
       timeoutSeconds: 30,
     });
     expect(c.htp.pools).toEqual(t.htpdate.pools);
-    expect(c.torControl).toEqual({ address: '127.0.0.1', port: 9052 });
+    expect(c.htp.bootstrapTimeoutSeconds).toBe(600);
+    expect(c.torControl).toEqual({ socket: '/run/tor/control', cookie: '/run/tor/control.authcookie', torUid: policy.torUser.uid });
+    // five years of 365.25 days after the release: 2030-11-22T06:00:00Z
+    expect(c.releaseCeiling).toBe(policy.sourceDateEpoch + 5 * 31_557_600);
   });
   it('follows a changed policy (SocksPort, users, URL, release)', async () => {
     const p = policyWith((d) => {
@@ -71,12 +74,19 @@ describe('emit', () => {
       d.users.find((u: { name: string }) => u.name === 'htp').uid = 216;
       d.time.preTorCheck.url = 'http://connectivity-check.example:8080/hotspot';
       d.release.sourceDateEpoch = 1800000000;
+      d.time.maxYearsAfterRelease = 2;
+      d.time.htpdate.bootstrapTimeoutSeconds = 120;
     });
     const c = parseTimeConf(htpdate.emit(p).files.find((f) => f.path === CONFIG_FILE)!.content);
     expect(c.htp.socks.port).toBe(9162);
     expect(c.htp.uid).toBe(216);
     expect(c.pretor!.url).toEqual({ host: 'connectivity-check.example', port: 8080, path: '/hotspot' });
     expect(c.releaseFloor).toBe(1800000000);
+    expect(c.releaseCeiling).toBe(1800000000 + 2 * 31_557_600);
+    expect(c.htp.bootstrapTimeoutSeconds).toBe(120);
+    const h = parseUnit(htpdate.emit(p).files.find((f) => f.path.endsWith('leakless-htpdate.service'))!.content);
+    // 120 s bootstrap + 14 hosts × 30 s + 30 s fetch slack + 120 s set-clock + 30 s margin
+    expect(unitValues(h, 'Service', 'TimeoutStartSec')).toEqual([String(120 + 14 * 30 + 30 + 120 + 30)]);
   });
   it('without consent ships no pre-Tor tool, unit or settings', () => {
     const e = htpdate.emit(disabled);
@@ -95,7 +105,7 @@ describe('emit', () => {
       if (/^[a-z-]+=/.test(l)) expect(lines[i - 1]).toMatch(/^# \S/);
     });
   });
-  it('units: htpdate after tor, waiting for the bootstrap, with tor’s group for the cookie', () => {
+  it('units: htpdate after tor, waiting for the bootstrap, with tor’s group for the control socket and cookie; every wait bounded', () => {
     const e = htpdate.emit(policy);
     const h = parseUnit(e.files.find((f) => f.path.endsWith('leakless-htpdate.service'))!.content);
     expect(unitWords(h, 'Unit', 'After')).toEqual(['tor@default.service', 'leakless-pretor-time.service']);
@@ -105,7 +115,10 @@ describe('emit', () => {
     const pre = parseUnit(e.files.find((f) => f.path.endsWith('leakless-pretor-time.service'))!.content);
     expect(unitWords(pre, 'Unit', 'Before')).toContain('tor@default.service');
     expect(unitValues(pre, 'Service', 'ExecStart')).toEqual([`${TOOL_PATHS['pretor-time']} sync`]);
-    expect(unitValues(pre, 'Service', 'TimeoutStartSec')).toEqual(['70']);
+    // 10 s request + 5 s child + 120 s set-clock + 30 s margin
+    expect(unitValues(pre, 'Service', 'TimeoutStartSec')).toEqual(['165']);
+    // 600 s bootstrap + 14 × 30 s + 30 + 120 + 30: never "infinity" (a tor that never bootstraps held the unit forever)
+    expect(unitValues(h, 'Service', 'TimeoutStartSec')).toEqual(['1200']);
   });
 });
 
@@ -114,7 +127,7 @@ describe('static assertions', () => {
     for (const p of [policy, disabled]) {
       const r = await results(p);
       expect(r.filter((x) => !x.ok)).toEqual([]);
-      expect(r.length).toBe(6);
+      expect(r.length).toBe(7);
     }
   });
   const failing = async (p: Policy, path: string, f: (s: string | undefined) => string | undefined) =>
@@ -132,6 +145,13 @@ describe('static assertions', () => {
     expect(await failing(policy, unit, (s) => s!.replace(/^ExecStartPre=.*$/m, ''))).toEqual(['htpdate.ordering']);
     expect(await failing(policy, unit, (s) => s!.replace(/^IPAddressDeny=any$/m, ''))).toEqual(['htpdate.units-hardened']);
     expect(await failing(policy, unit, (s) => s!.replace(/^IPAddressAllow=.*$/m, 'IPAddressAllow=any'))).toEqual(['htpdate.units-hardened']);
+  });
+  it('catch a unit that may wait forever, or less than its tool needs', async () => {
+    const unit = '/usr/lib/systemd/system/leakless-htpdate.service';
+    const pre = '/usr/lib/systemd/system/leakless-pretor-time.service';
+    expect(await failing(policy, unit, (s) => s!.replace(/^TimeoutStartSec=.*$/m, 'TimeoutStartSec=infinity'))).toEqual(['htpdate.waits-bounded']);
+    expect(await failing(policy, unit, (s) => s!.replace(/^TimeoutStartSec=.*$/m, 'TimeoutStartSec=600'))).toEqual(['htpdate.waits-bounded']);
+    expect(await failing(policy, pre, (s) => s!.replace(/^TimeoutStartSec=.*$/m, ''))).toEqual(['htpdate.waits-bounded']);
   });
   it('catch a tool that is not the committed bundle', async () => {
     expect(await failing(policy, TOOL_PATHS['set-clock'], (s) => s + '\n// patched')).toEqual(['htpdate.tools-bundled']);
@@ -185,5 +205,10 @@ describe('policy rules for the time tools (bad input never produces output)', ()
   });
   it('a request timeout out of range', async () => {
     expect((await issues((d) => (d.time.htpdate.requestTimeoutSeconds = 0))).join()).toMatch(/time\.htpdate\.requestTimeoutSeconds/);
+  });
+  it('a bootstrap wait or a ceiling out of range', async () => {
+    expect((await issues((d) => (d.time.htpdate.bootstrapTimeoutSeconds = 0))).join()).toMatch(/time\.htpdate\.bootstrapTimeoutSeconds/);
+    expect((await issues((d) => (d.time.maxYearsAfterRelease = 0))).join()).toMatch(/time\.maxYearsAfterRelease/);
+    expect((await issues((d) => (d.time.maxYearsAfterRelease = 7975))).join()).toMatch(/time\.maxYearsAfterRelease/);
   });
 });

@@ -18,6 +18,7 @@ import {
   type SystemUser,
 } from '@leakless/policy';
 import { confLines, parseTimeConf, type TimeConfig } from './runtime/config.js';
+import { htpdateUnitSeconds, pretorUnitSeconds } from './runtime/limits.js';
 import { CONFIG_FILE, HTPDATE_UNIT, TOOL_PATHS, UNIT_DIR, clauseOf, timeConfigOf } from './settings.js';
 import { SHEBANG, bundleFile } from './bundle.js';
 
@@ -58,7 +59,22 @@ const renderHtpdateUnit = loadTemplate<{
   tool: string;
   torGid: number;
   allowedAddresses: string;
-}>(import.meta.url, 'htpdate.service.ejs', ['user', 'socksPort', 'poolCount', 'torUnit', 'pretorUnit', 'tool', 'torGid', 'allowedAddresses']);
+  controlSocket: string;
+  bootstrapTimeout: number;
+  timeoutStartSec: number;
+}>(import.meta.url, 'htpdate.service.ejs', [
+  'user',
+  'socksPort',
+  'poolCount',
+  'torUnit',
+  'pretorUnit',
+  'tool',
+  'torGid',
+  'allowedAddresses',
+  'controlSocket',
+  'bootstrapTimeout',
+  'timeoutStartSec',
+]);
 
 export function renderTimeConf(policy: Policy, cfg: TimeConfig): string {
   let pool = 0;
@@ -101,7 +117,10 @@ function parts(policy: Policy): Parts {
         pretorUnit: pretorUnit ?? '',
         tool: TOOL_PATHS.htpdate,
         torGid: policy.torUser.gid,
-        allowedAddresses: [...new Set([cfg.htp.socks.address, cfg.torControl.address])].join(' '),
+        allowedAddresses: cfg.htp.socks.address,
+        controlSocket: cfg.torControl.socket,
+        bootstrapTimeout: cfg.htp.bootstrapTimeoutSeconds,
+        timeoutStartSec: htpdateUnitSeconds(cfg.htp),
       }),
       mode: 0o644,
       clause: 'time.htpdate',
@@ -116,7 +135,7 @@ function parts(policy: Policy): Parts {
         htpdateUnit: HTPDATE_UNIT,
         networkManager: UNITS.networkManager,
         tool: TOOL_PATHS['pretor-time'],
-        timeoutStartSec: cfg.pretor.timeoutSeconds + 60,
+        timeoutStartSec: pretorUnitSeconds(cfg.pretor),
       }),
       mode: 0o644,
       clause: 'time.preTorCheck',
@@ -171,7 +190,7 @@ function staticAssertions(p: Parts): StaticAssertion[] {
           if (unitWords(u, 'Service', 'RestrictAddressFamilies').includes('AF_INET6')) return { ok: false, detail: `${path}: allows AF_INET6` };
           if (path.endsWith(HTPDATE_UNIT)) {
             const allow = [...unitWords(u, 'Service', 'IPAddressAllow')].sort().join(' ');
-            const want = [...new Set([p.cfg.htp.socks.address, p.cfg.torControl.address])].sort().join(' ');
+            const want = p.cfg.htp.socks.address;
             if (unitValues(u, 'Service', 'IPAddressDeny').join() !== 'any' || allow !== want)
               return { ok: false, detail: `${path}: IP not limited to ${want}` };
           }
@@ -192,6 +211,29 @@ function staticAssertions(p: Parts): StaticAssertion[] {
           if (!unitWords(pre, 'Unit', 'Before').includes(policy.torUnit)) return { ok: false, detail: `${p.pretorUnit} is not Before=${policy.torUnit}` };
         }
         return { ok: true, detail: `${HTPDATE_UNIT} after ${policy.torUnit} and its bootstrap${p.pretorUnit ? `; ${p.pretorUnit} before it` : ''}` };
+      },
+    },
+    {
+      id: 'htpdate.waits-bounded',
+      statement:
+        'every time unit has a finite TimeoutStartSec above the longest run its tool allows itself (bootstrap wait, every host of the longest pool timing out, the clock setter), so a silent server or a tor that never bootstraps ends in a named failure',
+      check: ({ tree }) => {
+        let c: TimeConfig;
+        try {
+          c = parseTimeConf(tree.read(CONFIG_FILE) ?? '');
+        } catch (e) {
+          return { ok: false, detail: (e as Error).message };
+        }
+        const want = [htpdateUnitSeconds(c.htp), ...(c.pretor ? [pretorUnitSeconds(c.pretor)] : [])];
+        const got: string[] = [];
+        for (const [i, path] of unitPaths.entries()) {
+          const v = unitValues(parseUnit(tree.read(path) ?? ''), 'Service', 'TimeoutStartSec');
+          const secs = v.length === 1 && /^\d+$/.test(v[0]!) ? Number(v[0]) : undefined;
+          if (secs === undefined || secs < want[i]!)
+            return { ok: false, detail: `${path}: TimeoutStartSec=${v.join(',') || 'unset'}, needs a number ≥ ${want[i]}` };
+          got.push(`${path.slice(path.lastIndexOf('/') + 1)} ${secs} s`);
+        }
+        return { ok: true, detail: got.join(', ') };
       },
     },
     {

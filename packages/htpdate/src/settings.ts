@@ -1,6 +1,7 @@
 // The time tools' settings as data, derived from the policy once; the config
 // file, the units and the assertions are all rendered from this.
 import { PATHS, UNITS, type Policy } from '@leakless/policy';
+import { TOR_CONTROL } from '@leakless/policy/names';
 import type { TimeConfig } from './runtime/config.js';
 import { parsePlainHttpUrl } from './runtime/http.js';
 
@@ -19,6 +20,9 @@ export const TOOL_PATHS = {
   'set-clock': `${LIB_DIR}/set-clock`,
 } as const;
 
+/** A year of the ceiling: 365.25 days, so maxYearsAfterRelease years never fall short of the calendar. */
+export const YEAR_SECONDS = 31_557_600;
+
 /** The policy's time section resolved to the values the tools read (users → ids, SocksPort name → address:port). */
 export function timeConfigOf(policy: Policy): TimeConfig {
   const t = policy.document.time;
@@ -29,8 +33,9 @@ export function timeConfigOf(policy: Policy): TimeConfig {
   const preUser = pre.enabled ? policy.userByName(pre.user) : undefined;
   return {
     releaseFloor: policy.sourceDateEpoch,
+    releaseCeiling: policy.sourceDateEpoch + t.maxYearsAfterRelease * YEAR_SECONDS,
     torUnit: policy.torUnit,
-    torControl: { address: policy.controlPort.address, port: policy.controlPort.port },
+    torControl: { socket: TOR_CONTROL.socket, cookie: TOR_CONTROL.cookie, torUid: policy.torUser.uid },
     setClock: TOOL_PATHS['set-clock'],
     ...(preUser
       ? {
@@ -51,6 +56,7 @@ export function timeConfigOf(policy: Policy): TimeConfig {
       failureRatio: t.htpdate.perPoolFailureRatio,
       minOffsetSeconds: t.htpdate.minimumOffsetSeconds,
       timeoutSeconds: t.htpdate.requestTimeoutSeconds,
+      bootstrapTimeoutSeconds: t.htpdate.bootstrapTimeoutSeconds,
       caFile: CA_FILE,
       pools: t.htpdate.pools.map((p) => [...p]),
       doneFile: `${RUN_DIR}/done`,
@@ -70,8 +76,11 @@ export function clauseOf(policy: Policy, key: string): string {
   const socksIdx = policy.document.tor.socksPorts.findIndex((s) => s.name === t.htpdate.socksPort);
   const clauses: Record<string, string> = {
     'release-floor': 'release.sourceDateEpoch: no time before the release is accepted',
+    'release-ceiling': 'release.sourceDateEpoch + time.maxYearsAfterRelease years: no time after this is accepted',
     'tor-unit': "Debian's tor unit (policy view torUnit): restarted around a clock change",
-    'tor-control': 'tor.controlPort: htpdate waits there for the bootstrap',
+    'tor-control-socket': "tor's control socket (docs/threat-model.md#controlport): htpdate waits there for the bootstrap",
+    'tor-control-cookie': "tor's control cookie: read from here, never from the path a server names (SAFECOOKIE)",
+    'tor-uid': 'users[role=tor-daemon].uid: besides root, the only owner of the socket, the cookie and their directories',
     'set-clock': 'the root clock-setting helper (htpdate module)',
     'pretor-url': 'time.preTorCheck.url',
     'pretor-expected-body': 'time.preTorCheck.expectedBody',
@@ -84,6 +93,7 @@ export function clauseOf(policy: Policy, key: string): string {
     'htp-failure-ratio': 'time.htpdate.perPoolFailureRatio',
     'htp-min-offset': 'time.htpdate.minimumOffsetSeconds',
     'htp-timeout': 'time.htpdate.requestTimeoutSeconds',
+    'htp-bootstrap-timeout': 'time.htpdate.bootstrapTimeoutSeconds',
     'htp-ca-file': "Debian's ca-certificates bundle: trust anchors for the pools' HTTPS",
     'htp-pool': 'time.htpdate.pools',
     'htp-done-file': 'Tails /run/htpdate/done (a run finished)',

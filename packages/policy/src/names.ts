@@ -86,6 +86,20 @@ export const PATHS = {
 } as const;
 
 /**
+ * Where tor's control socket and cookie are at run time (tor-config writes
+ * them into the torrc, htpdate reads them from time.conf). The socket is for
+ * privileged local clients: it lives in the run directory Debian's
+ * tor@default creates for the tor user (02755, only that user may write), so
+ * no other program can listen there, tor running or not, and it admits the
+ * tor group only. Clients read the cookie from here, never from the path a
+ * server names (docs/threat-model.md#controlport).
+ */
+export const TOR_CONTROL = {
+  socket: '/run/tor/control',
+  cookie: '/run/tor/control.authcookie',
+} as const;
+
+/**
  * The files and directories (ending in /) leakless writes under /etc, each
  * because the program that reads it looks nowhere else. Everything else
  * leakless ships is a vendor file under /usr (VENDOR_LOCATIONS).

@@ -172,12 +172,30 @@ export const timeSettings = z.strictObject({
     expectedBody: safeString,
     timeoutSeconds: z.number().int().min(1).max(120),
   }),
+  maxYearsAfterRelease: z
+    .number()
+    .int()
+    .min(1)
+    .max(100)
+    .default(5)
+    .describe(
+      'the latest time any time source may set: release.sourceDateEpoch plus this many years of 365.25 days. A later Date (the pre-Tor answer, an htpdate host, the clock setter’s argument) is refused: tor cannot bootstrap with a clock far ahead, and a clock set to 9999 would never be corrected (Whonix timesanitycheck bounds the clock the same way)',
+    ),
   htpdate: z.strictObject({
     user: userName,
     socksPort: netnsName.describe('name of the SocksPort htpdate uses'),
     perPoolFailureRatio: z.number().min(0).max(1),
     minimumOffsetSeconds: z.number().min(0),
     requestTimeoutSeconds: z.number().int().min(1).max(600).default(30).describe('per-host HTTPS timeout through Tor (Tails https-get-expired: 30 s)'),
+    bootstrapTimeoutSeconds: z
+      .number()
+      .int()
+      .min(10)
+      .max(86400)
+      .default(600)
+      .describe(
+        'how long htpdate waits for tor’s bootstrap before its unit fails with a clear message (Tails waits without end; a wait without end holds the unit forever)',
+      ),
     pools: z.array(z.array(hostName).min(1, 'a pool needs at least one host')).min(1, 'must list at least one pool'),
   }),
 });

@@ -16,9 +16,10 @@ import {
   type TreeReader,
 } from '@leakless/policy';
 import { APT_PROXY_CONF, APT_SOURCES, ENVIRONMENT, TORSOCKS_CONF, aptSocksPort, aptUser, systemSocksPort } from './apps.js';
-import { TORRC, TORRC_D_GLOB, listenerValue, reachableValue, sandboxValue, transportPluginValue } from './torrc.js';
+import { TORRC, TORRC_D_GLOB, controlSocketValue, listenerValue, reachableValue, sandboxValue, transportPluginValue } from './torrc.js';
 import { pluginCheck } from './plugin.js';
 import { parseDump, runTor, type TorRun } from './verify.js';
+import { TOR_CONTROL } from '@leakless/policy/names';
 
 // Several assertions (and the cross-module checks) read tor's effective configuration of the same tree: run tor once per tree.
 const dumps = new WeakMap<TreeReader, Promise<TorRun>>();
@@ -41,7 +42,7 @@ function expectedListeners(policy: Policy): Record<string, readonly string[]> {
   return {
     SocksPort: policy.socksPorts.map(listenerValue),
     ControlPort: [listenerValue(policy.controlPort)],
-    ControlSocket: ['0'],
+    ControlSocket: [controlSocketValue()],
     DNSPort: [listenerValue(policy.dnsPort)],
     TransPort: [listenerValue(policy.transPort)],
     NATDPort: [],
@@ -59,6 +60,8 @@ function expectedSettings(policy: Policy): Record<string, readonly string[]> {
     VirtualAddrNetworkIPv4: [policy.automapRange],
     AutomapHostsOnResolve: ['1'],
     CookieAuthentication: ['1'],
+    CookieAuthFile: [TOR_CONTROL.cookie],
+    CookieAuthFileGroupReadable: ['1'],
     Sandbox: [sandboxValue(policy)],
     // Without bridges, a stray "UseBridges 1" alone fails closed (no first hop); crosscheck compares it both ways.
     ...(policy.torBridges ? { UseBridges: ['1'] } : {}),
@@ -164,7 +167,7 @@ export function staticAssertions(policy: Policy): StaticAssertion[] {
     {
       id: 'tor.effective-config',
       statement:
-        "tor's effective configuration (Debian defaults + torrc + drop-ins) has exactly the policy's listeners (no unix ControlSocket or SocksPort left from Debian's defaults), automap range, Sandbox, AvoidDiskWrites, cookie auth and reachable ports",
+        "tor's effective configuration (Debian defaults + torrc + drop-ins) has exactly the policy's listeners and the one control socket of privileged clients (no unix SocksPort left from Debian's defaults), automap range, Sandbox, AvoidDiskWrites, cookie auth with the cookie where clients read it, and reachable ports",
       tools: ['tor', 'sh'],
       async check({ tree, run }) {
         const r = await dumpOf(tree, run);

@@ -25,6 +25,7 @@ export {
   TORRC_D,
   TORRC_D_GLOB,
   NO_ISOLATION,
+  controlSocketValue,
   isolationFlags,
   listenerValue,
   reachableValue,

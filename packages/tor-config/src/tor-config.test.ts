@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSync, mkdirSync, chownSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSync, mkdirSync, chownSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -15,6 +15,7 @@ import {
   type StaticContext,
   type ToolRunner,
 } from '@leakless/policy';
+import { TOR_CONTROL } from '@leakless/policy/names';
 import { evaluateRuntime, type Exec } from '@leakless/selftest';
 import { defaultPolicy, defaultPolicyInput, policyWith } from '@leakless/policy/testing';
 import { needRoot, needTool, skipUnless } from '@leakless/testing';
@@ -27,6 +28,7 @@ import {
   ENVIRONMENT,
   TORSOCKS_CONF,
   NO_ISOLATION,
+  controlSocketValue,
   unitDropInDir,
   UNIT_DROPIN_NAME,
   effectiveConfigProblems,
@@ -235,27 +237,34 @@ describe('tor-config emit', () => {
     expect((await a.check(ctxFor(emit(aptDns).files, aptDns, noTools))).detail).toMatch(/_apt is a DNSPort client/);
   });
 
-  it('compares tor’s effective config with the policy (unit: a dump with Debian’s unix sockets left in)', () => {
-    const dump = parseDump(
-      [
-        ...policy.socksPorts.map((s) => `SocksPort ${s.address}:${s.port} ${(s.isolation.length ? s.isolation : NO_ISOLATION).join(' ')}`),
-        'SocksPort unix:/run/tor/socks WorldWritable',
-        'ControlPort 127.0.0.1:9052',
-        'ControlSocket /run/tor/control GroupWritable RelaxDirModeCheck',
-        'DNSPort 127.0.0.1:5353',
-        'TransPort 127.0.0.1:9040',
-        'VirtualAddrNetworkIPv4 127.192.0.0/10',
-        'AutomapHostsOnResolve 1',
-        'CookieAuthentication 1',
-        'Sandbox 1',
-        'AvoidDiskWrites 1',
-        'ClientUseIPv6 0',
-        'NATDPort',
-      ].join('\n'),
-    );
-    expect(effectiveConfigProblems(dump, policy)).toEqual([
+  it('compares tor’s effective config with the policy (unit: a dump with Debian’s unix SocksPort left in, a second control socket)', () => {
+    const dump = (control: string[], cookie: string) =>
+      parseDump(
+        [
+          ...policy.socksPorts.map((s) => `SocksPort ${s.address}:${s.port} ${(s.isolation.length ? s.isolation : NO_ISOLATION).join(' ')}`),
+          'SocksPort unix:/run/tor/socks WorldWritable',
+          'ControlPort 127.0.0.1:9052',
+          ...control.map((c) => `ControlSocket ${c}`),
+          'DNSPort 127.0.0.1:5353',
+          'TransPort 127.0.0.1:9040',
+          'VirtualAddrNetworkIPv4 127.192.0.0/10',
+          'AutomapHostsOnResolve 1',
+          'CookieAuthentication 1',
+          `CookieAuthFile ${cookie}`,
+          'CookieAuthFileGroupReadable 1',
+          'Sandbox 1',
+          'AvoidDiskWrites 1',
+          'ClientUseIPv6 0',
+          'NATDPort',
+        ].join('\n'),
+      );
+    expect(effectiveConfigProblems(dump([controlSocketValue()], TOR_CONTROL.cookie), policy)).toEqual([
       expect.stringMatching(/^SocksPort: tor has .*unix:\/run\/tor\/socks/),
-      expect.stringMatching(/^ControlSocket: tor has \[\/run\/tor\/control/),
+    ]);
+    expect(effectiveConfigProblems(dump([controlSocketValue(), '/tmp/ctl WorldWritable'], '/tmp/cookie'), policy)).toEqual([
+      expect.stringMatching(/^SocksPort: tor has .*unix:\/run\/tor\/socks/),
+      expect.stringMatching(/^ControlSocket: tor has \[.*\/tmp\/ctl WorldWritable/),
+      expect.stringMatching(/^CookieAuthFile: tor has \[\/tmp\/cookie\]/),
     ]);
   });
 });
@@ -282,9 +291,9 @@ describe.skipIf(skipTor)('tor-config static assertions with the real tor', () =>
     const widened = [...out.files, { path: `${TORRC_D}/50-local.conf`, content: 'SocksPort 0.0.0.0:9999\n', mode: 0o644, clause: 'test' }];
     expect(await verify.check(ctxFor(widened))).toMatchObject({ ok: true });
     expect(await eff.check(ctxFor(widened))).toMatchObject({ ok: false, detail: expect.stringMatching(/SocksPort/) });
-    // Without "ControlSocket 0", Debian's defaults file opens /run/tor/control.
-    const noCs = edit(out.files, TORRC, (f) => ({ ...f, content: f.content.replace('\nControlSocket 0\n', '\n') }));
-    expect(await eff.check(ctxFor(noCs))).toMatchObject({ ok: false, detail: expect.stringMatching(/ControlSocket: tor has \[\/run\/tor\/control/) });
+    // A drop-in that opens a second, world-writable control socket.
+    const secondCs = [...out.files, { path: `${TORRC_D}/50-local.conf`, content: 'ControlSocket /tmp/ctl WorldWritable\n', mode: 0o644, clause: 'test' }];
+    expect(await eff.check(ctxFor(secondCs))).toMatchObject({ ok: false, detail: expect.stringMatching(/ControlSocket: tor has .*\/tmp\/ctl/) });
     // Two %include lines cannot be relocated unambiguously.
     const twice = edit(out.files, TORRC, (f) => ({ ...f, content: f.content + `%include ${TORRC_D}/*.conf\n` }));
     expect(await verify.check(ctxFor(twice))).toMatchObject({ ok: false, detail: expect.stringMatching(/exactly one %include/) });
@@ -318,13 +327,17 @@ describe.skipIf(skipRuntime)('tor-config runtime assertions against a real tor i
     }
     // Test-only drop-in: state in the temp dir (Debian's defaults file would use /var/lib/tor). The
     // namespace has no route, so tor's attempts to reach the public authorities fail inside it.
-    writeFileSync(
-      join(etc, 'torrc.d', '99-test.conf'),
-      `DataDirectory ${data}\nCookieAuthFile ${data}/control.authcookie\nLog notice file ${data}/notice.log\n`,
-    );
+    writeFileSync(join(etc, 'torrc.d', '99-test.conf'), `DataDirectory ${data}\nLog notice file ${data}/notice.log\n`);
     const t = policy.torUser;
     chownSync(data, t.uid, t.gid);
     chmodSync(dir, 0o755);
+    // /run inside tor's mount namespace: tor's run directory as Debian's tor@default makes it
+    // (install -m 02755 -o debian-tor -d /run/tor), where the control socket and cookie go.
+    const run = join(dir, 'run');
+    mkdirSync(join(run, 'tor'), { recursive: true });
+    chownSync(join(run, 'tor'), t.uid, t.gid);
+    chmodSync(join(run, 'tor'), 0o2755);
+    runDir = run;
     let tor: ReturnType<typeof execa> | undefined;
     await execa('ip', ['netns', 'add', ns]);
     try {
@@ -335,8 +348,8 @@ describe.skipIf(skipRuntime)('tor-config runtime assertions against a real tor i
         await execa('ip', ['-n', ns, 'addr', 'add', `${n.hostAddress}/${n.prefix}`, 'dev', n.hostVeth]);
         await execa('ip', ['-n', ns, 'link', 'set', n.hostVeth, 'up']);
       }
-      const script = `mount --bind "$1" /etc/tor && exec setpriv --reuid=${t.uid} --regid=${t.gid} --clear-groups tor --defaults-torrc /dev/null -f /etc/tor/torrc`;
-      tor = execa('ip', ['netns', 'exec', ns, 'unshare', '-m', '--propagation', 'private', 'sh', '-c', script, 'sh', etc], { reject: false });
+      const script = `mount --bind "$1" /etc/tor && mount --bind "$2" /run && exec setpriv --reuid=${t.uid} --regid=${t.gid} --clear-groups tor --defaults-torrc /dev/null -f /etc/tor/torrc`;
+      tor = execa('ip', ['netns', 'exec', ns, 'unshare', '-m', '--propagation', 'private', 'sh', '-c', script, 'sh', etc, run], { reject: false });
       const deadline = Date.now() + 20_000;
       for (;;) {
         const ss = await execa('ip', ['netns', 'exec', ns, 'ss', '-H', '-ltn'], { reject: false });
@@ -365,6 +378,7 @@ describe.skipIf(skipRuntime)('tor-config runtime assertions against a real tor i
     }
   };
   const listening = out.runtimeAssertions.filter((a) => a.check.kind === 'listening');
+  let runDir = '';
 
   it('tor listens on exactly the policy’s ports, as the tor user', async () => {
     expect(listening).toHaveLength(policy.torListeners.length);
@@ -376,6 +390,18 @@ describe.skipIf(skipRuntime)('tor-config runtime assertions against a real tor i
       // nothing else (no ORPort, no unix sockets count here) and every socket owned by the tor uid
       expect(lines).toHaveLength(policy.torListeners.length);
       for (const l of lines) expect(l).toContain(`uid:${policy.torUser.uid}`);
+    });
+  });
+
+  it('the control socket and cookie are the tor user’s, for its group only (what htpdate checks before it connects)', async () => {
+    await withTor(out.files, async () => {
+      const t = policy.torUser;
+      const sock = statSync(join(runDir, TOR_CONTROL.socket.slice('/run/'.length)));
+      const cookie = statSync(join(runDir, TOR_CONTROL.cookie.slice('/run/'.length)));
+      expect(sock.isSocket()).toBe(true);
+      expect([sock.uid, sock.gid, (sock.mode & 0o777).toString(8)]).toEqual([t.uid, t.gid, '660']);
+      expect(cookie.isFile() && cookie.size === 32).toBe(true);
+      expect([cookie.uid, cookie.gid, (cookie.mode & 0o777).toString(8)]).toEqual([t.uid, t.gid, '640']);
     });
   });
 

@@ -3,6 +3,7 @@
 // and the static assertions compare tor's own parse of the rendered file with
 // the same model, so the two cannot drift apart.
 import type { Policy, TorListener } from '@leakless/policy';
+import { TOR_CONTROL } from '@leakless/policy/names';
 
 /** Debian's tor@default runs `tor --defaults-torrc <DEBIAN_DEFAULTS_TORRC> -f <TORRC>`. */
 export const TORRC = '/etc/tor/torrc';
@@ -36,6 +37,13 @@ export function isolationFlags(l: TorListener): readonly string[] {
   return l.isolation.length ? l.isolation : NO_ISOLATION;
 }
 
+const CONTROL_SOCKET_CLAUSE = 'docs/threat-model.md#controlport';
+
+/** tor's unix control socket, as Debian's defaults file spells it (flags kept so the group may connect). */
+export function controlSocketValue(): string {
+  return `${TOR_CONTROL.socket} GroupWritable RelaxDirModeCheck`;
+}
+
 export function listenerValue(l: TorListener): string {
   const base = `${l.address}:${l.port}`;
   return l.kind === 'socks' ? [base, ...isolationFlags(l)].join(' ') : base;
@@ -62,9 +70,21 @@ export function torrcSections(policy: Policy): TorrcSection[] {
     { option: 'CookieAuthentication', value: '1', why: 'a client must also read the cookie file, not only reach the port', clause: c.clause },
     {
       option: 'ControlSocket',
-      value: '0',
-      why: "Debian's tor-service-defaults-torrc opens a unix ControlSocket that no firewall rule can filter; the policy declares none",
-      clause: c.clause,
+      value: controlSocketValue(),
+      why: "privileged local clients (htpdate) use this socket, not the port: only the tor user can write its directory (Debian's tor@default makes it), so nothing else can listen there while tor is down, and only the tor group may connect; RelaxDirModeCheck because that directory is world-readable",
+      clause: CONTROL_SOCKET_CLAUSE,
+    },
+    {
+      option: 'CookieAuthFile',
+      value: TOR_CONTROL.cookie,
+      why: 'where clients read the cookie: from this configured path, never from the one a server names',
+      clause: CONTROL_SOCKET_CLAUSE,
+    },
+    {
+      option: 'CookieAuthFileGroupReadable',
+      value: '1',
+      why: "the tor group reads it: htpdate's root has that group and no CAP_DAC_OVERRIDE",
+      clause: CONTROL_SOCKET_CLAUSE,
     },
   ];
   const d = policy.dnsPort;

@@ -36,7 +36,8 @@ export const FIELD_NOTES: Readonly<Record<string, FieldNote>> = {
       'SOURCE_DATE_EPOCH (seconds since 1970): the mtime of every file in the tarball and the image, and the earliest time the system will ever accept as "now".',
     uses: {
       policy: 'the mtime of every entry of `dist/chroot-includes.tar`',
-      htpdate: "`release-floor` in `/usr/lib/leakless/time.conf`: the pre-Tor check and set-clock refuse any time before it (Tails' date-in-past)",
+      htpdate:
+        "`release-floor` in `/usr/lib/leakless/time.conf`: the pre-Tor check, htpdate and set-clock refuse any time before it (Tails' date-in-past); with `time.maxYearsAfterRelease`, `release-ceiling`",
       image: 'SOURCE_DATE_EPOCH of mmdebstrap, mksquashfs, the initramfs and xorriso: two builds give the same ISO',
     },
   },
@@ -114,8 +115,8 @@ export const FIELD_NOTES: Readonly<Record<string, FieldNote>> = {
   'tor.controlPort': {
     meaning: 'tor’s ControlPort. Whoever reaches it can reconfigure tor and learn where the user goes: keep its clients to root.',
     uses: {
-      'tor-config': '`ControlPort`, `CookieAuthentication 1` and `ControlSocket 0` (no unix socket the firewall could not filter)',
-      htpdate: 'htpdate waits there for tor’s bootstrap',
+      'tor-config':
+        '`ControlPort` and `CookieAuthentication 1`; privileged local clients use tor’s unix control socket instead, which only tor can create (see [the ControlPort](threat-model.md#controlport))',
     },
   },
   'tor.controlPort.address': { meaning: 'Loopback address of the ControlPort.', uses: { 'tor-config': 'torrc', firewall: 'client rules' } },
@@ -313,7 +314,10 @@ export const FIELD_NOTES: Readonly<Record<string, FieldNote>> = {
   },
   'time.preTorCheck.timeoutSeconds': {
     meaning: 'How long the request may take.',
-    uses: { htpdate: '`pretor-timeout` in time.conf; the unit’s start timeout adds a minute' },
+    uses: { htpdate: '`pretor-timeout` in time.conf; the unit’s start timeout adds the clock setter’s own limit and a margin' },
+  },
+  'time.maxYearsAfterRelease': {
+    uses: { htpdate: '`release-ceiling` in time.conf: the pre-Tor check, each htpdate host and set-clock refuse a later time (exit 13)' },
   },
   'time.htpdate': {
     meaning: 'htpdate through Tor, after the bootstrap: the clock from the Date headers of HTTPS hosts in several pools, the median of the pools.',
@@ -332,6 +336,9 @@ export const FIELD_NOTES: Readonly<Record<string, FieldNote>> = {
     uses: { htpdate: '`htp-min-offset` in time.conf' },
   },
   'time.htpdate.requestTimeoutSeconds': { uses: { htpdate: '`htp-timeout` in time.conf' } },
+  'time.htpdate.bootstrapTimeoutSeconds': {
+    uses: { htpdate: '`htp-bootstrap-timeout` in time.conf; the unit’s TimeoutStartSec is this plus the fetch and the clock setter' },
+  },
   'time.htpdate.pools': {
     meaning:
       'The pools of HTTPS hosts. One host answers per pool; every pool must answer; the median of the pools’ offsets sets the clock, so one lying pool cannot move it.',

@@ -22,6 +22,8 @@ const RESPONSES = {
   'no-date': () => 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK',
   'bad-date': () => `HTTP/1.1 200 OK\r\nDate: ${new Date().toISOString()}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK`,
   past: () => `HTTP/1.1 200 OK\r\nDate: ${httpDate(spec.floorMs - 30 * 86400_000)}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK`,
+  // the far-future attack: a clock tor could never bootstrap with
+  future: () => 'HTTP/1.1 200 OK\r\nDate: Fri, 31 Dec 9999 23:59:59 GMT\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK',
   silent: null,
 };
 

@@ -1,15 +1,16 @@
 // htpdate: the clock from HTTPS Date headers fetched through Tor (policy time.htpdate).
-//   htpdate wait-bootstrap [--config FILE] [--timeout SECONDS]  until tor reports 100 % (ExecStartPre)
+//   htpdate wait-bootstrap [--config FILE] [--timeout SECONDS]  until tor reports 100 %, at most htp-bootstrap-timeout (ExecStartPre)
 //   htpdate fetch [--config FILE]   as the htp user: query every pool, print the results as one JSON line
 //   htpdate sync  [--config FILE]   as root: run `fetch` as htp, take the median, call the clock-setting helper
-// Exit codes: runtime/exit-codes.ts (8 bad configuration, 9 clock not set, 10 a pool failed, 11 tor not bootstrapped).
+// Exit codes: runtime/exit-codes.ts (8 bad configuration, 9 clock not set, 10 a pool failed, 11 tor not bootstrapped, 13 date too far ahead).
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { ToolFailure, type Outcome } from '../runtime/exit-codes.js';
 import { dateOffset, decide, queryPool, type PoolResult } from '../runtime/htp.js';
+import { LIMITS, fetchSeconds } from '../runtime/limits.js';
 import { loadConfig, log, parseArgv, runMain, runProgram, runSelfAs, uid, type Parsed } from '../runtime/proc.js';
 import { formatUtcTimestamp } from '../runtime/timefmt.js';
 import { parsePemBundle } from '../runtime/tls-verify.js';
-import { waitForBootstrap } from '../runtime/tor-control.js';
+import { ControlConnection, readCookie, waitForBootstrap } from '../runtime/tor-control.js';
 
 const TOOL = 'htpdate';
 const USAGE = 'usage: htpdate wait-bootstrap|fetch|sync [--config FILE] [--timeout SECONDS]';
@@ -18,9 +19,14 @@ async function waitBootstrap(args: Parsed): Promise<Outcome> {
   const cfg = loadConfig(args.config);
   const t = args.flags.get('--timeout');
   if (t !== undefined && (typeof t !== 'string' || !/^\d{1,6}$/.test(t))) throw new ToolFailure('invalid-config', '--timeout takes whole seconds');
-  const deadlineMs = t === undefined ? Infinity : Date.now() + Number(t) * 1000;
+  const seconds = t === undefined ? cfg.htp.bootstrapTimeoutSeconds : Number(t);
   try {
-    await waitForBootstrap(cfg.torControl, { deadlineMs, log: (l) => log(TOOL, l) });
+    await waitForBootstrap({
+      deadlineMs: Date.now() + seconds * 1000,
+      open: (deadlineMs) => ControlConnection.open(cfg.torControl, deadlineMs),
+      cookie: () => readCookie(cfg.torControl),
+      log: (l) => log(TOOL, l),
+    });
   } catch (e) {
     throw new ToolFailure('tor-not-bootstrapped', (e as Error).message);
   }
@@ -40,7 +46,14 @@ async function fetch(args: Parsed): Promise<Outcome> {
   }
   const anchors = parsePemBundle(caPem);
   if (anchors.length === 0) throw new ToolFailure('invalid-config', `${h.caFile} holds no certificate`);
-  const settings = { socks: h.socks, anchors, caPem, timeoutMs: h.timeoutSeconds * 1000, log: (l: string) => log(TOOL, l) };
+  const settings = {
+    socks: h.socks,
+    anchors,
+    caPem,
+    timeoutMs: h.timeoutSeconds * 1000,
+    bounds: { floorMs: cfg.releaseFloor * 1000, ceilingMs: cfg.releaseCeiling * 1000 },
+    log: (l: string) => log(TOOL, l),
+  };
   // The pools run side by side (Tails: one thread per pool).
   const pools = await Promise.all(h.pools.map((hosts) => queryPool(hosts, h.failureRatio, (host) => dateOffset(host, settings))));
   pools.forEach((p, i) => {
@@ -84,9 +97,8 @@ async function sync(args: Parsed): Promise<Outcome> {
     if (ok) writeFileSync(h.successFile, '');
   };
   try {
-    const longest = Math.max(...h.pools.map((p) => p.length));
     const child = await runSelfAs({ uid: h.uid, gid: h.gid }, ['fetch', '--config', args.config], {
-      timeoutMs: (longest * h.timeoutSeconds + 30) * 1000,
+      timeoutMs: fetchSeconds(h) * 1000,
       maxStdout: 1 << 20,
     });
     if (child.code !== 0)
@@ -100,9 +112,12 @@ async function sync(args: Parsed): Promise<Outcome> {
       finish(true);
       return 'ok';
     }
-    const target = formatUtcTimestamp(Date.now() + d.medianMs + 500);
+    const targetMs = Date.now() + d.medianMs + 500;
+    const target = formatUtcTimestamp(targetMs);
+    if (targetMs < cfg.releaseFloor * 1000) throw new ToolFailure('date-in-past', `median time ${target} is before this release`);
+    if (targetMs > cfg.releaseCeiling * 1000) throw new ToolFailure('date-in-future', `median time ${target} is after the latest time this release accepts`);
     log(TOOL, `median offset ${s} s: setting the clock to ${target}`);
-    const set = await runProgram(cfg.setClock, ['--keep-tor', target], { timeoutMs: 60_000, maxStdout: 4096 });
+    const set = await runProgram(cfg.setClock, ['--keep-tor', target], { timeoutMs: LIMITS.setClockSeconds * 1000, maxStdout: 4096 });
     if (set.code !== 0) throw new ToolFailure('clock-not-set', `${cfg.setClock} ended with ${set.signal ?? `exit ${set.code}`}`);
     finish(true);
     return 'ok';

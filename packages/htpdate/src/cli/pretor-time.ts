@@ -5,6 +5,7 @@
 import { lookup } from 'node:dns/promises';
 import { connect } from 'node:net';
 import { ToolFailure, type Outcome } from '../runtime/exit-codes.js';
+import { LIMITS } from '../runtime/limits.js';
 import { preTorCheck } from '../runtime/pretor.js';
 import { loadConfig, log, outcomeOfCode, parseArgv, runMain, runProgram, runSelfAs, uid, type Parsed } from '../runtime/proc.js';
 import { formatUtcTimestamp, parseUtcTimestamp } from '../runtime/timefmt.js';
@@ -20,7 +21,13 @@ async function check(args: Parsed): Promise<Outcome> {
   const p = cfg.pretor;
   const started = Date.now();
   const r = await preTorCheck(
-    { url: p.url, expectedBody: p.expectedBody, timeoutMs: p.timeoutSeconds * 1000, releaseFloorMs: cfg.releaseFloor * 1000 },
+    {
+      url: p.url,
+      expectedBody: p.expectedBody,
+      timeoutMs: p.timeoutSeconds * 1000,
+      releaseFloorMs: cfg.releaseFloor * 1000,
+      releaseCeilingMs: cfg.releaseCeiling * 1000,
+    },
     {
       // getaddrinfo with AF_INET, as curl does for NetworkManager's IPv4 check
       lookup4: async (host) => (await lookup(host, { family: 4 })).address,
@@ -37,7 +44,10 @@ async function sync(args: Parsed): Promise<Outcome> {
   const cfg = loadConfig(args.config);
   if (!cfg.pretor) throw new ToolFailure('invalid-config', `${args.config}: the pre-Tor check is not configured (time.preTorCheck.enabled is false)`);
   const p = cfg.pretor;
-  const child = await runSelfAs({ uid: p.uid, gid: p.gid }, ['check', '--config', args.config], { timeoutMs: p.timeoutSeconds * 1000 + 5000, maxStdout: 256 });
+  const child = await runSelfAs({ uid: p.uid, gid: p.gid }, ['check', '--config', args.config], {
+    timeoutMs: (p.timeoutSeconds + LIMITS.childStartSeconds) * 1000,
+    maxStdout: 256,
+  });
   if (child.timedOut) throw new ToolFailure('timeout', 'the check did not finish in time');
   if (child.code !== 0) {
     const o = outcomeOfCode(child.code);
@@ -50,7 +60,8 @@ async function sync(args: Parsed): Promise<Outcome> {
   const epoch = m ? parseUtcTimestamp(m[1]!) : undefined;
   if (epoch === undefined) throw new ToolFailure('malformed-date', `the check printed ${JSON.stringify(child.stdout.slice(0, 60))}`);
   if (epoch < cfg.releaseFloor) throw new ToolFailure('date-in-past', `${m![1]} is before this release`);
-  const set = await runProgram(cfg.setClock, [formatUtcTimestamp(epoch * 1000)], { timeoutMs: 120_000, maxStdout: 4096 });
+  if (epoch > cfg.releaseCeiling) throw new ToolFailure('date-in-future', `${m![1]} is after the latest time this release accepts`);
+  const set = await runProgram(cfg.setClock, [formatUtcTimestamp(epoch * 1000)], { timeoutMs: LIMITS.setClockSeconds * 1000, maxStdout: 4096 });
   if (set.code !== 0) throw new ToolFailure('clock-not-set', `${cfg.setClock} ended with ${set.signal ?? `exit ${set.code}`}`);
   return 'ok';
 }

@@ -30,7 +30,7 @@ runMain(TOOL, async () => {
   }
   if (uid() !== 0) throw new ToolFailure('invalid-config', 'must run as root');
   const cfg = loadConfig(config ?? DEFAULT_CONFIG);
-  const req = parseSetClockArgs(argv, cfg.releaseFloor);
+  const req = parseSetClockArgs(argv, cfg);
   if ('error' in req) throw new ToolFailure('invalid-config', req.error);
   return applyClock(req, cfg.torUnit, { uid: uid(), run, log: (l) => process.stderr.write(`${l}\n`) });
 });

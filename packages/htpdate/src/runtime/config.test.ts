@@ -4,8 +4,9 @@ import { ToolFailure } from './exit-codes.js';
 
 const cfg: TimeConfig = {
   releaseFloor: 1763769600,
+  releaseCeiling: 1921557600,
   torUnit: 'tor@default.service',
-  torControl: { address: '127.0.0.1', port: 9052 },
+  torControl: { socket: '/run/tor/control', cookie: '/run/tor/control.authcookie', torUid: 106 },
   setClock: '/usr/lib/leakless/set-clock',
   pretor: {
     url: { host: 'fedoraproject.org', port: 80, path: '/static/hotspot.txt' },
@@ -22,6 +23,7 @@ const cfg: TimeConfig = {
     failureRatio: 0.34,
     minOffsetSeconds: 1,
     timeoutSeconds: 30,
+    bootstrapTimeoutSeconds: 600,
     caFile: '/etc/ssl/certs/ca-certificates.crt',
     pools: [['a.example', 'b.example'], ['c.example'], ['d.example']],
     doneFile: '/run/htpdate/done',
@@ -67,6 +69,12 @@ describe('time.conf', () => {
     ['a SOCKS port on IPv6', (t: string) => t.replace('htp-socks=127.0.0.1:9062', 'htp-socks=::1:9062'), /htp-socks/],
     ['a line without =', (t: string) => t + 'htp-uid\n', /key=value/],
     ['a non-service tor unit', (t: string) => t.replace('tor@default.service', 'tor; rm -rf /'), /tor-unit/],
+    ['a ceiling at or before the floor', (t: string) => t.replace('release-ceiling=1921557600', 'release-ceiling=1763769600'), /release-ceiling/],
+    ['no ceiling', (t: string) => t.replace(/^release-ceiling=.*$/m, ''), /release-ceiling is missing/],
+    ['a relative control socket', (t: string) => t.replace('tor-control-socket=/run', 'tor-control-socket=run'), /absolute/],
+    ['tor as root', (t: string) => t.replace('tor-uid=106', 'tor-uid=0'), /tor-uid/],
+    ['a bootstrap wait under 10 s', (t: string) => t.replace('htp-bootstrap-timeout=600', 'htp-bootstrap-timeout=0'), /htp-bootstrap-timeout/],
+    ['no bootstrap wait (never infinite)', (t: string) => t.replace(/^htp-bootstrap-timeout=.*$/m, ''), /htp-bootstrap-timeout is missing/],
   ])('refuses %s (exit 8)', (_, edit, msg) => {
     expect(failure(edit(text(cfg)))).toMatch(msg);
   });

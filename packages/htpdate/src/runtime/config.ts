@@ -5,6 +5,7 @@
 import { isIPv4 } from 'node:net';
 import { ToolFailure } from './exit-codes.js';
 import { parsePlainHttpUrl, type PlainHttpUrl } from './http.js';
+import type { ControlEndpoint } from './tor-control.js';
 
 export const DEFAULT_CONFIG = '/usr/lib/leakless/time.conf';
 
@@ -29,6 +30,8 @@ export interface HtpConfig {
   readonly failureRatio: number;
   readonly minOffsetSeconds: number;
   readonly timeoutSeconds: number;
+  /** How long htpdate waits for tor's bootstrap before it gives up (exit 11). */
+  readonly bootstrapTimeoutSeconds: number;
   readonly caFile: string;
   readonly pools: readonly (readonly string[])[];
   readonly doneFile: string;
@@ -38,8 +41,11 @@ export interface HtpConfig {
 export interface TimeConfig {
   /** Epoch seconds: no time before this is ever accepted (release.sourceDateEpoch). */
   readonly releaseFloor: number;
+  /** Epoch seconds: no time after this is ever accepted (time.maxYearsAfterRelease after the floor). */
+  readonly releaseCeiling: number;
   readonly torUnit: string;
-  readonly torControl: Endpoint;
+  /** tor's control socket and cookie (never the cookie path a server names). */
+  readonly torControl: ControlEndpoint;
   /** Absolute path of the root clock-setting helper. */
   readonly setClock: string;
   readonly pretor?: PreTorConfig;
@@ -51,8 +57,11 @@ export type ConfEntries = ReadonlyMap<string, readonly string[]>;
 
 const KEYS = [
   'release-floor',
+  'release-ceiling',
   'tor-unit',
-  'tor-control',
+  'tor-control-socket',
+  'tor-control-cookie',
+  'tor-uid',
   'set-clock',
   'pretor-url',
   'pretor-expected-body',
@@ -65,6 +74,7 @@ const KEYS = [
   'htp-failure-ratio',
   'htp-min-offset',
   'htp-timeout',
+  'htp-bootstrap-timeout',
   'htp-ca-file',
   'htp-pool',
   'htp-done-file',
@@ -125,6 +135,9 @@ function endpoint(e: ConfEntries, key: string): Endpoint {
   return { address: m[1]!, port: Number(m[2]) };
 }
 
+/** 9999-12-31T23:59:59Z: the last second an HTTP date (and `date`) can name. */
+const MAX_EPOCH = 253402300799;
+
 const HOST = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 export function parseTimeConf(text: string): TimeConfig {
@@ -154,10 +167,12 @@ export function parseTimeConf(text: string): TimeConfig {
       gid: int(e, 'pretor-gid', 1, 4294967294),
     };
   }
+  const releaseFloor = int(e, 'release-floor', 0, MAX_EPOCH);
   return {
-    releaseFloor: int(e, 'release-floor', 0, 253402300799),
+    releaseFloor,
+    releaseCeiling: int(e, 'release-ceiling', releaseFloor + 1, MAX_EPOCH),
     torUnit: unit,
-    torControl: endpoint(e, 'tor-control'),
+    torControl: { socket: absPath(e, 'tor-control-socket'), cookie: absPath(e, 'tor-control-cookie'), torUid: int(e, 'tor-uid', 1, 4294967294) },
     setClock: absPath(e, 'set-clock'),
     ...(pretor ? { pretor } : {}),
     htp: {
@@ -167,6 +182,7 @@ export function parseTimeConf(text: string): TimeConfig {
       failureRatio: num(e, 'htp-failure-ratio', 0, 1),
       minOffsetSeconds: num(e, 'htp-min-offset', 0, 86400),
       timeoutSeconds: int(e, 'htp-timeout', 1, 600),
+      bootstrapTimeoutSeconds: int(e, 'htp-bootstrap-timeout', 10, 86400),
       caFile: absPath(e, 'htp-ca-file'),
       pools,
       doneFile: absPath(e, 'htp-done-file'),
@@ -180,8 +196,11 @@ export function confLines(c: TimeConfig): { key: (typeof KEYS)[number]; value: s
   const ep = (x: Endpoint): string => `${x.address}:${x.port}`;
   return [
     { key: 'release-floor', value: String(c.releaseFloor) },
+    { key: 'release-ceiling', value: String(c.releaseCeiling) },
     { key: 'tor-unit', value: c.torUnit },
-    { key: 'tor-control', value: ep(c.torControl) },
+    { key: 'tor-control-socket', value: c.torControl.socket },
+    { key: 'tor-control-cookie', value: c.torControl.cookie },
+    { key: 'tor-uid', value: String(c.torControl.torUid) },
     { key: 'set-clock', value: c.setClock },
     ...(c.pretor
       ? ([
@@ -198,6 +217,7 @@ export function confLines(c: TimeConfig): { key: (typeof KEYS)[number]; value: s
     { key: 'htp-failure-ratio', value: String(c.htp.failureRatio) },
     { key: 'htp-min-offset', value: String(c.htp.minOffsetSeconds) },
     { key: 'htp-timeout', value: String(c.htp.timeoutSeconds) },
+    { key: 'htp-bootstrap-timeout', value: String(c.htp.bootstrapTimeoutSeconds) },
     { key: 'htp-ca-file', value: c.htp.caFile },
     ...c.htp.pools.map((p) => ({ key: 'htp-pool' as const, value: p.join(',') })),
     { key: 'htp-done-file', value: c.htp.doneFile },

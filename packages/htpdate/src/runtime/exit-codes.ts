@@ -22,6 +22,8 @@ export const EXIT = {
   'tor-not-bootstrapped': 11,
   /** set-clock: the clock was set but tor could not be started again. */
   'tor-not-restarted': 12,
+  /** A time after the release's ceiling (time.maxYearsAfterRelease): tor could never bootstrap with it. */
+  'date-in-future': 13,
 } as const;
 
 export type Outcome = keyof typeof EXIT;

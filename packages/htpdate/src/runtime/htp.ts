@@ -80,6 +80,8 @@ export interface FetchSettings {
   /** PEM of the anchors, given to OpenSSL as its only trust store. */
   readonly caPem: string;
   readonly timeoutMs: number;
+  /** The release's floor and ceiling (epoch ms): a host whose Date falls outside is a failed host, not an answer. */
+  readonly bounds?: { readonly floorMs: number; readonly ceilingMs: number };
   readonly now?: () => number;
   readonly log?: (line: string) => void;
 }
@@ -160,6 +162,12 @@ export async function offsetThrough(raw: Socket, host: string, s: FetchSettings)
         const t = dates.length === 1 ? parseHttpDate(dates[0]!) : undefined;
         if (t === undefined)
           return reject(new Error(dates.length === 0 ? 'no Date header' : `bad Date header ${JSON.stringify(dates.join(', ').slice(0, 64))}`));
+        if (s.bounds && (t < s.bounds.floorMs || t > s.bounds.ceilingMs))
+          return reject(
+            new Error(
+              `Date ${JSON.stringify(dates[0]!.slice(0, 64))} is ${t < s.bounds.floorMs ? 'before this release' : 'after the latest time this release accepts'}`,
+            ),
+          );
         resolve(t - at);
       });
       tls.once('end', () => reject(new Error('connection closed before the response header')));

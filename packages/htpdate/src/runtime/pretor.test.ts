@@ -14,6 +14,7 @@ const settings: PreTorSettings = {
   expectedBody: 'OK',
   timeoutMs: 300,
   releaseFloorMs: FLOOR,
+  releaseCeilingMs: FLOOR + 5 * 31_557_600_000,
 };
 
 type Server = (sock: Duplex, client: Duplex) => void;
@@ -92,6 +93,15 @@ describe('preTorCheck outcomes (Tails exit codes)', () => {
   it('a Date before the release → 6', async () => {
     const r = await run(answer('HTTP/1.1 200 OK\r\nDate: Fri, 21 Nov 2025 23:59:59 GMT\r\n\r\nOK'));
     expect([r.outcome, EXIT[r.outcome]]).toEqual(['date-in-past', 6]);
+  });
+  it('attack: "Date: Fri, 31 Dec 9999" (tor could never bootstrap, the clock never corrected) → 13, no time given', async () => {
+    const r = await run(answer('HTTP/1.1 200 OK\r\nDate: Fri, 31 Dec 9999 23:59:59 GMT\r\n\r\nOK'));
+    expect([r.outcome, EXIT[r.outcome]]).toEqual(['date-in-future', 13]);
+    expect(r).not.toHaveProperty('timestamp');
+  });
+  it('a Date one second after the ceiling → 13; the ceiling itself is accepted', async () => {
+    expect((await run(answer('HTTP/1.1 200 OK\r\nDate: Fri, 22 Nov 2030 06:00:01 GMT\r\n\r\nOK'))).outcome).toBe('date-in-future');
+    expect((await run(answer('HTTP/1.1 200 OK\r\nDate: Fri, 22 Nov 2030 06:00:00 GMT\r\n\r\nOK'))).outcome).toBe('ok');
   });
   it('exactly the release time is accepted', async () => {
     const r = await run(answer('HTTP/1.1 200 OK\r\nDate: Sat, 22 Nov 2025 00:00:00 GMT\r\n\r\nOK'));

@@ -15,6 +15,8 @@ export interface PreTorSettings {
   readonly timeoutMs: number;
   /** Epoch ms; a Date before it is refused (release.sourceDateEpoch: the image cannot predate its own release). */
   readonly releaseFloorMs: number;
+  /** Epoch ms; a Date after it is refused (time.maxYearsAfterRelease: a far-future clock stops tor for good). */
+  readonly releaseCeilingMs: number;
 }
 
 export type Verdict = { readonly kind: 'online'; readonly head: ResponseHead } | { readonly kind: 'captive-portal'; readonly reason: string };
@@ -96,7 +98,8 @@ export class ConnectivityJudge {
 }
 
 /** The time an online answer gives, or the failure Tails would report for its Date header. */
-export function timeOf(head: ResponseHead, releaseFloorMs: number): { readonly ms: number; readonly timestamp: string } {
+export function timeOf(head: ResponseHead, bounds: { releaseFloorMs: number; releaseCeilingMs: number }): { readonly ms: number; readonly timestamp: string } {
+  const { releaseFloorMs, releaseCeilingMs } = bounds;
   const dates = headerValues(head, 'date');
   if (dates.length === 0) throw new ToolFailure('missing-date', 'the answer has no Date header');
   if (dates.length > 1) throw new ToolFailure('malformed-date', `the answer has ${dates.length} Date headers`);
@@ -104,6 +107,11 @@ export function timeOf(head: ResponseHead, releaseFloorMs: number): { readonly m
   if (ms === undefined) throw new ToolFailure('malformed-date', `Date header ${JSON.stringify(dates[0]!.slice(0, 64))} is not an IMF-fixdate`);
   if (ms < releaseFloorMs)
     throw new ToolFailure('date-in-past', `Date ${formatUtcTimestamp(ms)} is before this release (${formatUtcTimestamp(releaseFloorMs)})`);
+  if (ms > releaseCeilingMs)
+    throw new ToolFailure(
+      'date-in-future',
+      `Date ${formatUtcTimestamp(ms)} is after the latest time this release accepts (${formatUtcTimestamp(releaseCeilingMs)})`,
+    );
   return { ms, timestamp: formatUtcTimestamp(ms) };
 }
 
@@ -146,7 +154,7 @@ export function preTorCheck(s: PreTorSettings, io: PreTorIo): Promise<PreTorResu
             if (v.kind === 'captive-portal') reject(new ToolFailure('captive-portal', v.reason));
             else {
               try {
-                resolve({ ...timeOf(v.head, s.releaseFloorMs), address });
+                resolve({ ...timeOf(v.head, s), address });
               } catch (e) {
                 reject(e);
               }

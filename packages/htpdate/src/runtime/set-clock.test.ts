@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { applyClock, DATE, parseSetClockArgs, SYSTEMCTL, type ClockHost } from './set-clock.js';
 
 const FLOOR = 1763769600;
+const BOUNDS = { releaseFloor: FLOOR, releaseCeiling: FLOOR + 5 * 31_557_600 };
 
 function host(opts: { uid?: number; torActive?: boolean; fail?: string[] } = {}) {
   const calls: string[] = [];
@@ -20,8 +21,8 @@ function host(opts: { uid?: number; torActive?: boolean; fail?: string[] } = {})
 
 describe('set-clock arguments', () => {
   it('accepts exactly one strict UTC timestamp, optionally after --keep-tor', () => {
-    expect(parseSetClockArgs(['2025-12-01T12:00:00+00:00'], FLOOR)).toEqual({ epoch: 1764590400, keepTor: false });
-    expect(parseSetClockArgs(['--keep-tor', '2025-12-01T12:00:00+00:00'], FLOOR)).toEqual({ epoch: 1764590400, keepTor: true });
+    expect(parseSetClockArgs(['2025-12-01T12:00:00+00:00'], BOUNDS)).toEqual({ epoch: 1764590400, keepTor: false });
+    expect(parseSetClockArgs(['--keep-tor', '2025-12-01T12:00:00+00:00'], BOUNDS)).toEqual({ epoch: 1764590400, keepTor: true });
   });
   it.each([
     [[]],
@@ -32,8 +33,14 @@ describe('set-clock arguments', () => {
     [['2025-12-01T12:00:00+00:00; reboot']],
     [['--keep-tor']],
     [['2025-11-21T23:59:59+00:00']],
+    // the far-future attack: a clock tor could never bootstrap with
+    [['9999-12-31T23:59:59+00:00']],
+    [['2030-11-22T06:00:01+00:00']],
   ])('refuses %j', (argv) => {
-    expect(parseSetClockArgs(argv, FLOOR)).toHaveProperty('error');
+    expect(parseSetClockArgs(argv, BOUNDS)).toHaveProperty('error');
+  });
+  it('the ceiling itself is still accepted', () => {
+    expect(parseSetClockArgs(['2030-11-22T06:00:00+00:00'], BOUNDS)).toEqual({ epoch: BOUNDS.releaseCeiling, keepTor: false });
   });
 });
 

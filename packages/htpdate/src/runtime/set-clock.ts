@@ -3,7 +3,9 @@
 // talked to the network as an unprivileged user. So it takes exactly one
 // strictly formatted UTC timestamp, re-checks the release floor itself (a
 // clearnet attacker must not move the clock back to replay an old consensus,
-// Whonix Time_Attacks), and hands `date` only an integer it computed. Tor is
+// Whonix Time_Attacks) and the ceiling (a clock set to 9999 keeps tor from
+// ever bootstrapping; Whonix's timesanitycheck bounds the clock the same way),
+// and hands `date` only an integer it computed. Tor is
 // stopped around the change and started again, as Tails does, so it never
 // runs across a clock jump with state from the old time.
 import { EXIT, type Outcome } from './exit-codes.js';
@@ -25,8 +27,9 @@ export interface SetClockRequest {
   readonly keepTor: boolean;
 }
 
-/** Parse argv (after the program name): `[--keep-tor] TIMESTAMP`, nothing else. */
-export function parseSetClockArgs(argv: readonly string[], releaseFloor: number): SetClockRequest | { error: string } {
+/** Parse argv (after the program name): `[--keep-tor] TIMESTAMP`, nothing else, between the release's floor and ceiling (epoch s). */
+export function parseSetClockArgs(argv: readonly string[], bounds: { releaseFloor: number; releaseCeiling: number }): SetClockRequest | { error: string } {
+  const { releaseFloor, releaseCeiling } = bounds;
   const args = [...argv];
   const keepTor = args[0] === '--keep-tor';
   if (keepTor) args.shift();
@@ -34,6 +37,7 @@ export function parseSetClockArgs(argv: readonly string[], releaseFloor: number)
   const epoch = parseUtcTimestamp(args[0]!);
   if (epoch === undefined) return { error: `refused ${JSON.stringify(args[0]!.slice(0, 40))}: not a YYYY-MM-DDTHH:MM:SS+00:00 UTC timestamp` };
   if (epoch < releaseFloor) return { error: `refused ${args[0]}: before this release (${formatUtcTimestamp(releaseFloor * 1000)})` };
+  if (epoch > releaseCeiling) return { error: `refused ${args[0]}: after the latest time this release accepts (${formatUtcTimestamp(releaseCeiling * 1000)})` };
   return { epoch, keepTor };
 }
 

@@ -106,6 +106,14 @@ describe('htpdate certificate rule (through real TLS handshakes)', () => {
   ])('a certificate %s is refused', async (_, key, msg) => {
     await expect(offsetThrough(serve(certs[key]!, now), 'pool.example', settings())).rejects.toThrow(msg);
   });
+  it('attack: a host whose Date is past the release’s ceiling (or before its floor) is a failed host, not an answer', async () => {
+    const bounds = { floorMs: now - 365 * DAYS, ceilingMs: now + 365 * DAYS };
+    await expect(offsetThrough(serve(certs.valid!, Date.UTC(9999, 11, 31, 23, 59, 59)), 'pool.example', { ...settings(), bounds })).rejects.toThrow(
+      /after the latest time this release accepts/,
+    );
+    await expect(offsetThrough(serve(certs.valid!, now - 400 * DAYS), 'pool.example', { ...settings(), bounds })).rejects.toThrow(/before this release/);
+    await expect(offsetThrough(serve(certs.valid!, now + 364 * DAYS), 'pool.example', { ...settings(), bounds })).resolves.toBeTypeOf('number');
+  });
   it('wildcards cover one label only', async () => {
     await expect(offsetThrough(serve(certs.wildcard!, now), 'a.pool.example', settings())).resolves.toBeTypeOf('number');
     await expect(offsetThrough(serve(certs.wildcard!, now), 'b.a.pool.example', settings())).rejects.toThrow(/not for|ALTNAME/);
