@@ -6,7 +6,7 @@
 // the classification of all of it on one timeline (host ms since QEMU
 // started).
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentStatus, Firmware, LabBoot, SenderResult, SenderSpec } from '@leakless/image';
 import { encodeTestSettings, startLabBoot } from '@leakless/image';
@@ -96,6 +96,9 @@ export async function startRun(o: RunOptions): Promise<Run> {
   if (!slot) throw new Error(`boot lab: no slot ${o.slot} (the lab has ${bl.slots.length})`);
   const slotPrefix = `${slot.lan.subnet.split('.').slice(0, 3).join('.')}.`;
   mkdirSync(o.outDir, { recursive: true });
+  // a previous run's serial log in the same place would be read as this boot's first lines (seen at 0 s, before
+  // QEMU truncates the file): every console milestone of a rerun came from the run before
+  rmSync(join(o.outDir, `${o.name}-qemu`), { recursive: true, force: true });
   const nicMac = bl.nicMac();
   const token = `lk${randomBytes(4).toString('hex')}`;
   const tapFile = join(o.outDir, `${o.name}.pcap`);
