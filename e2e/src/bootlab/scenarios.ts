@@ -431,7 +431,7 @@ export async function usesNoSettings(bl: BootLab, run: Run, logged: RegExp, torD
       'tor dialling a compiled-in directory endpoint',
       async () => run.classifyNow(torDefaults),
       (c) => c.flows.some((f) => f.cls === 'tor-relay'),
-      240_000,
+      420_000, // with other guests booting beside it, tor started minutes after the console line
       2000,
     );
     await sleep(20_000); // more attempts, and time for any answer to come back
