@@ -200,7 +200,7 @@ describe.skipIf(noRoot)('the NetworkManager dispatcher script', () => {
       const steps = events
         .map(
           (e) =>
-            `IP4_NAMESERVERS='${e.ns ?? ''}' sh "$D/dispatcher" ${e.iface} ${e.action}; echo "--- $(stat -c %i ${cr})"; cat ${cr}; echo "=== bind"; cat /etc/resolv.conf`,
+            `IP4_NAMESERVERS='${e.ns ?? ''}' sh "$D/dispatcher" '${e.iface}' '${e.action}'; echo "--- $(stat -c %i ${cr})"; cat ${cr}; echo "=== bind"; cat /etc/resolv.conf`,
         )
         .join('\n');
       const sh = `set -e; D=$1; mount -t tmpfs tmpfs /etc; printf '# placeholder\\n' > ${cr}; : > /etc/resolv.conf; mount --bind -o ro ${cr} /etc/resolv.conf; echo "inode $(stat -c %i ${cr})"\n${steps}`;
@@ -217,15 +217,20 @@ describe.skipIf(noRoot)('the NetworkManager dispatcher script', () => {
     const outText = await run(script, [
       { iface: 'eth0', action: 'up', ns: '192.168.1.1 10.0.0.53 fe80::1 1.2.3.4;reboot *' },
       { iface: 'lo', action: 'up', ns: '9.9.9.9' },
+      // NetworkManager's actions without a device: an empty interface, no servers
+      { iface: '', action: 'hostname' },
+      { iface: '', action: 'connectivity-change' },
+      { iface: '', action: 'dns-change' },
       { iface: 'eth0', action: 'down' },
     ]);
     const inode = /^inode (\d+)$/m.exec(outText)![1];
     const parts = outText.split('--- ').slice(1);
-    expect(parts).toHaveLength(3);
+    expect(parts).toHaveLength(6);
     for (const p of parts) expect(p.startsWith(`${inode}\n`), 'same inode after every event').toBe(true);
-    const [up, lo, down] = parts.map((p) => p.split('\n').slice(1).join('\n'));
+    const [up, lo, hostname, connectivity, dns, down] = parts.map((p) => p.split('\n').slice(1).join('\n'));
     expect(up).toBe('nameserver 192.168.1.1\nnameserver 10.0.0.53\n=== bind\nnameserver 192.168.1.1\nnameserver 10.0.0.53\n');
     expect(lo, 'lo events change nothing').toBe(up);
+    expect([hostname, connectivity, dns], 'actions without a device keep the saved servers').toEqual([up, up, up]);
     expect(down!.trimEnd(), 'down: the stale LAN resolver is gone').toBe('=== bind');
   });
 
