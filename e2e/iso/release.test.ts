@@ -7,15 +7,14 @@
 // (anti-test). The saved-repository rebuild is e2e/iso/rebuild.test.ts,
 // outside npm run e2e until it gives the same sha256 (docs/design.md#open-suites).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { assemble, readPolicyFile } from '@leakless/policy';
 import { allModules } from '@leakless/crosscheck';
 import { bootIso, buildIso, expectedResults, isoAssertions, ISO_NAME, SBOM_NAME, SHIM_VERIFICATION_FAILED, signRelease, validateSbom } from '@leakless/image';
 import { needRoot, needTool, skipUnless, type Missing } from '@leakless/testing';
-import { cache, cli, leakless, repo, sharedIso, work } from './shared.js';
-import { diffoscope } from './diffoscope.js';
+import { cache, leakless, repo, sharedIso, work } from './shared.js';
 
 const hint = 'npm run e2e installs it (tools/leakless/install-deps.sh e2e)';
 const needFile = (path: string, what: string): Missing => (existsSync(path) ? undefined : `${what} (${path}) is missing`);
