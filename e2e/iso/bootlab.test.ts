@@ -81,6 +81,8 @@ const OUT = join(repo, 'dist', 'lab', 'boot');
  * windows, where its guest mostly waits. Sequentially they took 18 minutes.
  */
 const SLOTS = 4;
+/** The boots beside the clean run read no self-test and need no second vCPU (see RunOptions). */
+const SIDE = { selftest: false, cpus: 1 } as const;
 
 /** Authority and fallback lines as tor's binary carries them (its compiled-in directory endpoints). */
 const TOR_STRINGS = [
@@ -324,7 +326,7 @@ describe.skipIf(skip).sequential('the booted image on a network: every packet fr
     logged: RegExp,
   ): Promise<Outcome> {
     const tor = await imageTorDefaults(iso);
-    const r = await startRun({ bl, slot, name, iso, firmware, accel, settings, outDir: OUT, timeoutMs: 900_000 });
+    const r = await startRun({ bl, slot, name, iso, firmware, accel, settings, outDir: OUT, timeoutMs: 900_000, ...SIDE });
     const o = await usesNoSettings(bl, r, logged, tor);
     recordBoot(name, firmware, settings.kind === 'absent' ? 'absent' : 'malformed (refused)', o.done, o.notes);
     return o;
@@ -391,7 +393,7 @@ describe.skipIf(skip).sequential('the booted image on a network: every packet fr
   const ping = (broadcast: string) => sh('ip', ['netns', 'exec', bl.netns, 'ping', '-b', '-c', '3', '-i', '0.3', '-W', '1', broadcast]);
 
   async function corruptedBoot(slot: number, name: string, image: string): Promise<Outcome> {
-    const r = await startRun({ bl, slot, name, iso: image, firmware: 'bios', accel, settings: { kind: 'lab' }, outDir: OUT, timeoutMs: 900_000 });
+    const r = await startRun({ bl, slot, name, iso: image, firmware: 'bios', accel, settings: { kind: 'lab' }, outDir: OUT, timeoutMs: 900_000, ...SIDE });
     const o = await corruptedRuleset(r, ping);
     recordBoot(name, 'bios', 'lab (accepted)', o.done, o.notes);
     return o;
@@ -409,6 +411,7 @@ describe.skipIf(skip).sequential('the booted image on a network: every packet fr
       settings: { kind: 'lab' },
       outDir: OUT,
       timeoutMs: 900_000,
+      ...SIDE,
     });
     let done: Finished;
     let w: Window | undefined;

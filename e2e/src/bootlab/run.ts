@@ -30,6 +30,10 @@ export interface RunOptions {
   readonly outDir: string;
   readonly timeoutMs: number;
   readonly progress?: Progress;
+  /** false: the image's self-test does not run in this boot (LabBootOptions.selftest). */
+  readonly selftest?: boolean;
+  /** vCPUs; boots beside the clean run take one each, so four guests do not fight for two host cores eight-fold. */
+  readonly cpus?: number;
 }
 
 export interface Window {
@@ -120,6 +124,8 @@ export async function startRun(o: RunOptions): Promise<Run> {
       mac: nicMac,
       ...(settingsFile ? { settingsFile } : {}),
       timeoutMs: o.timeoutMs,
+      ...(o.selftest === false ? { selftest: false } : {}),
+      ...(o.cpus ? { cpus: o.cpus } : {}),
       // boots share the machine with the lab and each other: a quiet console from GRUB to the first
       // unit that prints can outlast the plain boot's stall limit without anything being stuck
       stallMs: 420_000,

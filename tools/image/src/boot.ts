@@ -35,7 +35,8 @@ export interface QemuPlan {
   readonly memoryMb: number;
   readonly cpus: number;
   readonly serialLog: string;
-  readonly resultFile: string;
+  /** Where the self-test's port writes; absent = no port, so the image's self-test does not run at all. */
+  readonly resultFile?: string;
   /** UEFI: a per-run copy of the OVMF variable store. */
   readonly ovmfVars?: string;
   /** The networked lab boot only (boot-lab.ts): devices no plain boot has. */
@@ -105,14 +106,8 @@ export function qemuArgs(p: QemuPlan): string[] {
   }
   args.push('-drive', `file=${p.iso},media=cdrom,if=ide,readonly=on`);
   args.push('-serial', `file:${p.serialLog}`);
-  args.push(
-    '-device',
-    'virtio-serial-pci',
-    '-chardev',
-    `file,id=lkresult,path=${p.resultFile}`,
-    '-device',
-    `virtserialport,chardev=lkresult,name=${SELFTEST_PORT}`,
-  );
+  args.push('-device', 'virtio-serial-pci');
+  if (p.resultFile) args.push('-chardev', `file,id=lkresult,path=${p.resultFile}`, '-device', `virtserialport,chardev=lkresult,name=${SELFTEST_PORT}`);
   if (p.lab) args.push(...labArgs(p.lab));
   return args;
 }

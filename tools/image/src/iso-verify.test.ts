@@ -176,4 +176,10 @@ describe('qemuArgs', () => {
     expect(qemuArgs({ ...common, firmware: 'bios' }).join(' ')).toContain('-boot order=d');
     expect(qemuArgs({ ...common, firmware: 'bios', accel: 'kvm' }).join(' ')).toContain('-accel kvm -cpu host');
   });
+  it('without a result file the guest has no self-test port, so its self-test does not run', () => {
+    const { resultFile: _, ...noResult } = common;
+    const a = qemuArgs({ ...noResult, firmware: 'bios' }).join(' ');
+    expect(a).not.toContain('leakless.selftest');
+    expect(a).toContain('virtio-serial-pci');
+  });
 });
