@@ -63,7 +63,21 @@ export interface QemuLabDevices {
   readonly qmpSocket: string;
 }
 
-function labArgs(l: QemuLabDevices): string[] {
+/**
+ * UEFI: the CD is the only boot device QEMU names (fw_cfg "bootorder"), so
+ * OVMF connects the CD and never the NIC. Connected, the NIC gets OVMF's own
+ * network stack, whose IPv6 joins the solicited-node group and probes its
+ * link-local address (an MLD report and a duplicate-address neighbour
+ * solicitation from the NIC's MAC, seen on the lab's tap before GRUB):
+ * frames of the firmware, sent before the image runs. OVMF's PXE switches
+ * (fw_cfg opt/org.tianocore/IPv6PXESupport=n) did not stop them; without a
+ * boot order OVMF connects every device. The lab switches the firmware's
+ * network off so that "IPv6 must be absent" stays strict for the image
+ * (docs/design.md#lab-rules); Linux finds the NIC on the PCI bus itself.
+ */
+const UEFI_LAB_BOOT_ORDER: readonly string[] = ['-global', 'ide-cd.bootindex=0'];
+
+function labArgs(l: QemuLabDevices, firmware: Firmware): string[] {
   if (!/^[A-Za-z0-9_-]{1,15}$/.test(l.tap)) throw new Error(`not a tap interface name: ${JSON.stringify(l.tap)}`);
   if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(l.mac) || (Number.parseInt(l.mac.slice(0, 2), 16) & 1) === 1) throw new Error(`not a unicast MAC: ${l.mac}`);
   for (const p of [l.agentSocket, l.qmpSocket]) if (/[,\s]/.test(p)) throw new Error(`socket path must not contain commas or spaces: ${p}`);
@@ -80,6 +94,7 @@ function labArgs(l: QemuLabDevices): string[] {
     `virtserialport,chardev=lklab,name=${LAB_PORT}`,
     '-qmp',
     `unix:${l.qmpSocket},server=on,wait=off`,
+    ...(firmware === 'uefi' ? UEFI_LAB_BOOT_ORDER : []),
   ];
 }
 
@@ -108,7 +123,7 @@ export function qemuArgs(p: QemuPlan): string[] {
   args.push('-serial', `file:${p.serialLog}`);
   args.push('-device', 'virtio-serial-pci');
   if (p.resultFile) args.push('-chardev', `file,id=lkresult,path=${p.resultFile}`, '-device', `virtserialport,chardev=lkresult,name=${SELFTEST_PORT}`);
-  if (p.lab) args.push(...labArgs(p.lab));
+  if (p.lab) args.push(...labArgs(p.lab, p.firmware));
   return args;
 }
 

@@ -176,6 +176,17 @@ describe('qemuArgs', () => {
     expect(qemuArgs({ ...common, firmware: 'bios' }).join(' ')).toContain('-boot order=d');
     expect(qemuArgs({ ...common, firmware: 'bios', accel: 'kvm' }).join(' ')).toContain('-accel kvm -cpu host');
   });
+  it('a UEFI lab boot names the CD as the only boot device, so OVMF never brings up its own IPv6 on the NIC', () => {
+    const lab = { tap: 'lktap0-t', mac: '52:54:00:12:34:56', agentSocket: '/a.sock', qmpSocket: '/q.sock' };
+    const u = qemuArgs({ ...common, firmware: 'uefi', ovmfVars: '/v.fd', lab });
+    expect(u.join(' ')).toContain('-global ide-cd.bootindex=0');
+    // the global reaches the CD only while the CD is an IDE cdrom; and no other device (not the NIC) has a boot index
+    expect(u.filter((x) => x.includes('media=cdrom'))).toEqual([expect.stringContaining('if=ide')]);
+    expect(u.filter((x) => x.includes('bootindex'))).toEqual(['ide-cd.bootindex=0']);
+    expect(u.join(' ')).toContain(`virtio-net-pci,netdev=lknet,mac=${lab.mac},romfile=`);
+    // BIOS: no network driver in the firmware at all (romfile= empty), nothing to switch off
+    expect(qemuArgs({ ...common, firmware: 'bios', lab }).join(' ')).not.toContain('bootindex');
+  });
   it('without a result file the guest has no self-test port, so its self-test does not run', () => {
     const { resultFile: _, ...noResult } = common;
     const a = qemuArgs({ ...noResult, firmware: 'bios' }).join(' ');
