@@ -4,8 +4,7 @@
 // a flipped byte does not; it boots through Debian's signed shim, GRUB and
 // kernel under OVMF with Microsoft's keys enrolled and the self-test sees
 // Secure Boot on, while an image with an unsigned GRUB is refused by shim
-// (anti-test). The saved-repository rebuild is e2e/iso/rebuild.test.ts,
-// outside npm run e2e until it gives the same sha256 (docs/design.md#open-suites).
+// (anti-test). The saved-repository rebuild is e2e/iso/rebuild.test.ts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
