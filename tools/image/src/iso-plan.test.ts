@@ -88,8 +88,8 @@ describe('planImage: generic over every module in the assembly', () => {
     const m = planImage(
       assemble(policy, [fake('a', { units: ['a.service'], maskedUnits: ['nftables.service'] }), fake('b', { maskedUnits: ['nftables.service'] })]),
     );
-    expect(m.maskedUnits).toEqual(['nftables.service']);
-    expect(plan.maskedUnits).toEqual([]);
+    expect(m.maskedUnits).toEqual(['e2scrub_all.timer', 'e2scrub_reap.service', 'nftables.service']);
+    expect(plan.maskedUnits).toEqual(['e2scrub_all.timer', 'e2scrub_reap.service']);
     expect(() => planImage(assemble(policy, [fake('a', { units: ['x.service'] }), fake('b', { maskedUnits: ['x.service'] })]))).toThrow(
       /both enabled and masked/,
     );

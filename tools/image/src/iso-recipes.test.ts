@@ -126,7 +126,7 @@ describe('the module layer recipe', () => {
       ['run', 'stage'],
       ['run', 'iso'],
     ]);
-    expect(top.yaml).toContain(`scripts/layer.sh --mask nftables.service ${plan.units.join(' ')}`);
+    expect(top.yaml).toContain(`scripts/layer.sh --mask e2scrub_all.timer --mask e2scrub_reap.service --mask nftables.service ${plan.units.join(' ')}`);
     expect(top.yaml).not.toContain('action: overlay');
   });
   it("puts Debian's signed shim and GRUB on the UEFI path; an unsigned GRUB only when asked (the Secure Boot anti-test)", () => {
