@@ -2,7 +2,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { liveBuildConfig } from './bench.js';
+import { allModules } from '@leakless/crosscheck';
+import { assemble } from '@leakless/policy';
+import { defaultPolicy } from '@leakless/policy/testing';
+import { benchExpectedResults, liveBuildConfig } from './bench.js';
+import { planImage } from './iso-plan.js';
 import { resolveSources, SourcesError } from './sources.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lk-bench-'));
@@ -47,5 +51,15 @@ describe('live-build config (bench --live-build)', () => {
   it('sources without the suite: an error naming the file, not a silent default', () => {
     expect(() => liveBuildConfig('bookworm', { name: 'debian.sources', content: 'Types: deb\nURIs: http://m/debian\nSuites: trixie\n' })).toThrow(SourcesError);
     expect(() => liveBuildConfig('bookworm', { name: 'debian.list', content: '' })).toThrow(/name no mirror for bookworm/);
+  });
+});
+
+describe('the bench boots', () => {
+  it('expect every assertion but the active probes: they boot without a network', () => {
+    const assembly = assemble(defaultPolicy(), allModules);
+    const all = planImage(assembly).selftest.assertions;
+    const network = all.filter((a) => a.scope === 'network').length;
+    expect(network).toBeGreaterThan(0);
+    expect(benchExpectedResults(assembly)).toBe(all.length - network);
   });
 });
