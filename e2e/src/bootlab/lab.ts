@@ -33,6 +33,7 @@ import {
   startListener,
   startProcess,
   startServer,
+  sysctl,
   teardownLab,
 } from '../lab/index.js';
 import { startTorNet, type TorNet } from '../tornet/index.js';
@@ -171,18 +172,19 @@ export async function startBootLab(o: BootLabOptions): Promise<BootLab> {
     await teardownLab(lab);
   };
   try {
+    await ipv6Off(lab.created);
     const places = taps.map((tap, index) => ({ index, tap, tapMac: hexMac([0x02, 0x6c, 0x6b]), lan: guestLan(policy, lab.addresses.lanSubnet, index) }));
     for (const { tap, tapMac, lan } of places) {
-      // A guest's side of the LAN: a tap QEMU attaches to, owned by the LAN namespace. No IPv6 on it: the lab's
-      // own router solicitations and MLD reports would only be noise in the guest's capture.
+      // A guest's side of the LAN: a tap QEMU attaches to, owned by the LAN namespace (no IPv6: ipv6Off's default).
       await must('ip', ['-n', lab.lan, 'tuntap', 'add', 'dev', tap, 'mode', 'tap']);
       await must('ip', ['-n', lab.lan, 'link', 'set', tap, 'address', tapMac]);
-      await must('ip', ['netns', 'exec', lab.lan, 'sysctl', '-q', '-w', `net.ipv6.conf.${tap}.disable_ipv6=1`]);
       await must('ip', ['-n', lab.lan, 'addr', 'add', `${lan.router}/24`, 'dev', tap]);
       await must('ip', ['-n', lab.lan, 'addr', 'add', `${lan.resolver}/24`, 'dev', tap]);
       await must('ip', ['-n', lab.lan, 'link', 'set', tap, 'up']);
     }
     // the Internet namespace answers the guests' LANs through the LAN router (its default route); nothing else to add
+    const v6 = await ipv6Addresses(lab.created);
+    if (v6.length) throw new Error(`boot lab: IPv6 left on lab interfaces: ${v6.join('; ')}`);
 
     const url = new URL(policy.document.time.preTorCheck.url);
     const check = { name: url.hostname.toLowerCase(), address: BOOTLAB_HOSTS.check, port: Number(url.port || 80), path: url.pathname };
@@ -364,6 +366,32 @@ export async function startBootLab(o: BootLabOptions): Promise<BootLab> {
     await stopAll();
     throw e;
   }
+}
+
+/**
+ * No frame the lab sends is IPv6: the guest's capture holds only what the
+ * guest and the lab say to each other, and there "IPv6 must be absent" for
+ * the image. The one lab topology keeps IPv6 on for the suites that prove
+ * the ruleset's ip6 drop; the boot lab has no IPv6 to offer, and with it on,
+ * its veths sent router solicitations and MLD reports of their own (seen in
+ * the LAN uplink's capture). `all` switches every interface there now off,
+ * `default` every one made later (the guests' taps).
+ */
+export async function ipv6Off(namespaces: readonly string[]): Promise<void> {
+  for (const ns of namespaces) await sysctl(ns, { 'net.ipv6.conf.all.disable_ipv6': '1', 'net.ipv6.conf.default.disable_ipv6': '1' });
+}
+
+/** Every IPv6 address on any interface of these namespaces ("ns dev address"); empty when IPv6 is off everywhere. */
+export async function ipv6Addresses(namespaces: readonly string[]): Promise<string[]> {
+  const found: string[] = [];
+  for (const ns of namespaces) {
+    const r = await must('ip', ['-n', ns, '-6', '-o', 'addr', 'show']);
+    for (const l of r.stdout.split('\n')) {
+      const m = /^\d+:\s+(\S+)\s+inet6\s+(\S+)/.exec(l);
+      if (m) found.push(`${ns} ${m[1]} ${m[2]}`);
+    }
+  }
+  return found;
 }
 
 /** Whether the lab's namespaces can route `address` anywhere (they must not, unless it is a lab address). */
