@@ -51,9 +51,15 @@ export const SELFTEST_KERNEL_ARG = 'leakless.selftest';
  * A bootable live system: kernel, live-boot (initramfs hooks), systemd as
  * init, and netbase (/etc/protocols, /etc/services: Priority important, so
  * not in minbase; without it nft lists "meta l4proto 6" instead of "tcp" and
- * the loaded ruleset no longer reads as the emitted one).
+ * the loaded ruleset no longer reads as the emitted one). zstd: Debian's
+ * initramfs-tools compresses the initrd with it (COMPRESS=zstd, level 9) and
+ * silently falls back to gzip when the tool is missing, which minbase does
+ * not carry: the same initrd is 15.1 MB as zstd against 18.2 MB as gzip,
+ * fewer bytes for the boot loader to read from the CD, and the kernel unpacks
+ * zstd faster (cleanup.sh refuses a gzip initrd).
  */
-export const LIVE_PACKAGES = ['linux-image-amd64', 'live-boot', 'netbase', 'systemd-sysv'] as const;
+export const INITRAMFS_COMPRESSOR = 'zstd';
+export const LIVE_PACKAGES = ['linux-image-amd64', 'live-boot', 'netbase', 'systemd-sysv', INITRAMFS_COMPRESSOR] as const;
 
 /**
  * Units of Debian's packages that the live image masks. e2fsprogs (in every

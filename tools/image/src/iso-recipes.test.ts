@@ -46,6 +46,8 @@ describe('the base recipe', () => {
       'squashfs',
     ]);
     expect(base.yaml).toContain('mmdebstrap --mode=root --variant=minbase --skip=essential/unlink --skip=cleanup/apt/cache');
+    // the initramfs compressor is there before the kernel's package makes the initramfs
+    expect(base.yaml).toContain('--skip=cleanup/apt/cache --include=zstd');
     expect(base.yaml).toContain('"$ROOTDIR" "$RECIPEDIR"/apt/fetch/*');
     expect(base.recipe.actions[3]).toMatchObject({ action: 'run', chroot: true, script: 'scripts/packages.sh' });
     expect(base.files.get('scripts/packages.txt')!.content).toBe(plan.packages.map((p) => `${p}\n`).join(''));

@@ -11,7 +11,7 @@
 import { recipe, renderRecipe, run, unpack, type Recipe } from '@leakless/debos-ts';
 import { sha256 } from '@leakless/policy';
 import type { ImagePlan } from './iso-plan.js';
-import { SELFTEST_KERNEL_ARG } from './iso-plan.js';
+import { INITRAMFS_COMPRESSOR, SELFTEST_KERNEL_ARG } from './iso-plan.js';
 import { LIVE_MEDIA_ONLY_HOOK } from './iso-scripts.js';
 import { CLEANUP_SH, DEBS_SH, EXPORT_SH, LAYER_SH, MKISO_SH, PACKAGES_SH, STAGE_SH, USERS_SH } from './iso-scripts.js';
 
@@ -83,9 +83,10 @@ export function baseRecipe(inp: BaseInputs): RenderedRecipe {
   const fetch = inp.fetch ?? inp.sources;
   if (!/^[A-Za-z0-9._-]+\.(list|sources)$/.test(fetch.name) || !/^[A-Za-z0-9._-]+\.(list|sources)$/.test(inp.sources.name))
     throw new Error(`apt sources file names must end in .list or .sources: ${fetch.name}, ${inp.sources.name}`);
-  // the .debs stay in the apt cache (essential/unlink, cleanup/apt/cache) until debs.sh has saved them
+  // the .debs stay in the apt cache (essential/unlink, cleanup/apt/cache) until debs.sh has saved them;
+  // zstd (LIVE_PACKAGES) is in the chroot before the kernel's package makes the initramfs, whatever order apt picks
   const bootstrap = [
-    `SOURCE_DATE_EPOCH=${sde} mmdebstrap --mode=root --variant=minbase --skip=essential/unlink --skip=cleanup/apt/cache`,
+    `SOURCE_DATE_EPOCH=${sde} mmdebstrap --mode=root --variant=minbase --skip=essential/unlink --skip=cleanup/apt/cache --include=${INITRAMFS_COMPRESSOR}`,
     ...DPKG_EXCLUDES.map((o) => `  --dpkgopt=${sh(o)}`),
     `  ${plan.suite} "$ROOTDIR" "$RECIPEDIR"/${FETCH_DIR}/*`,
   ].join(' \\\n');

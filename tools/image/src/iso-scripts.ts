@@ -99,6 +99,8 @@ set -eu
 # live-boot must be in the initramfs, or the image cannot find its squashfs
 for i in /boot/initrd.img-*; do
   lsinitramfs "$i" | grep -q '^usr/lib/live/boot/\\|^lib/live/boot/' || { echo "leakless cleanup: live-boot is not in $i" >&2; exit 1; }
+  # zstd (the zstd package, LIVE_PACKAGES): without the tool mkinitramfs falls back to gzip without a word
+  [ "$(od -An -N4 -tx1 "$i" | tr -d ' ')" = 28b52ffd ] || { echo "leakless cleanup: $i is not zstd-compressed" >&2; exit 1; }
 done
 # the build host's resolver and name must not end up in the image
 rm -f /etc/resolv.conf /etc/hostname
