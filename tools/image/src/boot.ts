@@ -73,7 +73,7 @@ export interface QemuLabDevices {
  * (fw_cfg opt/org.tianocore/IPv6PXESupport=n) did not stop them; without a
  * boot order OVMF connects every device. The lab switches the firmware's
  * network off so that "IPv6 must be absent" stays strict for the image
- * (docs/design.md#lab-rules); Linux finds the NIC on the PCI bus itself.
+ * (docs/design.md#firmware-network); Linux finds the NIC on the PCI bus itself.
  */
 const UEFI_LAB_BOOT_ORDER: readonly string[] = ['-global', 'ide-cd.bootindex=0'];
 
