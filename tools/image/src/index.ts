@@ -14,6 +14,7 @@ export {
   SELFTEST_UNIT,
   RUNTIME_ASSERTIONS_PATH,
   LIVE_PACKAGES,
+  IMAGE_MASKED_UNITS,
   DEBIAN_ACCOUNTS,
   selftestPackages,
 } from './iso-plan.js';

@@ -23,11 +23,14 @@ export const META_PACKAGE = 'leakless';
  * and dpkg leave behind that would make two builds differ is removed;
  * anything the install deleted from the base (a whiteout) fails the build,
  * because a layer cannot express a deletion to live-boot.
- * Usage: layer-debs.sh UNIT...   (the image's own units; the packages enable theirs)
+ * Usage: layer-debs.sh [--mask UNIT]... UNIT...   (the image's own units and
+ * masks, IMAGE_MASKED_UNITS; the packages enable and mask theirs)
  */
 export const LAYER_DEBS_SH = `#!/bin/sh
 set -eu
 umask 022
+masks=""
+while [ "\${1:-}" = --mask ]; do masks="$masks $2"; shift 2; done
 m="$RECIPEDIR/mnt"
 base="$m/base"
 mkdir -p "$base" "$m/work" "$m/merged"
@@ -48,6 +51,8 @@ chroot "$r" apt-get $apt_opts -qq update
 # shellcheck disable=SC2086
 chroot "$r" apt-get $apt_opts -y -q --no-install-recommends install ${META_PACKAGE}
 systemctl --root="$r" enable "$@"
+# shellcheck disable=SC2086
+[ -z "$masks" ] || systemctl --root="$r" mask $masks
 
 # what apt and dpkg leave that differs between builds (docs/design.md#build-cleanup)
 # (the base has none of these, its clean-up removed them: deleting one of the base's would be a whiteout)
@@ -75,13 +80,19 @@ export async function repoRecipeFiles(repoDir: string): Promise<Map<string, { co
  * the "includes" unpack goes, the "units" step becomes the apt transaction
  * (layer-debs.sh), everything else (image files, squashfs, ISO) stays.
  */
-export function packagesLayer(top: RenderedRecipe, units: readonly string[], repo: ReadonlyMap<string, { content: Buffer; mode: number }>): RenderedRecipe {
+export function packagesLayer(
+  top: RenderedRecipe,
+  image: { readonly units: readonly string[]; readonly masked: readonly string[] },
+  repo: ReadonlyMap<string, { content: Buffer; mode: number }>,
+): RenderedRecipe {
   const actions: Action[] = [];
   let replaced = 0;
   for (const a of top.recipe.actions) {
     if (a.description === 'includes') continue;
     if (a.description === 'units') {
-      actions.push(run({ description: 'packages', script: `scripts/layer-debs.sh ${units.join(' ')}` }));
+      actions.push(
+        run({ description: 'packages', script: `scripts/layer-debs.sh ${image.masked.map((u) => `--mask ${u} `).join('')}${image.units.join(' ')}` }),
+      );
       replaced++;
       continue;
     }

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { assemble, formatIssue, readPolicyFile, type Assembly, type LeaklessModule } from '@leakless/policy';
 import { makeAptRepo } from '@leakless/apt-repo';
-import { packagesLayer, repoRecipeFiles, type ImagePlan, type RenderedRecipe } from '@leakless/image';
+import { IMAGE_MASKED_UNITS, packagesLayer, repoRecipeFiles, type ImagePlan, type RenderedRecipe } from '@leakless/image';
 import { allModules } from '@leakless/crosscheck';
 import { accountsTsv, buildDebs, DebInputError, inputProblems, planDebs, usersOf } from '@leakless/deb';
 import { parseArgs, UsageError } from './args.js';
@@ -127,5 +127,6 @@ export async function debsTopLayer(
   const repo = await makeAptRepo({ dir: join(dir, 'repo'), debs: built.debs.map((d) => d.file), sourceDateEpoch: policy.sourceDateEpoch });
   note(`module layer from ${built.debs.length} Debian packages (${built.debs.reduce((n, d) => n + d.bytes, 0)} bytes, repository ${repo.dir})`);
   const files = await repoRecipeFiles(repo.dir);
-  return (top, image) => packagesLayer(top, image.units, files);
+  // the image's own masks are in no package: the layer masks them as the tarball's layer does
+  return (top, image) => packagesLayer(top, { units: image.units, masked: IMAGE_MASKED_UNITS }, files);
 }
