@@ -57,18 +57,17 @@ import {
   wholeRun,
 } from '../src/bootlab/scenarios.js';
 import { imageTorDefaults } from '../src/bootlab/tor-defaults.js';
-import { cache, repo, sharedIso, work } from './shared.js';
+import { cache, installHint, printFigures, repo, sharedIso, work } from './shared.js';
 
-const hint = 'npm run e2e installs it (tools/leakless/install-deps.sh e2e)';
 const needFile = (path: string, what: string): Missing => (existsSync(path) ? undefined : `${what} (${path}) is missing`);
 const skip = skipUnless(
   'the networked boot (e2e/iso/bootlab.test.ts)',
   ...labNeeds('nft', 'tcpdump', 'tor', 'tor-gencert', 'dnsmasq', 'openssl'),
-  needTool('ping', ['-V'], hint),
-  needTool('qemu-system-x86_64', ['--version'], hint),
-  needTool('unsquashfs', ['-help'], hint),
-  needTool('xorriso', ['-version'], hint),
-  needTool('debos', ['--help'], hint),
+  needTool('ping', ['-V'], installHint),
+  needTool('qemu-system-x86_64', ['--version'], installHint),
+  needTool('unsquashfs', ['-help'], installHint),
+  needTool('xorriso', ['-version'], installHint),
+  needTool('debos', ['--help'], installHint),
   needFile('/usr/share/OVMF/OVMF_CODE_4M.fd', 'OVMF'),
 );
 
@@ -97,7 +96,7 @@ const TOR_STRINGS = [
   '162.201.194.145 orport=9001 id=345F576F29CA1F2A3B86262A6165E2F9F1AAAD8D ipv6=[2600:1700:3fc0:cdb0::44]:9001',
 ];
 
-describe.skipIf(skipUnless('reading tor from an ISO', needTool('xorriso', ['-version'], hint), needTool('mksquashfs', ['-version'], hint)))(
+describe.skipIf(skipUnless('reading tor from an ISO', needTool('xorriso', ['-version'], installHint), needTool('mksquashfs', ['-version'], installHint)))(
   "the image's tor defaults",
   () => {
     it('are read from the ISO without mounting it (this kernel may have no iso9660 driver)', async () => {
@@ -219,11 +218,7 @@ describe.skipIf(skip).sequential('the booted image on a network: every packet fr
     figures['networked suite total'] = secs(Date.now() - t0);
     if (boots.length || scenarios.length) {
       const r = writeBootReport({ generatedAt: new Date().toISOString(), iso: iso ?? '', accel: accel ?? 'tcg', boots, scenarios, figures });
-      console.log(
-        `\nnetworked boot report: ${r.markdown}\n${Object.entries(figures)
-          .map(([k, v]) => `  ${k}: ${v}`)
-          .join('\n')}`,
-      );
+      printFigures(`networked boot report: ${r.markdown}`, figures);
     }
   }, 120_000);
 
@@ -524,11 +519,7 @@ describe.skipIf(skip).sequential('the booted image on a network: every packet fr
   for (const [title, name, claim] of SIDE_TESTS) it(title, () => scenario(name, claim, sideBoot(name)));
 
   it('reports the figures', () => {
-    console.log(
-      `\nnetworked boot figures:\n${Object.entries(figures)
-        .map(([k, v]) => `  ${k}: ${v}`)
-        .join('\n')}`,
-    );
+    printFigures('networked boot figures', figures);
     expect(Object.keys(figures).length).toBeGreaterThan(3);
   });
 });

@@ -18,19 +18,18 @@ import { makeAptRepo } from '@leakless/apt-repo';
 import { DIVERTED, ESSENTIAL } from '@leakless/deb';
 import { resolveSources } from '@leakless/image';
 import { needRoot, needTool, skipUnless } from '@leakless/testing';
-import { cache, cli, repo, sharedIso } from './shared.js';
+import { cache, cli, installHint, repo, sharedIso } from './shared.js';
 
 const work = join(repo, 'dist', 'e2e-deb');
-const hint = 'npm run e2e installs it (tools/leakless/install-deps.sh e2e)';
 
 const skip = skipUnless(
   'the Debian packages suite',
   needRoot('it bootstraps chroots and installs packages in them'),
-  needTool('mmdebstrap', ['--version'], hint),
-  needTool('lintian', ['--version'], hint),
-  needTool('dpkg-deb', ['--version'], hint),
-  needTool('dpkg-scanpackages', ['--version'], hint),
-  needTool('systemctl', ['--version'], hint),
+  needTool('mmdebstrap', ['--version'], installHint),
+  needTool('lintian', ['--version'], installHint),
+  needTool('dpkg-deb', ['--version'], installHint),
+  needTool('dpkg-scanpackages', ['--version'], installHint),
+  needTool('systemctl', ['--version'], installHint),
 );
 
 /**

@@ -17,20 +17,19 @@ import { allModules } from '@leakless/crosscheck';
 import { buildIso, expectedResults, ISO_NAME, isoAssertions, planImage, STALL_LIMIT_MS } from '@leakless/image';
 import { needRoot, needTool, skipUnless, type Missing } from '@leakless/testing';
 
-import { cache, cli, leakless, manifestOf, repo, sharedIso, work } from './shared.js';
+import { cache, cli, installHint, leakless, manifestOf, printFigures, repo, sharedIso, work } from './shared.js';
 import { startCacheServer, type CacheServer } from './cache-server.js';
 import { diffoscope } from './diffoscope.js';
 
-const hint = 'npm run e2e installs it (tools/leakless/install-deps.sh e2e)';
 const needFile = (path: string, what: string): Missing => (existsSync(path) ? undefined : `${what} (${path}) is missing`);
 const skip = skipUnless(
   'the ISO suite',
   needRoot('it mounts, chroots, runs debos and loop-mounts images'),
-  needTool('debos', ['--help'], hint),
-  needTool('mmdebstrap', ['--version'], hint),
-  needTool('mksquashfs', ['-version'], hint),
-  needTool('xorriso', ['-version'], hint),
-  needTool('qemu-system-x86_64', ['--version'], hint),
+  needTool('debos', ['--help'], installHint),
+  needTool('mmdebstrap', ['--version'], installHint),
+  needTool('mksquashfs', ['-version'], installHint),
+  needTool('xorriso', ['-version'], installHint),
+  needTool('qemu-system-x86_64', ['--version'], installHint),
   needFile('/usr/share/OVMF/OVMF_CODE_4M.fd', 'OVMF'),
   needFile(join(repo, 'tools', 'leakless', 'dist', 'main.js'), 'a build of tools/leakless (npx tsc -b tsconfig.build.json)'),
 );
@@ -249,12 +248,7 @@ describe.skipIf(skip).sequential('the live ISO', () => {
   });
 
   it('reports the figures', () => {
-    console.log(
-      '\nISO e2e figures:\n' +
-        Object.entries(figures)
-          .map(([k, v]) => `  ${k}: ${v}`)
-          .join('\n'),
-    );
+    printFigures('ISO e2e figures', figures);
     expect(Object.keys(figures).length).toBeGreaterThan(0);
   });
 });

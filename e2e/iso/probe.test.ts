@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bootProbeKernel, chooseAccel, ensureProbeKernel, probeKvm, PROBE_TIMEOUT_MS, type CacheEntry } from '@leakless/image';
 import { needRoot, needTool, skipUnless } from '@leakless/testing';
+import { printFigures } from './shared.js';
 
 const skip = skipUnless(
   'the real accelerator probe',
@@ -62,11 +63,6 @@ describe.skipIf(skip).sequential('the accelerator probe on this machine', () => 
   });
 
   afterAll(() => {
-    console.log(
-      '\naccelerator probe figures:\n' +
-        Object.entries(figures)
-          .map(([k, v]) => `  ${k}: ${v}`)
-          .join('\n'),
-    );
+    printFigures('accelerator probe figures', figures);
   });
 });

@@ -12,14 +12,13 @@ import { ISO_NAME } from '@leakless/image';
 import { needRoot, needTool, skipUnless } from '@leakless/testing';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { diffoscope } from './diffoscope.js';
-import { cache, cli, leakless, repo, sharedIso, work } from './shared.js';
+import { cache, cli, installHint, leakless, printFigures, repo, sharedIso, work } from './shared.js';
 
-const hint = 'npm run e2e installs it (tools/leakless/install-deps.sh e2e)';
 const skip = skipUnless(
   'the saved-repository rebuild',
   needRoot('it builds, mounts, makes namespaces and chroots'),
-  needTool('debos', ['--help'], hint),
-  needTool('mmdebstrap', ['--version'], hint),
+  needTool('debos', ['--help'], installHint),
+  needTool('mmdebstrap', ['--version'], installHint),
 );
 const rel = join(work, 'rebuild');
 const s = (ms: number) => `${(ms / 1000).toFixed(0)} s`;
@@ -93,10 +92,6 @@ describe.skipIf(skip).sequential('release engineering: the saved-repository rebu
     const rebuilt = JSON.parse(readFileSync(join(other, 'out', 'leakless-amd64.manifest.json'), 'utf8')) as Record<string, any>;
     expect(rebuilt.buildEnv.rebuilt).toBe(true);
     expect(rebuilt.tools).toEqual(manifest.tools);
-    console.log(
-      `\nrebuild figures:\n${Object.entries(figures)
-        .map(([k, v]) => `  ${k}: ${v}`)
-        .join('\n')}`,
-    );
+    printFigures('rebuild figures', figures);
   });
 });

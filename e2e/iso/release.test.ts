@@ -13,18 +13,17 @@ import { assemble, readPolicyFile } from '@leakless/policy';
 import { allModules } from '@leakless/crosscheck';
 import { bootIso, buildIso, expectedResults, isoAssertions, ISO_NAME, SBOM_NAME, SHIM_VERIFICATION_FAILED, signRelease, validateSbom } from '@leakless/image';
 import { needRoot, needTool, skipUnless, type Missing } from '@leakless/testing';
-import { cache, leakless, repo, sharedIso, work } from './shared.js';
+import { cache, installHint, leakless, printFigures, repo, sharedIso, work } from './shared.js';
 
-const hint = 'npm run e2e installs it (tools/leakless/install-deps.sh e2e)';
 const needFile = (path: string, what: string): Missing => (existsSync(path) ? undefined : `${what} (${path}) is missing`);
 const skip = skipUnless(
   'the release suite',
   needRoot('it builds, mounts, makes namespaces and chroots'),
-  needTool('debos', ['--help'], hint),
-  needTool('mmdebstrap', ['--version'], hint),
-  needTool('gpg', ['--version'], hint),
-  needTool('gpgv', ['--version'], hint),
-  needTool('qemu-system-x86_64', ['--version'], hint),
+  needTool('debos', ['--help'], installHint),
+  needTool('mmdebstrap', ['--version'], installHint),
+  needTool('gpg', ['--version'], installHint),
+  needTool('gpgv', ['--version'], installHint),
+  needTool('qemu-system-x86_64', ['--version'], installHint),
   needFile('/usr/share/OVMF/OVMF_CODE_4M.secboot.fd', 'OVMF with Secure Boot'),
   needFile('/usr/share/OVMF/OVMF_VARS_4M.ms.fd', "OVMF's variable store with Microsoft's keys"),
   needFile('/usr/lib/shim/shimx64.efi.signed', "Debian's signed shim (shim-signed)"),
@@ -44,12 +43,7 @@ describe.skipIf(skip).sequential('release engineering', () => {
   });
   afterAll(() => {
     figures['suite time (after the shared cold build)'] = s(Date.now() - suiteStart);
-    console.log(
-      '\nrelease figures:\n' +
-        Object.entries(figures)
-          .map(([k, v]) => `  ${k}: ${v}`)
-          .join('\n'),
-    );
+    printFigures('release figures', figures);
   });
 
   it('the SBOM (CycloneDX 1.6) validates against its schema and lists every installed Debian package', async () => {

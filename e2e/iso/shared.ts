@@ -13,6 +13,17 @@ export const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const cli = join(repo, 'tools', 'leakless', 'bin', 'leakless.js');
 export const work = join(repo, 'dist', 'e2e-iso');
 export const cache = join(work, 'cache');
+/** What a suite's skip reason says about a missing Debian tool. */
+export const installHint = 'npm run e2e installs it (tools/leakless/install-deps.sh e2e)';
+
+/** A suite's measured figures, printed at its end for the closing note: one "name: value" line each under a title. */
+export function printFigures(title: string, figures: Readonly<Record<string, string>>): void {
+  console.log(
+    `\n${title}:\n${Object.entries(figures)
+      .map(([k, v]) => `  ${k}: ${v}`)
+      .join('\n')}`,
+  );
+}
 
 /** Data read back from JSON: the library's shape, nothing readonly. */
 type Parsed<T> = { -readonly [K in keyof T]: Parsed<T[K]> };
