@@ -10,7 +10,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { recipe, renderRecipe, run, type Action } from '@leakless/debos-ts';
-import type { RenderedRecipe } from './iso-recipes.js';
+import { type RenderedRecipe, unitArgs } from './iso-recipes.js';
 
 /** Where the recipe carries the repository, and where the chroot sees it during the install. */
 export const DEBS_REPO_DIR = 'debs';
@@ -90,9 +90,7 @@ export function packagesLayer(
   for (const a of top.recipe.actions) {
     if (a.description === 'includes') continue;
     if (a.description === 'units') {
-      actions.push(
-        run({ description: 'packages', script: `scripts/layer-debs.sh ${image.masked.map((u) => `--mask ${u} `).join('')}${image.units.join(' ')}` }),
-      );
+      actions.push(run({ description: 'packages', script: `scripts/layer-debs.sh ${unitArgs(image.masked, image.units)}` }));
       replaced++;
       continue;
     }

@@ -204,6 +204,9 @@ menuentry "${title}: self-test (prints the result on the console)" {
 /** live-boot arguments; the last console= becomes /dev/console, so serial comes last (docs/design.md#kernel-arguments). */
 export const KERNEL_ARGS = ['boot=live', 'nopersistence', 'noeject', 'quiet', 'console=tty0', 'console=ttyS0,115200n8'] as const;
 
+/** The units arguments of the layer scripts (layer.sh, layer-debs.sh): `--mask U` for each masked unit, then the units to enable. */
+export const unitArgs = (masked: readonly string[], enabled: readonly string[]): string => [...masked.map((u) => `--mask ${u}`), ...enabled].join(' ');
+
 export function topRecipe(inp: TopInputs): RenderedRecipe {
   const sde = inp.plan.sourceDateEpoch;
   if (/["\\\n]/.test(inp.menuTitle)) throw new Error('menu title must not contain quotes, backslashes or newlines');
@@ -212,7 +215,7 @@ export function topRecipe(inp: TopInputs): RenderedRecipe {
     [
       unpack({ description: 'includes', origin: 'recipe', file: 'chroot-includes.tar' }),
       unpack({ description: 'image-files', origin: 'recipe', file: 'leakless-image.tar' }),
-      run({ description: 'units', script: `scripts/layer.sh ${inp.plan.maskedUnits.map((u) => `--mask ${u} `).join('')}${inp.plan.units.join(' ')}` }),
+      run({ description: 'units', script: `scripts/layer.sh ${unitArgs(inp.plan.maskedUnits, inp.plan.units)}` }),
       run({
         description: 'squashfs-modules',
         // no xattrs: the layer has none of its own, and overlayfs' trusted.* must never leak in
