@@ -54,7 +54,7 @@ describe('the KVM probe boots a real kernel', () => {
     expect(a.join(' ')).toContain('-accel kvm -cpu host');
     expect(a).not.toContain('-initrd');
     expect(a.slice(a.indexOf('-nic'), a.indexOf('-nic') + 2)).toEqual(['-nic', 'none']);
-    expect(probeQemuArgs('/k', 'tcg').join(' ')).toContain('-accel tcg -cpu max');
+    expect(probeQemuArgs('/k', 'tcg').join(' ')).toContain('-accel tcg -cpu max,-erms,-fsrm');
   });
 
   it('the panic line: usable, within the time it took, and QEMU is stopped', async () => {

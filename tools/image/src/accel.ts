@@ -27,6 +27,23 @@ export type FakemachineFlag = (typeof FAKEMACHINE_FLAGS)[number];
 /** fakemachine's backends (debos --fakemachine-backend): kvm, or plain QEMU (TCG). */
 export type FakemachineBackend = 'kvm' | 'qemu';
 
+/**
+ * The CPU QEMU presents. Under KVM the host's own. Under TCG QEMU's `max`
+ * without ERMS and FSRM: with ERMS the guest kernel zeroes pages with
+ * `rep stosb`, which TCG emulates one byte per loop, and the Debian kernel
+ * zeroes every page it allocates (init_on_alloc) and every 2 MiB huge page a
+ * fault maps (transparent huge pages "always"). Sampling the guest's
+ * instruction pointer showed one vCPU in clear_page_erms for most of the
+ * 33 s between the initramfs's exec of systemd and systemd's first line;
+ * without ERMS the kernel takes `rep stosq` (8 bytes a loop) and the whole
+ * boot to the self-test result fell from 79 s to 52 s (docs/design.md#boot-speed).
+ * Only the emulated CPU changes, never the image: a real machine with ERMS
+ * runs the same kernel and the same code paths the self-test checks.
+ */
+export function qemuCpu(accel: Accel): string {
+  return accel === 'kvm' ? 'host' : 'max,-erms,-fsrm';
+}
+
 /** The line a kernel without a root filesystem ends with. */
 export const PANIC_LINE = /Kernel panic - not syncing/;
 /**
@@ -58,7 +75,7 @@ export function probeQemuArgs(kernel: string, accel: Accel): string[] {
     '-accel',
     accel,
     '-cpu',
-    accel === 'kvm' ? 'host' : 'max',
+    qemuCpu(accel),
     '-m',
     '256',
     '-serial',

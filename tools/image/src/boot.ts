@@ -19,6 +19,7 @@ import { judgeReport, parseResultLine, type SelftestReport } from '@leakless/sel
 import { fwCfgArgs } from './test-channel.js';
 import { LAB_PORT } from './lab-agent.js';
 import { SHIM_VERIFICATION_FAILED } from './secureboot.js';
+import { qemuCpu } from './accel.js';
 
 export type Firmware = 'bios' | 'uefi';
 
@@ -106,7 +107,7 @@ function labArgs(l: QemuLabDevices, firmware: Firmware): string[] {
  */
 export function qemuArgs(p: QemuPlan): string[] {
   const args = ['-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot', ...(p.lab ? [] : ['-nic', 'none'])];
-  args.push('-accel', p.accel, '-cpu', p.accel === 'kvm' ? 'host' : 'max');
+  args.push('-accel', p.accel, '-cpu', qemuCpu(p.accel));
   args.push('-m', String(p.memoryMb), '-smp', String(p.cpus));
   if (p.firmware === 'uefi') {
     if (!p.ovmfVars) throw new Error('UEFI boot needs a copy of the OVMF variable store');

@@ -187,6 +187,15 @@ describe('qemuArgs', () => {
     // BIOS: no network driver in the firmware at all (romfile= empty), nothing to switch off
     expect(qemuArgs({ ...common, firmware: 'bios', lab }).join(' ')).not.toContain('bootindex');
   });
+  it('under TCG the emulated CPU has no ERMS/FSRM, so the guest kernel does not zero pages a byte per emulated loop; KVM keeps the host CPU', () => {
+    for (const firmware of ['bios', 'uefi'] as const) {
+      const a = qemuArgs({ ...common, firmware, ovmfVars: '/v.fd' });
+      expect(a[a.indexOf('-cpu') + 1]).toBe('max,-erms,-fsrm');
+      expect(a.filter((x) => x === '-cpu')).toHaveLength(1);
+    }
+    const k = qemuArgs({ ...common, firmware: 'bios', accel: 'kvm' });
+    expect(k[k.indexOf('-cpu') + 1]).toBe('host');
+  });
   it('without a result file the guest has no self-test port, so its self-test does not run', () => {
     const { resultFile: _, ...noResult } = common;
     const a = qemuArgs({ ...noResult, firmware: 'bios' }).join(' ');
