@@ -91,12 +91,29 @@ describe.skipIf(noNft)('static assertions on the emitted tree (real nft)', () =>
 
   it.each([
     ['a stop command that flushes', (u: string) => u.replace('ExecStop=\n', 'ExecStop=/usr/sbin/nft flush ruleset\n')],
-    ['no lockdown first', (u: string) => u.replace(/^ExecStartPre=.*\n/m, '')],
+    ['no lockdown first', (u: string) => u.replace(/^ExecStartPre=\/usr\/sbin\/nft .*\n/m, '')],
+    ['a module preload whose failure stops the unit', (u: string) => u.replace('ExecStartPre=-/usr/sbin/modprobe', 'ExecStartPre=/usr/sbin/modprobe')],
+    ['another command before the lockdown', (u: string) => u.replace(/^(ExecStartPre=\/usr\/sbin\/nft .*\n)/m, 'ExecStartPre=/bin/true\n$1')],
     ['ordered after the network', (u: string) => u.replace('Before=network-pre.target', 'After=network-pre.target')],
     ['stopped at shutdown', (u: string) => u.replace('[Service]', 'Conflicts=shutdown.target\n\n[Service]')],
   ])('unit check fails with %s', async (_, edit) => {
-    const r = await staticResults(withFile(tree, UNIT_PATH, edit(tree.read(UNIT_PATH)!)));
+    const planted = edit(tree.read(UNIT_PATH)!);
+    expect(planted).not.toBe(tree.read(UNIT_PATH)); // the defect really is planted
+    const r = await staticResults(withFile(tree, UNIT_PATH, planted));
     expect(r.find((x) => x.id === 'firewall.unit-fail-closed')).toMatchObject({ ok: false });
+  });
+
+  it('the unit preloads, in one modprobe, the modules the booted kernel autoloaded for the default rulesets', () => {
+    // Seen on the image's kernel (6.1, TCG): /proc/modules before and after each load gained nf_tables (lockdown),
+    // then nft_chain_nat nft_ct nft_log nf_log_syslog nft_masq nft_nat nft_reject_inet and what they pull in.
+    const pre = tree
+      .read(UNIT_PATH)!
+      .split('\n')
+      .filter((l) => l.startsWith('ExecStartPre='));
+    expect(pre).toEqual([
+      'ExecStartPre=-/usr/sbin/modprobe -a nf_log_syslog nf_tables nft_chain_nat nft_ct nft_log nft_masq nft_nat nft_reject_inet',
+      `ExecStartPre=/usr/sbin/nft -f ${LOCKDOWN_PATH}`,
+    ]);
   });
 
   it('unit check fails when NetworkManager does not Require the firewall', async () => {

@@ -18,7 +18,7 @@ import {
   type StaticAssertion,
   type StaticContext,
 } from '@leakless/policy';
-import { NFT, renderNft, renderTable, ruleCount, type Table } from '@leakless/nft';
+import { MODPROBE, NFT, kernelModules, renderNft, renderTable, ruleCount, type Table } from '@leakless/nft';
 import { normalizeNftListing } from '@leakless/selftest';
 import { attackAssertions } from './attacks.js';
 import { lockdownCheck, structuralChecks } from './checks.js';
@@ -133,7 +133,10 @@ function checkUnits(ctx: StaticContext): CheckResult {
   if (unitValues(u, 'Service', 'ExecStop').length || unitValues(u, 'Service', 'ExecStopPost').length) problems.push('has a stop command');
   const pre = unitValues(u, 'Service', 'ExecStartPre');
   const start = unitValues(u, 'Service', 'ExecStart');
-  if (pre.join() !== `${NFT} -f ${LOCKDOWN_PATH}`) problems.push(`ExecStartPre is not the lockdown load (${pre.join('; ')})`);
+  // Before the lockdown only the module preload may run, and its failure must not stop the unit ("-").
+  if (pre.at(-1) !== `${NFT} -f ${LOCKDOWN_PATH}`) problems.push(`the last ExecStartPre is not the lockdown load (${pre.join('; ')})`);
+  const other = pre.slice(0, -1).find((c) => !c.startsWith(`-${MODPROBE} -a `));
+  if (other !== undefined) problems.push(`an ExecStartPre before the lockdown load is not an ignored-failure module preload (${other})`);
   if (start.join() !== `${NFT} -f ${RULESET_PATH}`) problems.push(`ExecStart is not the ruleset load (${start.join('; ')})`);
   if (!has('Service', 'Type', 'oneshot') || !has('Service', 'RemainAfterExit', 'yes')) problems.push('not a oneshot that remains active');
   for (const s of NETWORK_SERVICES) {
@@ -169,7 +172,15 @@ export function emit(policy: Policy): Emission {
     { path: LOCKDOWN_PATH, content: lockdownFile(policy), mode: 0o644, clause: LOCKDOWN_CLAUSE },
     {
       path: UNIT_PATH,
-      content: renderUnit({ clause: UNIT_CLAUSE, nft: NFT, rulesetPath: RULESET_PATH, lockdownPath: LOCKDOWN_PATH, target: UNITS.networkPre }),
+      content: renderUnit({
+        clause: UNIT_CLAUSE,
+        nft: NFT,
+        modprobe: MODPROBE,
+        modules: kernelModules([lockdownRuleset(), ruleset(policy)]).join(' '),
+        rulesetPath: RULESET_PATH,
+        lockdownPath: LOCKDOWN_PATH,
+        target: UNITS.networkPre,
+      }),
       mode: 0o644,
       clause: UNIT_CLAUSE,
     },

@@ -22,11 +22,15 @@ export const MASKED_UNITS = ['nftables.service'] as const;
 
 export const UNIT_CLAUSE = 'docs/threat-model.md#network-pre: fail closed before network-pre.target';
 
-export const renderUnit = loadTemplate<{ clause: string; nft: string; rulesetPath: string; lockdownPath: string; target: string }>(
-  import.meta.url,
-  'leakless-firewall.service.ejs',
-  ['clause', 'nft', 'rulesetPath', 'lockdownPath', 'target'],
-);
+export const renderUnit = loadTemplate<{
+  clause: string;
+  nft: string;
+  modprobe: string;
+  modules: string;
+  rulesetPath: string;
+  lockdownPath: string;
+  target: string;
+}>(import.meta.url, 'leakless-firewall.service.ejs', ['clause', 'nft', 'modprobe', 'modules', 'rulesetPath', 'lockdownPath', 'target']);
 export const renderRequires = loadTemplate<{ clause: string; service: string; unit: string }>(import.meta.url, 'requires-firewall.conf.ejs', [
   'clause',
   'service',

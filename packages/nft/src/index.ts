@@ -30,5 +30,6 @@ export type {
 } from './ast.js';
 export { renderNft, renderRule, renderTable, markText, NFT } from './render.js';
 export type { RenderOptions } from './render.js';
+export { kernelModules, MODPROBE } from './modules.js';
 export { evaluateChain, evaluateHook, evaluateOutput, accepted, matches } from './evaluate.js';
 export type { Packet, Decision } from './evaluate.js';
