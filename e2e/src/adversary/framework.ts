@@ -8,7 +8,7 @@
 import { ruleset, RULESET_PATH, UNIT_NAME, unnamedUid } from '@leakless/firewall';
 import { renderNft, type Table } from '@leakless/nft';
 import type { Policy, TreeReader } from '@leakless/policy';
-import { buildLab, type Lab, type LabOptions, startUnitInNs, teardownLab } from '../lab/index.js';
+import { buildLab, type Lab, type LabOptions, startUnitInNs, teardownLab, unitFailure } from '../lab/index.js';
 
 /** Who attacks: the desktop user (an exploited browser, a malicious download) or a uid the policy does not name (a compromised daemon account). */
 export type AttackerKind = 'desktop' | 'unnamed';
@@ -172,7 +172,7 @@ export async function runOnce(attack: Attack, policy: Policy, tree: TreeReader, 
         const unit = unitPath === undefined ? undefined : played.read(unitPath);
         if (unit === undefined) throw new Error(`${UNIT_NAME} is not in the tree`);
         const steps = await startUnitInNs(l.sut, unit, (p) => played.read(p));
-        const bad = steps.find((s) => s.exitCode !== 0);
+        const bad = unitFailure(steps);
         if (bad || steps.length === 0) throw new Error(`the firewall unit did not load: ${bad ? `${bad.directive}: ${bad.stderr}` : 'no steps'}`);
       },
       progress: (line) => console.log(`adversary: ${label}: ${line}`),

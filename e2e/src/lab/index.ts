@@ -17,6 +17,7 @@
 //   runProbes(lab, {ns, uid, gid}, specs)    probes as a real uid (setpriv), concurrent, bounded; per-probe results
 //   startCapture(ns, iface) → Capture        tcpdump of outgoing packets; stop() → parsed packets (parsePcap)
 //   loadNft(ns, text), startUnitInNs(ns, unit, files)   load rulesets the way the image's unit does
+//   unitFailure(steps)                                  the step that stopped that unit, if any
 //   buildMatrix / labListeners / principals  the probe matrix from the policy (matrix.ts)
 //   expectation(policy, facts, principal, target)       the oracle (oracle.ts), independent of the compiler
 //   runMatrix(...) → MatrixRun, judge(...) → Judgement   one run, attributed and judged against oracle + control run
@@ -77,7 +78,7 @@ export { type Proc, type ProcOptions, startProcess } from './process.js';
 export { type AntiTestOutcome, type LabReport, matrixTable, renderMarkdown, reportJson, writeReport } from './report.js';
 export { attribute, type Judgement, judge, type MatrixRun, type Outcome, type ProbeVerdict, runMatrix } from './run.js';
 export { makeLabDir, NODE, PYTHON, stageFile, unreachableByOthers, writeLabFile } from './stage.js';
-export { loadNft, startUnitInNs, type UnitStep } from './sut.js';
+export { loadNft, startUnitInNs, unitFailure, type UnitStep } from './sut.js';
 export {
   addInternetHosts,
   buildLab,

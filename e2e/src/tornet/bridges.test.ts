@@ -18,7 +18,20 @@ import * as resolver from '@leakless/resolver';
 import { skipUnless } from '@leakless/testing';
 import * as torConfig from '@leakless/tor-config';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildLab, type Capture, type Lab, labNeeds, loadNft, namespaceExists, PYTHON, run, startCapture, startUnitInNs, teardownLab } from '../lab/index.js';
+import {
+  buildLab,
+  type Capture,
+  type Lab,
+  labNeeds,
+  loadNft,
+  namespaceExists,
+  PYTHON,
+  run,
+  startCapture,
+  startUnitInNs,
+  teardownLab,
+  unitFailure,
+} from '../lab/index.js';
 import { type Bridge, type Censor, type HelloCapture, startBridge, startCensor, startHelloCapture } from './bridge.js';
 import { classify, httpAs, type SutTor, startSutTor, startTorNet, type TorNet, type Who } from './index.js';
 
@@ -106,7 +119,7 @@ describe.skipIf(skip)('bridges: an obfs4 bridge in the private Tor network, the 
     // The firewall's first load the way the image's unit does it.
     const unit = filesOf(base).find((f) => f.path === firewall.UNIT_PATH)!;
     const steps = await startUnitInNs(lab.sut, unit.content, (path) => filesOf(base).find((f) => f.path === path)?.content);
-    if (steps.some((s) => s.exitCode !== 0)) throw new Error(`firewall unit failed: ${JSON.stringify(steps)}`);
+    if (unitFailure(steps)) throw new Error(`firewall unit failed: ${JSON.stringify(steps)}`);
   }, 240_000);
 
   afterAll(async () => {

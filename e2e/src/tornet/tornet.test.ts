@@ -30,6 +30,7 @@ import {
   startCapture,
   startUnitInNs,
   teardownLab,
+  unitFailure,
 } from '../lab/index.js';
 import {
   type Control,
@@ -116,7 +117,7 @@ describe.skipIf(skip)('private Tor network: the image’s tor through the emitte
     const unit = file(firewall.UNIT_PATH);
     if (!unit) throw new Error('firewall unit not emitted');
     const steps = await startUnitInNs(lab.sut, unit.content, (p) => file(p)?.content);
-    if (steps.some((s) => s.exitCode !== 0)) throw new Error(`firewall unit failed: ${JSON.stringify(steps)}`);
+    if (unitFailure(steps)) throw new Error(`firewall unit failed: ${JSON.stringify(steps)}`);
 
     // Everything the sut sends on its uplink from here on is classified at the end.
     capture = await startCapture(lab.sut, lab.uplink);
