@@ -31,8 +31,7 @@ export type FakemachineBackend = 'kvm' | 'qemu';
  * The CPU QEMU presents. Under KVM the host's own. Under TCG QEMU's `max`
  * without ERMS and FSRM: with ERMS the guest kernel zeroes pages with
  * `rep stosb`, which TCG emulates one byte per loop, and the Debian kernel
- * zeroes every page it allocates (init_on_alloc) and every 2 MiB huge page a
- * fault maps (transparent huge pages "always"). Sampling the guest's
+ * zeroes every page it allocates (init_on_alloc). Sampling the guest's
  * instruction pointer showed one vCPU in clear_page_erms for most of the
  * 33 s between the initramfs's exec of systemd and systemd's first line;
  * without ERMS the kernel takes `rep stosq` (8 bytes a loop) and the whole
