@@ -157,9 +157,12 @@ type Where = readonly string[];
 
 async function firstLine(cmd: string, args: string[], where: Where = []): Promise<string> {
   const [bin, ...pre] = [...where, cmd];
-  const r = await execa(bin!, [...pre, ...args], { reject: false, all: true });
+  // stdout first, stderr only if stdout is empty: interleaving both ("all") raced,
+  // and xorriso prints a different first line on each (a fresh-clone CI recorded
+  // "xorriso 1.5.4" on one build and its stderr banner on the rebuild)
+  const r = await execa(bin!, [...pre, ...args], { reject: false });
   return (
-    (r.all ?? '')
+    (String(r.stdout ?? '').trim() !== '' ? String(r.stdout) : String(r.stderr ?? ''))
       .split('\n')
       .find((l) => l.trim() !== '')
       ?.trim() ?? `unavailable (${cmd})`
