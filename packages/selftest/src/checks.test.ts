@@ -4,7 +4,7 @@
 // positive control before a refusal counts.
 import { describe, expect, it } from 'vitest';
 import type { RuntimeAssertion, RuntimeCheck } from '@leakless/policy';
-import { evaluateRuntime, type Exec, listeningSockets, nftInventory } from './evaluate.js';
+import { evaluateRuntime, type Exec, listeningSockets, nftInventory, sysctlValues } from './evaluate.js';
 
 const one = async (check: RuntimeCheck, exec: Exec, destinations?: Record<string, string>) =>
   (await evaluateRuntime([{ id: 'x', statement: 's', check, scope: 'network' } as RuntimeAssertion], exec, destinations ? { destinations } : {}))[0]!;
@@ -159,5 +159,64 @@ describe('refused-probe', () => {
       detail: expect.stringContaining('the path is down'),
     });
     expect((await one(check, host({ ok: false, error: 'EPERM' }), { 'internet-resolver': 'resolver.example' })).ok).toBe(false);
+  });
+});
+
+describe('sysctl: the keys of one namespace read in one process', () => {
+  const sysctl = (key: string, expected: string, netns?: string): RuntimeAssertion => ({
+    id: `${netns ?? 'host'}.${key}`,
+    statement: 's',
+    check: { kind: 'sysctl', key, expected },
+    scope: netns ? 'netns' : 'system',
+    ...(netns ? { netns } : {}),
+  });
+  /** A kernel with these values (per namespace); records every process it is asked to start. */
+  function kernel(values: Record<string, Record<string, string>>) {
+    const calls: string[] = [];
+    const exec: Exec = async (cmd, args) => {
+      calls.push([cmd, ...args].join(' '));
+      let ns = 'host';
+      let a = [cmd, ...args];
+      if (cmd === 'ip' && args[0] === 'netns') [ns, a] = [args[2]!, args.slice(3)];
+      const v = values[ns] ?? {};
+      if (a[0] !== 'sysctl') return { exitCode: 127, stdout: '', stderr: 'no such tool' };
+      const keys = a.slice(1).filter((k) => k !== '-n');
+      const missing = keys.filter((k) => v[k] === undefined);
+      const stdout = keys
+        .filter((k) => v[k] !== undefined)
+        .map((k) => (a[1] === '-n' ? `${v[k]}\n` : `${k} = ${v[k]}\n`))
+        .join('');
+      const stderr = missing.map((k) => `sysctl: cannot stat /proc/sys/${k.replaceAll('.', '/')}: No such file or directory\n`).join('');
+      return { exitCode: missing.length ? 1 : 0, stdout, stderr };
+    };
+    return { exec, calls };
+  }
+  const values = { host: { 'net.a': '1', 'net.b': '0', 'net.range': '32768\t60999' }, tbb: { 'net.a': '0', 'net.b': '0' } };
+  const assertions = [sysctl('net.a', '1'), sysctl('net.a', '0', 'tbb'), sysctl('net.b', '1'), sysctl('net.range', '32768 60999'), sysctl('net.b', '0', 'tbb')];
+
+  it('one `sysctl KEY…` for the host and one per namespace, with the results of reading each key alone', async () => {
+    const k = kernel(values);
+    const batched = await evaluateRuntime(assertions, k.exec);
+    expect(k.calls).toEqual(['sysctl net.a net.b net.range', 'ip netns exec tbb sysctl net.a net.b']);
+    const alone = await Promise.all(assertions.map(async (a) => (await evaluateRuntime([a], kernel(values).exec))[0]!));
+    expect(batched).toEqual(alone);
+    expect(batched.map((r) => r.ok)).toEqual([true, true, false, true, true]);
+  });
+  it('a key the kernel does not have: the batch is not used, each key is read alone and the missing one fails with the reason', async () => {
+    const k = kernel(values);
+    const r = await evaluateRuntime([...assertions, sysctl('net.nope', '1')], k.exec);
+    expect(k.calls.filter((c) => c.startsWith('sysctl -n '))).toHaveLength(4);
+    expect(r.map((x) => x.ok)).toEqual([true, true, false, true, true, false]);
+    expect(r.at(-1)!.detail).toMatch(/could not read net\.nope: sysctl: cannot stat/);
+  });
+  it('sysctlValues takes only exactly one KEY = VALUE line per key, in the order asked', () => {
+    expect([...sysctlValues(['a.b', 'c'], 'a.b = 1\nc = 2\t3\n')]).toEqual([
+      ['a.b', '1'],
+      ['c', '2\t3'],
+    ]);
+    expect(sysctlValues(['a.b', 'c'], 'c = 2\na.b = 1\n').size).toBe(0);
+    expect(sysctlValues(['a.b', 'c'], 'a.b = 1\n').size).toBe(0);
+    expect(sysctlValues(['a.b', 'c'], 'a.b = 1\nmore\nc = 2\n').size).toBe(0);
+    expect(sysctlValues(['a.b'], 'a.bc = 1\n').size).toBe(0);
   });
 });

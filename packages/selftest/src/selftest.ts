@@ -96,7 +96,7 @@ export async function runSelftest(doc: SelftestDocument, exec: Exec, opts: Selft
     for (const [i, r] of results.entries()) byId.set(r.id, { module: pending[i]!.module, ...r });
     pending = pending.filter((a) => !byId.get(a.id)!.ok && !isSettled(a));
     if (pending.length === 0 || now() >= deadline) break;
-    await sleep(opts.intervalMs ?? 3000);
+    await sleep(opts.intervalMs ?? 1000);
   }
   const results = assertions.map((a) => byId.get(a.id)!);
   const failed = results.filter((r) => !r.ok).length;
