@@ -345,9 +345,18 @@ describe.skipIf(skip).sequential('the booted image on a network: every packet fr
     if (!r.base.cached) throw new Error(`the planted image ${name} rebuilt the base instead of reusing it`);
     return r.iso;
   }
+  /** Each matching file edited once (undefined: removed); an edit that changes nothing throws, since a plant that silently does not apply would test the unplanted image. */
   const editFile = (tree: Tree, pred: (path: string) => boolean, edit: (content: string) => string | undefined): Tree => {
     if (!tree.files.some((f) => pred(f.path))) throw new Error('planting: no such file in the tree');
-    return { ...tree, files: tree.files.flatMap((f) => (!pred(f.path) ? [f] : edit(f.content) === undefined ? [] : [{ ...f, content: edit(f.content)! }])) };
+    return {
+      ...tree,
+      files: tree.files.flatMap((f) => {
+        if (!pred(f.path)) return [f];
+        const content = edit(f.content);
+        if (content === f.content) throw new Error(`planting: the edit of ${f.path} did not apply`);
+        return content === undefined ? [] : [{ ...f, content }];
+      }),
+    };
   };
   /** Tails' 2009 bug: a ruleset naming a user that does not exist is refused as a whole. */
   const corruptRuleset = (tree: Tree) =>
@@ -356,12 +365,6 @@ describe.skipIf(skip).sequential('the booted image on a network: every packet fr
       (p) => p === firewall.RULESET_PATH,
       (c) => c.replace(/meta skuid (\d+)/, 'meta skuid no-such-user-$1'),
     );
-  /** An edit that must change the file: a plant that silently does not apply would test the unplanted image. */
-  const mustEdit = (what: string, edit: (content: string) => string) => (content: string) => {
-    const out = edit(content);
-    if (out === content) throw new Error(`planting: ${what} did not apply`);
-    return out;
-  };
   /**
    * The firewall ordered after the network is online (the common `After=network-online.target` mistake) and
    * NetworkManager no longer requiring it. NetworkManager's DHCP then surely leaves before the lockdown: ordered
@@ -374,7 +377,7 @@ describe.skipIf(skip).sequential('the booted image on a network: every packet fr
     t = editFile(
       t,
       (p) => p.endsWith(`/${firewall.UNIT_NAME}`),
-      mustEdit("the firewall unit's order", (c) => c.replace(/^Before=network-pre\.target$/m, 'After=network-online.target\nWants=network-online.target')),
+      (c) => c.replace(/^Before=network-pre\.target$/m, 'After=network-online.target\nWants=network-online.target'),
     );
     t = editFile(
       t,
@@ -385,7 +388,7 @@ describe.skipIf(skip).sequential('the booted image on a network: every packet fr
     return editFile(
       t,
       (p) => p.endsWith(`/${UNITS.netns}`),
-      mustEdit("the namespaces' unit's order", (c) =>
+      (c) =>
         c.replace(
           /^Before=(.*)$/m,
           (_, units: string) =>
@@ -394,7 +397,6 @@ describe.skipIf(skip).sequential('the booted image on a network: every packet fr
               .filter((u) => !network.has(u))
               .join(' ')}`,
         ),
-      ),
     );
   };
   const plantedException = (tree: Tree) => {
